@@ -1,0 +1,3 @@
+from demigod.cli import app
+
+app()

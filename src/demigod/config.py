@@ -1,0 +1,108 @@
+"""The one typed home of configuration: `mesh.yaml`, overridden by `DEMIGOD_*` variables.
+
+Precedence (highest first): explicit arguments (CLI flags), environment variables
+(`DEMIGOD_PORT=9000`, nested fields with `__`: `DEMIGOD_ENGINE__N_CTX=4096`), the YAML
+file, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("mesh.yaml")
+CONFIG_FILE_ENV = "DEMIGOD_CONFIG"
+
+# Categories the routing policy knows out of the box (design.md).
+DEFAULT_CATEGORIES = ("code", "math", "chat", "long_context")
+
+
+class ModelConfig(BaseModel):
+    """One model the mesh serves from a GGUF file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", max_length=128)
+    path: Path
+    categories: list[str] = Field(default_factory=lambda: ["chat"])
+
+
+class EngineConfig(BaseModel):
+    """llama.cpp engine knobs, shared by every model in the process."""
+
+    n_ctx: int = Field(default=2048, ge=64, description="context window per sequence, in tokens")
+    n_batch: int = Field(default=512, ge=1, description="prompt tokens decoded per llama_decode")
+    n_threads: int | None = Field(default=None, ge=1, description="None: all cores")
+    queue_size: int = Field(
+        default=32, ge=1, description="requests waiting per model before 503 + Retry-After"
+    )
+    retry_after_seconds: int = Field(default=1, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEMIGOD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Field(default=Path("var"), description="demo models, caches, toolkits")
+    models: list[ModelConfig] = Field(
+        default_factory=list, description="models to serve; empty means build and serve the demo"
+    )
+    default_model: str | None = Field(
+        default=None, description="what model=auto routes to; None: the first chat model"
+    )
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from `config_file` (or `$DEMIGOD_CONFIG`, or ./mesh.yaml if present).
+
+    Raises FileNotFoundError when an explicitly named file does not exist, and
+    pydantic.ValidationError naming the bad field when a value is invalid.
+    """
+    if config_file is None:
+        config_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        if not config_file.is_file():
+            config_file = None
+    elif not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
+
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    return FileSettings(**clean)

@@ -1,0 +1,23 @@
+"""Engines run models. The gateway sees only the `Engine` protocol from `engines.base`."""
+
+from demigod.engines.base import (
+    ContextOverflowError,
+    Engine,
+    EngineError,
+    EngineInfo,
+    GenerationEvent,
+    GenerationRequest,
+    QueueFullError,
+    SamplingParams,
+)
+
+__all__ = [
+    "ContextOverflowError",
+    "Engine",
+    "EngineError",
+    "EngineInfo",
+    "GenerationEvent",
+    "GenerationRequest",
+    "QueueFullError",
+    "SamplingParams",
+]

@@ -1,0 +1,113 @@
+"""The `Engine` protocol: the one interface between the gateway and anything that runs a model.
+
+An engine owns its scheduling: `generate` may be called concurrently by many requests;
+the engine queues, batches or rejects them. Today the llama.cpp engine runs one sequence
+at a time from a bounded queue; continuous batching replaces that scheduler without
+changing this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+
+class EngineError(Exception):
+    """A model failed while serving a request (an internal error, answered 5xx)."""
+
+
+class QueueFullError(EngineError):
+    """The model's request queue is full; the client should retry after `retry_after` s."""
+
+    def __init__(self, model: str, retry_after: int) -> None:
+        super().__init__(f"model {model!r} is at capacity; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class ContextOverflowError(EngineError):
+    """Prompt plus requested completion does not fit the model's context window."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"this model's context window is {n_ctx} tokens; the prompt has {prompt_tokens} "
+            f"and max_tokens asks for {max_tokens} more"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.n_ctx = n_ctx
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick tokens. temperature == 0 means greedy."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt_tokens: list[int]
+    sampling: SamplingParams
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationEvent:
+    """A piece of output. The last event of a generation has `finish_reason` set."""
+
+    text: str
+    completion_tokens: int
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the gateway needs to know about a loaded model."""
+
+    architecture: str
+    n_ctx: int
+    n_params: int
+    file_size: int
+    chat_template: str | None = None
+    bos_token: str = ""
+    eos_token: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded model. Methods other than `generate` are cheap and thread-safe."""
+
+    name: str
+    info: EngineInfo
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
+        """Token ids of `text`, as the model will see them."""
+        ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """Stream the completion of `request.prompt_tokens`.
+
+        Raises QueueFullError before the first event when the queue is full, and
+        ContextOverflowError when the prompt and max_tokens do not fit. Closing the
+        iterator early (client gone) stops the generation at the next token.
+        """
+        ...
+
+    def health(self) -> bool:
+        """True while the engine can serve."""
+        ...
+
+    def queue_depth(self) -> int:
+        """Requests waiting or running."""
+        ...
+
+    async def close(self) -> None:
+        """Finish or abort work and free the model."""
+        ...

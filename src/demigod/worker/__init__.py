@@ -1,0 +1,1 @@
+"""Running model work off the event loop: schedulers that feed engines."""
