@@ -26,12 +26,16 @@ CONFIG_FILE_ENV = "DEMIGOD_CONFIG"
 DEFAULT_CATEGORIES = ("code", "math", "chat", "long_context")
 
 
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
 class ModelConfig(BaseModel):
     """One model the mesh serves from a GGUF file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", max_length=128)
+    name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=128)
     path: Path
     categories: list[str] = Field(default_factory=lambda: ["chat"])
+    version: str = Field(default="local", description="shown in metrics and /v1/models")
 
 
 class EngineConfig(BaseModel):
@@ -39,7 +43,7 @@ class EngineConfig(BaseModel):
 
     n_ctx: int = Field(default=2048, ge=64, description="context window per sequence, in tokens")
     n_batch: int = Field(default=512, ge=1, description="prompt tokens decoded per llama_decode")
-    n_threads: int | None = Field(default=None, ge=1, description="None: all cores")
+    n_threads: int | None = Field(default=None, ge=1, description="None: half the cores")
     queue_size: int = Field(
         default=32, ge=1, description="requests waiting per model before 503 + Retry-After"
     )

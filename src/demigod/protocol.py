@@ -31,7 +31,7 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
-class _Request(BaseModel):
+class CompletionFields(BaseModel):
     """Fields common to chat and text completions, with OpenAI's ranges."""
 
     model_config = ConfigDict(extra="allow")
@@ -90,11 +90,11 @@ class ChatMessage(BaseModel):
         return value
 
 
-class ChatCompletionRequest(_Request):
+class ChatCompletionRequest(CompletionFields):
     messages: list[ChatMessage] = Field(min_length=1)
 
 
-class CompletionRequest(_Request):
+class CompletionRequest(CompletionFields):
     prompt: str | list[str] = Field(description="one prompt; a list must hold exactly one")
     echo: StrictBool = False
 

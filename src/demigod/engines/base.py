@@ -87,8 +87,11 @@ class Engine(Protocol):
     name: str
     info: EngineInfo
 
-    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
-        """Token ids of `text`, as the model will see them."""
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = False
+    ) -> list[int]:
+        """Token ids of `text`, as the model will see them. `add_special` adds BOS where the
+        model wants it; `parse_special` reads special-token text (chat templates) as tokens."""
         ...
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:

@@ -22,7 +22,9 @@ HELD_OUT_EVERY = 10
 
 # Standard-library directories that are not representative source code (test suites carry
 # huge generated data files) or are not the standard library at all.
-_SKIPPED_DIRS = frozenset({"test", "tests", "idlelib", "site-packages", "dist-packages"})
+_SKIPPED_DIRS = frozenset(
+    {"test", "tests", "idlelib", "site-packages", "dist-packages", "encodings", "pydoc_data"}
+)
 
 CORPUS_NAMES = ("code", "prose")
 

@@ -1,0 +1,42 @@
+# Phoenix DemiGod: `make run` serves the mesh, `make test` runs the suite. Both set up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+# The venv is rebuilt when the declared dependencies change.
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup models run test lint format clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Installing demigod and llama-cpp-python (first time: builds llama.cpp from source, ~5 min)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[build,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install everything
+
+models: setup  ## build the demo models (cached under var/)
+	$(BIN)/demigod models build-demo
+
+run: models  ## build what is missing, then serve on http://$(HOST):$(PORT)
+	$(BIN)/demigod serve --host $(HOST) --port $(PORT)
+
+test: setup  ## the whole test suite
+	$(BIN)/python -m pytest
+
+lint: setup  ## ruff check + ruff format --check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: setup  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+clean:  ## remove the venv and built models
+	rm -rf $(VENV) var

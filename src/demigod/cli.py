@@ -1,0 +1,153 @@
+"""The `demigod` command line: the first-class interface to the mesh."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from demigod import __version__
+from demigod.config import ModelConfig, Settings, load_settings
+
+app = typer.Typer(
+    help=(
+        "Phoenix DemiGod: an inference mesh for attention-free language models (Mamba, RWKV, "
+        "hybrids) served from GGUF files through llama.cpp, behind one OpenAI-compatible API.\n\n"
+        "Start with `demigod serve` (builds and serves the demo models), or "
+        "`demigod serve --model NAME=FILE.gguf` to serve your own files."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+models_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
+    ),
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def parse_model_option(value: str) -> ModelConfig:
+    """`NAME=FILE.gguf` or `NAME=FILE.gguf:category[,category]`. Raises typer.BadParameter."""
+    name, sep, rest = value.partition("=")
+    if not sep or not name or not rest:
+        raise typer.BadParameter(f"expected NAME=FILE.gguf, got {value!r}")
+    path, _, categories = rest.partition(":")
+    try:
+        return ModelConfig(
+            name=name,
+            path=Path(path),
+            categories=[c for c in categories.split(",") if c] or ["chat"],
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(f"{value!r}: {exc.errors()[0]['msg']}") from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on [default: 8080]")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help=(
+                "serve a GGUF file directly, as NAME=FILE.gguf[:category,...] (repeatable); "
+                "replaces the configured and demo models"
+            ),
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the mesh: OpenAI-compatible API, health probes and Prometheus metrics.
+
+    Models come from --model, else from the config file's `models:`, else the demo
+    models are built (first run, a few minutes) and served.
+    """
+    import uvicorn
+
+    from demigod.gateway.app import create_app
+    from demigod.observability.logging import configure_logging
+
+    settings = _settings(config, host=host, port=port)
+    configure_logging(settings.log_level, settings.log_json)
+    served = [parse_model_option(value) for value in model or []] or settings.models
+    if not served:
+        served = _demo_model_configs(settings)
+    for entry in served:
+        if not entry.path.is_file():
+            console.print(f"[red]model {entry.name!r}: file not found:[/red] {entry.path}")
+            raise typer.Exit(2)
+    uvicorn.run(
+        create_app(settings, served),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _demo_model_configs(settings: Settings) -> list[ModelConfig]:
+    from demigod.lifecycle.demo import ensure_demo_models
+
+    return [
+        ModelConfig(
+            name=demo.name, path=demo.gguf_path, categories=[demo.category], version=demo.version
+        )
+        for demo in ensure_demo_models(settings.data_dir, console=console)
+    ]
+
+
+@models_app.command("build-demo")
+def build_demo(
+    force: Annotated[bool, typer.Option(help="rebuild even when cached")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Build the demo models (train → HF folder → GGUF F16 → Q4_0 → validate), or reuse the cache."""
+    from demigod.lifecycle.demo import ensure_demo_models
+
+    settings = _settings(config)
+    demos = ensure_demo_models(settings.data_dir, console=console, force=force)
+    rows = [
+        {"name": d.name, "category": d.category, "path": str(d.gguf_path), "version": d.version}
+        for d in demos
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    from rich.table import Table
+
+    table = Table("name", "category", "version", "path")
+    for row in rows:
+        table.add_row(row["name"], row["category"], row["version"], row["path"])
+    Console().print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the demigod and llama.cpp (llama-cpp-python) versions."""
+    import llama_cpp
+
+    typer.echo(f"demigod {__version__}\nllama-cpp-python {llama_cpp.__version__}")

@@ -1,0 +1,300 @@
+"""Turning one OpenAI request into an engine generation and back into OpenAI JSON or SSE."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from demigod.engines.base import (
+    ContextOverflowError,
+    EngineError,
+    GenerationEvent,
+    GenerationRequest,
+    QueueFullError,
+    SamplingParams,
+)
+from demigod.gateway.errors import APIError
+from demigod.mesh import ServedModel
+from demigod.observability.metrics import Metrics
+from demigod.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatDelta,
+    Completion,
+    CompletionChoice,
+    ErrorBody,
+    ErrorResponse,
+    Usage,
+    new_id,
+    now,
+)
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["chat", "text"]
+ANONYMOUS_TENANT = "anonymous"
+# How many events pass between checks that a non-streaming client is still connected.
+DISCONNECT_CHECK_EVERY = 16
+# OpenAI's legacy completions endpoint defaults to 16 tokens; chat runs to the context end.
+TEXT_DEFAULT_MAX_TOKENS = 16
+
+
+@dataclass
+class CompletionJob:
+    """Everything needed to answer one completion request."""
+
+    kind: Kind
+    model: ServedModel
+    prompt_tokens: list[int]
+    sampling: SamplingParams
+    stream: bool
+    include_usage: bool
+    request_id: str
+    received: float
+    echo_text: str = ""
+
+
+def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
+    return TEXT_DEFAULT_MAX_TOKENS if kind == "text" else max(1, n_ctx - prompt_tokens)
+
+
+class CompletionRunner:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def respond(
+        self, job: CompletionJob, request: Request
+    ) -> JSONResponse | StreamingResponse:
+        """Start the generation; answer JSON or SSE. Raises APIError for refusals."""
+        try:
+            events = job.model.engine.generate(
+                GenerationRequest(job.prompt_tokens, job.sampling, job.request_id)
+            )
+        except ContextOverflowError as exc:
+            raise APIError(
+                400,
+                str(exc),
+                param="messages" if exc.prompt_tokens >= exc.n_ctx else "max_tokens",
+                code="context_length_exceeded",
+            ) from exc
+        except QueueFullError as exc:
+            raise APIError(
+                503,
+                str(exc),
+                type="server_overloaded",
+                code="queue_full",
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from exc
+        self._metrics.inflight.labels(job.model.name).inc()
+        if job.stream:
+            return StreamingResponse(
+                self._stream(job, events),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Request-ID": job.request_id},
+            )
+        return await self._collect(job, events, request)
+
+    async def _collect(
+        self, job: CompletionJob, events: AsyncIterator[GenerationEvent], request: Request
+    ) -> JSONResponse:
+        recorder = _Recorder(self._metrics, job)
+        parts: list[str] = []
+        last = GenerationEvent("", 0)
+        try:
+            async with events:  # type: ignore[attr-defined]
+                async for index, event in _enumerate(events):
+                    recorder.token(event)
+                    parts.append(event.text)
+                    last = event
+                    if index % DISCONNECT_CHECK_EVERY == 0 and await request.is_disconnected():
+                        recorder.finish(499)
+                        return JSONResponse({}, status_code=499)
+        except EngineError as exc:
+            recorder.finish(500)
+            raise APIError(500, str(exc), type="server_error") from exc
+        usage = Usage.of(len(job.prompt_tokens), last.completion_tokens)
+        finish = last.finish_reason or "length"
+        text = job.echo_text + "".join(parts)
+        body: BaseModel
+        if job.kind == "chat":
+            body = ChatCompletion(
+                model=job.model.name,
+                choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=finish)],
+                usage=usage,
+            )
+        else:
+            body = Completion(
+                model=job.model.name,
+                choices=[CompletionChoice(text=text, finish_reason=finish)],
+                usage=usage,
+            )
+        recorder.finish(200, usage)
+        return JSONResponse(
+            body.model_dump(exclude_none=False), headers={"X-Request-ID": job.request_id}
+        )
+
+    async def _stream(
+        self, job: CompletionJob, events: AsyncIterator[GenerationEvent]
+    ) -> AsyncIterator[str]:
+        recorder = _Recorder(self._metrics, job)
+        chunks = _ChunkWriter(job)
+        status = 499  # until the stream completes, a stop means the client went away
+        try:
+            yield chunks.opening()
+            async with events:  # type: ignore[attr-defined]
+                async for event in events:
+                    recorder.token(event)
+                    if event.text or event.finish_reason:
+                        yield chunks.piece(event)
+            usage = Usage.of(len(job.prompt_tokens), recorder.completion_tokens)
+            if job.include_usage:
+                yield chunks.usage(usage)
+            yield "data: [DONE]\n\n"
+            status = 200
+            recorder.usage = usage
+        except EngineError as exc:
+            status = 500
+            log.error("generation failed mid-stream", extra={"error": str(exc)})
+            error = ErrorResponse(error=ErrorBody(message=str(exc), type="server_error"))
+            yield f"data: {error.model_dump_json()}\n\n"
+            yield "data: [DONE]\n\n"
+        finally:
+            recorder.finish(status, recorder.usage)
+
+
+async def _enumerate(
+    events: AsyncIterator[GenerationEvent],
+) -> AsyncIterator[tuple[int, GenerationEvent]]:
+    index = 0
+    async for event in events:
+        yield index, event
+        index += 1
+
+
+class _ChunkWriter:
+    """SSE lines in the shape of OpenAI's streaming chunks."""
+
+    def __init__(self, job: CompletionJob) -> None:
+        self._job = job
+        self._id = new_id("chatcmpl" if job.kind == "chat" else "cmpl")
+        self._created = now()
+
+    def opening(self) -> str:
+        if self._job.kind == "chat":
+            return self._chat(ChatDelta(role="assistant", content=""), None)
+        return self._text(self._job.echo_text, None) if self._job.echo_text else ""
+
+    def piece(self, event: GenerationEvent) -> str:
+        if self._job.kind == "chat":
+            delta = ChatDelta(content=event.text) if event.text else ChatDelta()
+            return self._chat(delta, event.finish_reason)
+        return self._text(event.text, event.finish_reason)
+
+    def usage(self, usage: Usage) -> str:
+        if self._job.kind == "chat":
+            chunk: BaseModel = ChatCompletionChunk(
+                id=self._id,
+                created=self._created,
+                model=self._job.model.name,
+                choices=[],
+                usage=usage,
+            )
+        else:
+            chunk = Completion(
+                id=self._id,
+                created=self._created,
+                model=self._job.model.name,
+                choices=[],
+                usage=usage,
+            )
+        return _sse(chunk)
+
+    def _chat(self, delta: ChatDelta, finish: Literal["stop", "length"] | None) -> str:
+        return _sse(
+            ChatCompletionChunk(
+                id=self._id,
+                created=self._created,
+                model=self._job.model.name,
+                choices=[ChatChunkChoice(delta=delta, finish_reason=finish)],
+            )
+        )
+
+    def _text(self, text: str, finish: Literal["stop", "length"] | None) -> str:
+        return _sse(
+            Completion(
+                id=self._id,
+                created=self._created,
+                model=self._job.model.name,
+                choices=[CompletionChoice(text=text, finish_reason=finish)],
+            )
+        )
+
+
+def _sse(chunk: BaseModel) -> str:
+    return f"data: {json.dumps(chunk.model_dump(exclude_none=True), separators=(',', ':'))}\n\n"
+
+
+class _Recorder:
+    """Metrics and the access log line of one request."""
+
+    def __init__(self, metrics: Metrics, job: CompletionJob) -> None:
+        self._metrics = metrics
+        self._job = job
+        self._first_token_at: float | None = None
+        self._last_token_at: float | None = None
+        self.completion_tokens = 0
+        self.usage: Usage | None = None
+        self._finished = False
+
+    def token(self, event: GenerationEvent) -> None:
+        stamp = time.perf_counter()
+        if self._first_token_at is None and event.completion_tokens > 0:
+            self._first_token_at = stamp
+            self._metrics.time_to_first_token.labels(self._job.model.name).observe(
+                stamp - self._job.received
+            )
+        self._last_token_at = stamp
+        self.completion_tokens = event.completion_tokens
+
+    def finish(self, status: int, usage: Usage | None = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        job, metrics, model = self._job, self._metrics, self._job.model.name
+        elapsed = time.perf_counter() - job.received
+        metrics.inflight.labels(model).dec()
+        metrics.requests.labels(model, job.model.version, ANONYMOUS_TENANT, str(status)).inc()
+        metrics.request_duration.labels(model, ANONYMOUS_TENANT).observe(elapsed)
+        metrics.tokens.labels(model, ANONYMOUS_TENANT, "input").inc(len(job.prompt_tokens))
+        metrics.tokens.labels(model, ANONYMOUS_TENANT, "output").inc(self.completion_tokens)
+        if (
+            self._first_token_at is not None
+            and self._last_token_at is not None
+            and self.completion_tokens > 1
+        ):
+            per_token = (self._last_token_at - self._first_token_at) / (self.completion_tokens - 1)
+            metrics.time_per_output_token.labels(model).observe(per_token)
+        log.info(
+            "completion",
+            extra={
+                "model": model,
+                "version": job.model.version,
+                "kind": job.kind,
+                "stream": job.stream,
+                "status": status,
+                "prompt_tokens": len(job.prompt_tokens),
+                "completion_tokens": self.completion_tokens,
+                "seconds": round(elapsed, 4),
+            },
+        )
