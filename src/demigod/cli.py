@@ -125,7 +125,7 @@ def build_demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Build the demo models (train → HF folder → GGUF F16 → Q4_0 → validate), or reuse the cache."""
+    """Build the demo models (train, convert to GGUF, quantize Q4_0, validate) or reuse them."""
     from demigod.lifecycle.demo import ensure_demo_models
 
     settings = _settings(config)

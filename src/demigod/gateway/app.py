@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -25,8 +23,8 @@ from demigod.gateway.completions import (
 )
 from demigod.gateway.errors import APIError, install_error_handlers
 from demigod.gateway.policy import RoutingPolicy, UnknownModelError
+from demigod.gateway.request_context import RequestContextMiddleware
 from demigod.mesh import Mesh, ServedModel
-from demigod.observability.logging import request_id_var
 from demigod.observability.metrics import CONTENT_TYPE, Metrics
 from demigod.protocol import (
     ChatCompletion,
@@ -94,20 +92,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
 
     install_error_handlers(app, on_error=record_refusal)
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = rid
-        request.state.received = time.perf_counter()
-        token = request_id_var.set(rid)
-        try:
-            response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        response.headers.setdefault("X-Request-ID", rid)
-        return response
+    app.add_middleware(RequestContextMiddleware)
 
     def mesh() -> Mesh:
         loaded = state.get("mesh")

@@ -1,0 +1,95 @@
+"""Shared fixtures: one tiny model per test run, and real servers on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+SERVER_START_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init Mamba, through the real convert → quantize pipeline (seconds)."""
+    from demigod.lifecycle.demo import build_test_model
+
+    return build_test_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    models: list[str], tmp_path: Path, env: dict[str, str] | None = None, config: str | None = None
+) -> Server:
+    """`demigod serve` in a subprocess, as a user runs it; returns once /readyz says ready."""
+    port = free_port()
+    log = tmp_path / f"server-{port}.log"
+    command = [sys.executable, "-m", "demigod", "serve", "--port", str(port)]
+    for model in models:
+        command += ["--model", model]
+    environment = {
+        **os.environ,
+        # One decode thread: the test client shares these two cores (see default_threads).
+        "DEMIGOD_ENGINE__N_THREADS": "1",
+        "DEMIGOD_DATA_DIR": str(tmp_path / "data"),
+        **(env or {}),
+    }
+    if config is not None:
+        config_file = tmp_path / f"mesh-{port}.yaml"
+        config_file.write_text(config)
+        command += ["--config", str(config_file)]
+    process = subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=environment, cwd=tmp_path
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return Server(url, process, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server not ready after {SERVER_START_TIMEOUT}s:\n{log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the whole run, serving the tiny model as `tiny` (and `auto`)."""
+    running = start_server([f"tiny={tiny_model}"], tmp_path_factory.mktemp("server"))
+    yield running
+    stop_server(running)
