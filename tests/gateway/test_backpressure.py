@@ -17,7 +17,9 @@ LONG = 7000  # tokens: seconds of decoding, so a disconnect lands mid-generation
 
 
 @pytest.fixture(scope="module")
-def small_queue_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def small_queue_server(
+    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     running = start_server(
         [f"tiny={tiny_model}"],
         tmp_path_factory.mktemp("small-queue"),
@@ -28,14 +30,22 @@ def small_queue_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 def long_body(stream: bool = False) -> dict[str, object]:
-    return {"model": "tiny", "prompt": "go", "max_tokens": LONG, "ignore_eos": True, "stream": stream}
+    return {
+        "model": "tiny",
+        "prompt": "go",
+        "max_tokens": LONG,
+        "ignore_eos": True,
+        "stream": stream,
+    }
 
 
 def test_full_queue_answers_503_with_retry_after(small_queue_server: Server) -> None:
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=small_queue_server.url, timeout=120) as client:
             body = {**long_body(), "max_tokens": 600}
-            return await asyncio.gather(*(client.post("/v1/completions", json=body) for _ in range(6)))
+            return await asyncio.gather(
+                *(client.post("/v1/completions", json=body) for _ in range(6))
+            )
 
     replies = asyncio.run(burst())
     statuses = sorted(r.status_code for r in replies)
@@ -45,11 +55,15 @@ def test_full_queue_answers_503_with_retry_after(small_queue_server: Server) -> 
     assert refused.headers["retry-after"] == "2"
     assert refused.json()["error"]["code"] == "queue_full"
     # nothing was lost: the admitted requests ran to the end
-    assert all(r.json()["usage"]["completion_tokens"] == 600 for r in replies if r.status_code == 200)
+    assert all(
+        r.json()["usage"]["completion_tokens"] == 600 for r in replies if r.status_code == 200
+    )
 
 
 def output_tokens(server: Server) -> float:
-    return scrape(server).get('demigod_tokens_total{model="tiny",tenant="anonymous",type="output"}', 0)
+    return scrape(server).get(
+        'demigod_tokens_total{model="tiny",tenant="anonymous",type="output"}', 0
+    )
 
 
 def disconnects(server: Server) -> float:
@@ -68,7 +82,9 @@ def wait_for_idle(server: Server) -> None:
 
 def test_stream_disconnect_stops_generation(small_queue_server: Server) -> None:
     before_tokens, before_499 = output_tokens(small_queue_server), disconnects(small_queue_server)
-    with httpx.stream("POST", f"{small_queue_server.url}/v1/completions", json=long_body(True)) as reply:
+    with httpx.stream(
+        "POST", f"{small_queue_server.url}/v1/completions", json=long_body(True)
+    ) as reply:
         lines = reply.iter_lines()
         for _ in range(5):
             next(lines)

@@ -116,7 +116,9 @@ def test_stop_sequence_cuts_the_output(client: openai.OpenAI) -> None:
     text = full.choices[0].text
     assert len(text) > 12
     stop = text[8:11]
-    cut = client.completions.create(model="tiny", prompt=prompt, max_tokens=30, stop=[stop], **GREEDY)
+    cut = client.completions.create(
+        model="tiny", prompt=prompt, max_tokens=30, stop=[stop], **GREEDY
+    )
     assert cut.choices[0].text == text[: text.find(stop)]
     assert cut.choices[0].finish_reason == "stop"
     streamed = client.completions.create(
