@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from demigod.cli import parse_model_option
-from demigod.config import load_settings
+from demigod.config import Settings, load_settings
 from demigod.gateway.chat_template import ChatTemplate, ChatTemplateError
 from demigod.gateway.errors import _field_path
 from demigod.gateway.policy import RoutingPolicy, UnknownModelError
@@ -116,3 +116,8 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     (tmp_path / "typo.yaml").write_text("prot: 80\n")
     with pytest.raises(ValidationError, match="prot"):
         load_settings(tmp_path / "typo.yaml")
+
+
+def test_example_config_matches_the_defaults() -> None:
+    example = load_settings(Path(__file__).parents[2] / "mesh.example.yaml")
+    assert example.model_dump() == Settings().model_dump()
