@@ -7,6 +7,7 @@ from demigod.engines.base import (
     EngineInfo,
     GenerationEvent,
     GenerationRequest,
+    GenerationStream,
     QueueFullError,
     SamplingParams,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "EngineInfo",
     "GenerationEvent",
     "GenerationRequest",
+    "GenerationStream",
     "QueueFullError",
     "SamplingParams",
 ]

@@ -80,6 +80,20 @@ class EngineInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+class GenerationStream(Protocol):
+    """The events of one generation. Leaving `async with` (or `aclose()`) cancels it."""
+
+    def __aiter__(self) -> AsyncIterator[GenerationEvent]: ...
+
+    async def __anext__(self) -> GenerationEvent: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> GenerationStream: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A loaded model. Methods other than `generate` are cheap and thread-safe."""
@@ -94,7 +108,7 @@ class Engine(Protocol):
         model wants it; `parse_special` reads special-token text (chat templates) as tokens."""
         ...
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+    def generate(self, request: GenerationRequest) -> GenerationStream:
         """Stream the completion of `request.prompt_tokens`.
 
         Raises QueueFullError before the first event when the queue is full, and

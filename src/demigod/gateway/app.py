@@ -263,7 +263,7 @@ async def _probe(served: ServedModel) -> str:
         produced = 0
         async with served.engine.generate(
             GenerationRequest(tokens, params, "deep-probe")
-        ) as events:  # type: ignore[attr-defined]
+        ) as events:
             async for event in events:
                 produced = event.completion_tokens
     except Exception as exc:

@@ -18,6 +18,7 @@ from demigod.engines.base import (
     EngineError,
     GenerationEvent,
     GenerationRequest,
+    GenerationStream,
     QueueFullError,
     SamplingParams,
 )
@@ -101,18 +102,18 @@ class CompletionRunner:
             return StreamingResponse(
                 self._stream(job, events),
                 media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Request-ID": job.request_id},
+                headers={"Cache-Control": "no-cache"},
             )
         return await self._collect(job, events, request)
 
     async def _collect(
-        self, job: CompletionJob, events: AsyncIterator[GenerationEvent], request: Request
+        self, job: CompletionJob, events: GenerationStream, request: Request
     ) -> JSONResponse:
         recorder = _Recorder(self._metrics, job)
         parts: list[str] = []
         last = GenerationEvent("", 0)
         try:
-            async with events:  # type: ignore[attr-defined]
+            async with events:
                 async for index, event in _enumerate(events):
                     recorder.token(event)
                     parts.append(event.text)
@@ -140,19 +141,15 @@ class CompletionRunner:
                 usage=usage,
             )
         recorder.finish(200, usage)
-        return JSONResponse(
-            body.model_dump(exclude_none=False), headers={"X-Request-ID": job.request_id}
-        )
+        return JSONResponse(body.model_dump())
 
-    async def _stream(
-        self, job: CompletionJob, events: AsyncIterator[GenerationEvent]
-    ) -> AsyncIterator[str]:
+    async def _stream(self, job: CompletionJob, events: GenerationStream) -> AsyncIterator[str]:
         recorder = _Recorder(self._metrics, job)
         chunks = _ChunkWriter(job)
         status = 499  # until the stream completes, a stop means the client went away
         try:
             yield chunks.opening()
-            async with events:  # type: ignore[attr-defined]
+            async with events:
                 async for event in events:
                     recorder.token(event)
                     if event.text or event.finish_reason:
