@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.console import Console
 
 from demigod import __version__
 from demigod.config import ModelConfig, Settings, load_settings
+from demigod.deploy.cli import deploy_app
 
 app = typer.Typer(
     help=(
@@ -25,9 +27,23 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(deploy_app, name="deploy")
+route_app = typer.Typer(help="Inspect routing decisions offline.", no_args_is_help=True)
+app.add_typer(route_app, name="route")
 
 console = Console(stderr=True)
 
+ModelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=(
+            "serve a GGUF file directly, as NAME=FILE.gguf[:category,...] (repeatable); "
+            "replaces the configured and demo models"
+        ),
+    ),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -66,17 +82,7 @@ def serve(
         str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
     ] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on [default: 8080]")] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help=(
-                "serve a GGUF file directly, as NAME=FILE.gguf[:category,...] (repeatable); "
-                "replaces the configured and demo models"
-            ),
-        ),
-    ] = None,
+    model: ModelOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve the mesh: OpenAI-compatible API, health probes and Prometheus metrics.
@@ -143,6 +149,55 @@ def build_demo(
     for row in rows:
         table.add_row(row["name"], row["category"], row["version"], row["path"])
     Console().print(table)
+
+
+@route_app.command("classify")
+def route_classify(
+    jsonl: Annotated[
+        Path,
+        typer.Option("--jsonl", help='input: one JSON object per line with a "prompt"; - is stdin'),
+    ],
+    model: ModelOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Classify prompts and name the model `auto` would pick, one JSON line out per line in.
+
+    Out: the input line's fields plus "category", "model", "reason" and "confidence".
+    Models come from --model, else the config, else the demo catalogue (nothing is loaded).
+    """
+    from demigod.gateway.classifier import RequestClassifier
+    from demigod.gateway.policy import RoutingPolicy
+
+    settings = _settings(config)
+    configs = [parse_model_option(value) for value in model or []] or settings.models
+    if not configs:
+        configs = _demo_model_configs(settings, build=False)
+    classifier = RequestClassifier.from_config(settings.routing)
+    policy = RoutingPolicy({c.name: c for c in configs}, classifier, settings.default_model)
+    try:
+        text = sys.stdin.read() if str(jsonl) == "-" else jsonl.read_text(encoding="utf-8")
+    except OSError as exc:
+        console.print(f"[red]cannot read {jsonl}:[/red] {exc.strerror}")
+        raise typer.Exit(2) from exc
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            prompt = row["prompt"]
+            if not isinstance(prompt, str):
+                raise TypeError('"prompt" must be a string')
+        except (ValueError, KeyError, TypeError) as exc:
+            console.print(f"[red]{jsonl}:{number}: bad line:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        decision = policy.resolve("auto", prompt)
+        row.update(
+            category=decision.category,
+            model=decision.model.name,
+            reason=decision.reason,
+            confidence=round(decision.confidence or 0.0, 4),
+        )
+        typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 @app.command()

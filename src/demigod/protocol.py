@@ -199,6 +199,15 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class RouteResponse(BaseModel):
+    """The routing decision for a request (`POST /v1/route`, header `x-demigod-route`)."""
+
+    model: str
+    version: str
+    category: str | None = Field(description="None when the request named its model")
+    reason: str
+
+
 class TokenizeRequest(BaseModel):
     model: str = Field(min_length=1)
     content: str

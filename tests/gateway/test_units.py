@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import typer
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from demigod.cli import parse_model_option
 from demigod.config import Settings, load_settings
 from demigod.gateway.chat_template import ChatTemplate, ChatTemplateError
+from demigod.gateway.classifier import RequestClassifier
 from demigod.gateway.errors import _field_path
 from demigod.gateway.policy import RoutingPolicy, UnknownModelError
 from demigod.protocol import ChatMessage
@@ -56,21 +58,46 @@ def served(name: str, *categories: str) -> SimpleNamespace:
     return SimpleNamespace(name=name, categories=list(categories))
 
 
-def test_auto_prefers_the_default_then_chat_then_first() -> None:
-    models = {"coder": served("coder", "code"), "talker": served("talker", "chat")}
-    assert RoutingPolicy(models).resolve("auto").name == "talker"  # type: ignore[arg-type]
-    assert RoutingPolicy(models, default="coder").resolve("auto").name == "coder"  # type: ignore[arg-type]
-    only_code = {"coder": served("coder", "code")}
-    assert RoutingPolicy(only_code).resolve("auto").name == "coder"  # type: ignore[arg-type]
-    assert RoutingPolicy(models).resolve("coder").name == "coder"  # type: ignore[arg-type]
+CLASSIFIER = RequestClassifier()
+
+
+def policy(models: list[SimpleNamespace], default: str | None = None) -> RoutingPolicy[Any]:
+    return RoutingPolicy({m.name: m for m in models}, CLASSIFIER, default)
+
+
+def test_auto_routes_by_category() -> None:
+    mesh = policy([served("talker", "chat"), served("coder", "code"), served("calc", "math")])
+    decision = mesh.resolve("auto", "Write a Python function that parses a CSV file.")
+    assert (decision.model.name, decision.category) == ("coder", "code")
+    assert mesh.resolve("auto", "¿Cuál es la derivada de x^2?").model.name == "calc"
+    assert mesh.resolve("auto", "Tell me about your favourite holiday.").model.name == "talker"
+    assert mesh.resolve("auto", "```\nprint(1)\n```").reason == "rule: code fence"
+
+
+def test_explicit_model_always_wins() -> None:
+    mesh = policy([served("talker", "chat"), served("coder", "code")])
+    decision = mesh.resolve("talker", "def main(): pass")
+    assert decision.model.name == "talker"
+    assert (decision.category, decision.reason) == (None, "explicit model")
+
+
+def test_auto_falls_back_to_default_then_chat_then_first() -> None:
+    code_prompt = "Implement quicksort in C and explain the pivot choice."
+    two = [served("talker", "chat"), served("writer", "prose")]
+    assert policy(two).resolve("auto", code_prompt).model.name == "talker"
+    assert policy(two, default="writer").resolve("auto", code_prompt).model.name == "writer"
+    assert "fallback" in policy(two).resolve("auto", code_prompt).reason
+    assert policy([served("w", "prose")]).resolve("auto", code_prompt).model.name == "w"
 
 
 def test_unknown_model_names_the_alternatives() -> None:
-    policy = RoutingPolicy({"coder": served("coder")})  # type: ignore[dict-item]
+    mesh = policy([served("coder", "code")])
     with pytest.raises(UnknownModelError, match="available: coder, auto"):
-        policy.resolve("gpt-4")
+        mesh.resolve("gpt-4")
     with pytest.raises(ValueError, match="default_model"):
-        RoutingPolicy({}, default="missing")
+        policy([], default="missing")
+    with pytest.raises(UnknownModelError):
+        policy([]).resolve("auto", "hi")
 
 
 def test_field_paths_read_like_json() -> None:

@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from demigod import __version__
 from demigod.config import ModelConfig, Settings
-from demigod.engines.base import GenerationRequest, SamplingParams
+from demigod.engines.base import SamplingParams
 from demigod.gateway.chat_template import ChatTemplateError
+from demigod.gateway.classifier import RequestClassifier
 from demigod.gateway.completions import (
     ANONYMOUS_TENANT,
     CompletionJob,
@@ -22,10 +23,13 @@ from demigod.gateway.completions import (
     default_max_tokens,
 )
 from demigod.gateway.errors import APIError, install_error_handlers
-from demigod.gateway.policy import RoutingPolicy, UnknownModelError
+from demigod.gateway.policy import RouteDecision, RoutingPolicy, UnknownModelError
 from demigod.gateway.request_context import RequestContextMiddleware
 from demigod.mesh import Mesh, ServedModel
-from demigod.observability.metrics import CONTENT_TYPE, Metrics
+from demigod.observability.energy import EnergyMeter, host_energy_sources
+from demigod.observability.gpu import GpuCollector
+from demigod.observability.metrics import CONTENT_TYPE, Metrics, StateCacheCollector
+from demigod.observability.probes import DeepProber
 from demigod.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -35,15 +39,12 @@ from demigod.protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    RouteResponse,
     TokenizeRequest,
     TokenizeResponse,
 )
 
 log = logging.getLogger(__name__)
-
-# The synthetic prompt /healthz/deep sends through every model.
-DEEP_PROBE_PROMPT = "The quick brown fox"
-DEEP_PROBE_TOKENS = 4
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -55,22 +56,61 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+ROUTE_HEADER = "x-demigod-route"
+
+
+def routing_text(body: ChatCompletionRequest) -> str:
+    """What the classifier reads of a conversation: every message, oldest first."""
+    return "\n".join(message.text() for message in body.messages)
+
+
+def route_header(decision: RouteDecision[ServedModel]) -> str:
+    """`category=code; model=demigod-code; version=local; reason="..."` (ASCII only)."""
+    reason = decision.reason.encode("ascii", "replace").decode().replace('"', "'")
+    return (
+        f"category={decision.category or 'none'}; model={decision.model.name}; "
+        f'version={decision.model.version}; reason="{reason}"'
+    )
+
+
 def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     """The gateway for `models`; they load at startup and close at shutdown."""
     metrics = Metrics()
-    runner = CompletionRunner(metrics)
+    observability = settings.observability
+    energy = EnergyMeter(
+        host_energy_sources(observability.powercap_dir, observability.watts_per_core)
+    )
+    metrics.watch(energy)
+    if (gpu := GpuCollector.find()) is not None:
+        metrics.watch(gpu)
+    runner = CompletionRunner(metrics, energy)
+    prober = DeepProber(metrics)
     state: dict[str, object] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mesh = await Mesh.load(models, settings.engine, verbose=settings.log_level == "DEBUG")
         state["mesh"] = mesh
-        state["policy"] = RoutingPolicy(mesh.models, settings.default_model)
+        classifier = RequestClassifier.from_config(settings.routing)
+        await asyncio.to_thread(classifier.model)  # train now, not on the first request
+        state["policy"] = RoutingPolicy(mesh.models, classifier, settings.default_model)
         metrics.watch_queues(mesh.queue_depths, replica=f"{settings.host}:{settings.port}")
+        metrics.watch(StateCacheCollector(mesh.state_cache_stats))
+        for served in mesh.models.values():
+            metrics.model_load_seconds.labels(served.name).set(served.load_seconds)
+        probing = (
+            asyncio.create_task(
+                prober.run_every(observability.deep_probe_interval_seconds, lambda: mesh.models)
+            )
+            if observability.deep_probe_interval_seconds > 0
+            else None
+        )
         log.info("mesh ready", extra={"models": sorted(mesh.models), "port": settings.port})
         try:
             yield
         finally:
+            if probing is not None:
+                probing.cancel()
             await mesh.close()
 
     app = FastAPI(
@@ -102,20 +142,20 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             )
         return loaded
 
-    def resolve(request: Request, name: str) -> ServedModel:
+    def route(request: Request, name: str, prompt: str = "") -> RouteDecision[ServedModel]:
         policy = state.get("policy")
         if not isinstance(policy, RoutingPolicy):
             raise APIError(
                 503, "models are still loading", type="server_error", headers={"Retry-After": "1"}
             )
         try:
-            served = policy.resolve(name)
+            decision: RouteDecision[ServedModel] = policy.resolve(name, prompt)
         except UnknownModelError as exc:
             raise APIError(
                 404, str(exc), type="not_found_error", param="model", code="model_not_found"
             ) from exc
-        request.state.model = served
-        return served
+        request.state.model = decision.model
+        return decision
 
     def sampling(
         body: CompletionFields,
@@ -168,7 +208,8 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         body: ChatCompletionRequest, request: Request
     ) -> JSONResponse | StreamingResponse:
         """Chat completion, streamed (SSE) or not. `model` may be `auto`."""
-        served = resolve(request, body.model)
+        decision = route(request, body.model, routing_text(body))
+        served = decision.model
         try:
             prompt = served.chat_template.render(body.messages)
         except ChatTemplateError as exc:
@@ -176,9 +217,11 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         tokens = await asyncio.to_thread(
             served.engine.tokenize, prompt, add_special=True, parse_special=True
         )
-        return await runner.respond(
+        response = await runner.respond(
             job(request, body, "chat", served, tokens, served.chat_template.stops), request
         )
+        response.headers[ROUTE_HEADER] = route_header(decision)
+        return response
 
     @app.post(
         "/v1/completions", response_model=Completion, responses=ERROR_RESPONSES, tags=["openai"]
@@ -187,11 +230,27 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         body: CompletionRequest, request: Request
     ) -> JSONResponse | StreamingResponse:
         """Text completion, streamed (SSE) or not. `model` may be `auto`."""
-        served = resolve(request, body.model)
         text = body.prompt_text()
+        decision = route(request, body.model, text)
+        served = decision.model
         tokens = await asyncio.to_thread(served.engine.tokenize, text, add_special=True)
-        return await runner.respond(
+        response = await runner.respond(
             job(request, body, "text", served, tokens, (), text if body.echo else ""), request
+        )
+        response.headers[ROUTE_HEADER] = route_header(decision)
+        return response
+
+    @app.post(
+        "/v1/route", response_model=RouteResponse, responses=ERROR_RESPONSES, tags=["extensions"]
+    )
+    async def route_only(body: ChatCompletionRequest, request: Request) -> RouteResponse:
+        """The routing decision a chat request would get, without generating."""
+        decision = route(request, body.model, routing_text(body))
+        return RouteResponse(
+            model=decision.model.name,
+            version=decision.model.version,
+            category=decision.category,
+            reason=decision.reason,
         )
 
     @app.get("/v1/models", response_model=ModelList, tags=["openai"])
@@ -214,7 +273,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     )
     async def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
         """Token ids of `content` as `model` sees them (llama-server's /tokenize)."""
-        served = resolve(request, body.model)
+        served = route(request, body.model, body.content).model
         tokens = await asyncio.to_thread(
             served.engine.tokenize, body.content, add_special=body.add_special
         )
@@ -241,7 +300,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         """Runs a short greedy generation through every model and checks it produced tokens."""
         results: dict[str, str] = {}
         for served in mesh().models.values():
-            results[served.name] = await _probe(served)
+            results[served.name] = await prober.probe(served)
         healthy = all(result == "ok" for result in results.values())
         return JSONResponse(
             {"status": "ok" if healthy else "failing", "models": results},
@@ -254,22 +313,3 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
-
-
-async def _probe(served: ServedModel) -> str:
-    try:
-        tokens = served.engine.tokenize(DEEP_PROBE_PROMPT)
-        params = SamplingParams(max_tokens=DEEP_PROBE_TOKENS, temperature=0.0, ignore_eos=True)
-        produced = 0
-        async with served.engine.generate(
-            GenerationRequest(tokens, params, "deep-probe")
-        ) as events:
-            async for event in events:
-                produced = event.completion_tokens
-    except Exception as exc:
-        return f"error: {exc}"
-    return (
-        "ok"
-        if produced == DEEP_PROBE_TOKENS
-        else f"error: produced {produced} of {DEEP_PROBE_TOKENS} tokens"
-    )

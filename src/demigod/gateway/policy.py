@@ -1,47 +1,84 @@
 """The routing policy: which served model answers a request.
 
-A request names a model, or `auto`. Today `auto` goes to the configured default model, else
-the first model serving the `chat` category, else the first model; request classification
-(code, math, chat, long_context) plugs in here.
+An explicit model name always wins. `auto` classifies the prompt (gateway.classifier) and
+picks the first model that serves that category; when none does, the configured default
+model, else the first `chat` model, else the first model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-from demigod.mesh import ServedModel
+from demigod.gateway.classifier import RequestClassifier
 
 AUTO = "auto"
 
 
+class Routable(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def categories(self) -> list[str]: ...
+
+
+M = TypeVar("M", bound=Routable)
+
+
 class UnknownModelError(LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(
-            f"model {name!r} does not exist; available: {', '.join(known) or 'none'}, auto"
-        )
+        available = ", ".join([*known, AUTO]) if known else "none"
+        super().__init__(f"model {name!r} does not exist; available: {available}")
         self.name = name
 
 
-class RoutingPolicy:
-    def __init__(self, models: Mapping[str, ServedModel], default: str | None = None) -> None:
+@dataclass(frozen=True)
+class RouteDecision(Generic[M]):
+    model: M
+    category: str | None
+    reason: str
+    confidence: float | None = None
+
+
+class RoutingPolicy(Generic[M]):
+    def __init__(
+        self,
+        models: Mapping[str, M],
+        classifier: RequestClassifier,
+        default: str | None = None,
+    ) -> None:
         if default is not None and default not in models:
             raise ValueError(f"default_model {default!r} is not among the served models")
         self._models = models
+        self._classifier = classifier
         self._default = default
 
-    def resolve(self, requested: str) -> ServedModel:
-        """The model that answers a request for `requested`. Raises UnknownModelError."""
-        if requested == AUTO:
-            return self._auto()
-        if requested in self._models:
-            return self._models[requested]
-        raise UnknownModelError(requested, sorted(self._models))
+    def resolve(self, requested: str, prompt: str = "") -> RouteDecision[M]:
+        """The model that answers a request for `requested` (a name or `auto`) with `prompt`.
 
-    def _auto(self) -> ServedModel:
+        Raises UnknownModelError for a name that is not served.
+        """
+        if requested != AUTO:
+            if requested not in self._models:
+                raise UnknownModelError(requested, sorted(self._models))
+            return RouteDecision(self._models[requested], None, "explicit model")
+        if not self._models:
+            raise UnknownModelError(AUTO, [])
+        found = self._classifier.classify(prompt)
+        for model in self._models.values():
+            if found.category in model.categories:
+                return RouteDecision(model, found.category, found.reason, found.confidence)
+        return RouteDecision(
+            self._fallback(),
+            found.category,
+            f"{found.reason}; no {found.category} model, fallback",
+            found.confidence,
+        )
+
+    def _fallback(self) -> M:
         if self._default is not None:
             return self._models[self._default]
         chat = [model for model in self._models.values() if "chat" in model.categories]
-        candidates = chat or list(self._models.values())
-        if not candidates:
-            raise UnknownModelError(AUTO, [])
-        return candidates[0]
+        return (chat or list(self._models.values()))[0]
