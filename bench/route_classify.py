@@ -1,0 +1,88 @@
+"""Classifier latency per request, against the issue's budget (p95 <= 10 ms).
+
+Run: .venv/bin/python bench/route_classify.py
+Prints a table and one JSON line. The reference measured in the same run is the cost of
+parsing the request body (json.loads of an OpenAI chat request with the same prompt),
+work every request pays anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+
+from demigod.gateway.classifier import RequestClassifier, load_labelled
+
+BUDGET_P95_MS = 10.0
+REPEATS = 5
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(prompts: list[str], work: object) -> list[float]:
+    timings = []
+    for _ in range(REPEATS):
+        for prompt in prompts:
+            started = time.perf_counter()
+            work(prompt)  # type: ignore[operator]
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def main() -> None:
+    classifier = RequestClassifier()
+    classifier.model()  # training is start-up work, not per request
+    base = [row.prompt for row in load_labelled()]
+    sizes = {
+        "short (labelled set)": base,
+        "~512 tokens": [(p + " ") * max(1, 2000 // len(p)) for p in base[:60]],
+        "~2K tokens (long-context rule)": [(p + " ") * max(1, 8000 // len(p)) for p in base[:60]],
+    }
+    rows = []
+    for name, prompts in sizes.items():
+        ours = measure(prompts, classifier.classify)
+        body = measure(
+            prompts,
+            lambda p: json.loads(
+                json.dumps({"model": "auto", "messages": [{"role": "user", "content": p}]})
+            ),
+        )
+        rows.append(
+            {
+                "prompts": name,
+                "p50_ms": round(statistics.median(ours), 3),
+                "p95_ms": round(percentile(ours, 0.95), 3),
+                "json_p95_ms": round(percentile(body, 0.95), 3),
+                "ratio_to_json": round(percentile(ours, 0.95) / percentile(body, 0.95), 1),
+            }
+        )
+    print(f"{'prompts':34} {'p50 ms':>8} {'p95 ms':>8} {'json p95':>9} {'ratio':>6}")
+    for row in rows:
+        print(
+            f"{row['prompts']:34} {row['p50_ms']:8.3f} {row['p95_ms']:8.3f} "
+            f"{row['json_p95_ms']:9.3f} {row['ratio_to_json']:6.1f}"
+        )
+    worst = max(row["p95_ms"] for row in rows)
+    print(
+        json.dumps(
+            {
+                "bench": "route_classify",
+                "date": datetime.now(UTC).date().isoformat(),
+                "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                "budget_p95_ms": BUDGET_P95_MS,
+                "worst_p95_ms": worst,
+                "met": worst <= BUDGET_P95_MS,
+                "rows": rows,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
