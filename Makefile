@@ -31,12 +31,12 @@ test: setup  ## the whole test suite
 	$(BIN)/python -m pytest
 
 lint: setup  ## ruff check + ruff format --check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 format: setup  ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 clean:  ## remove the venv and built models
 	rm -rf $(VENV) var
