@@ -50,6 +50,36 @@ class EngineConfig(BaseModel):
     retry_after_seconds: int = Field(default=1, ge=1)
 
 
+class ObservabilityConfig(BaseModel):
+    """Energy accounting, background probes and the thresholds the rendered alerts use."""
+
+    watts_per_core: float = Field(
+        default=10.0,
+        gt=0,
+        description="energy estimate where RAPL is unreadable: CPU-seconds x this many watts",
+    )
+    powercap_dir: Path = Field(
+        default=Path("/sys/class/powercap"), description="where the RAPL energy counters live"
+    )
+    deep_probe_interval_seconds: float = Field(
+        default=60.0, ge=0, description="how often idle models get the deep probe; 0: never"
+    )
+    scrape_interval_seconds: int = Field(default=15, ge=1, description="rendered prometheus.yml")
+    worker_targets: list[str] = Field(
+        default_factory=list, description="host:port of each worker Prometheus also scrapes"
+    )
+    alert_p95_latency_seconds: float = Field(default=3.0, gt=0)
+    alert_error_ratio: float = Field(default=0.05, gt=0, le=1)
+    alert_queue_fill_ratio: float = Field(
+        default=0.8, gt=0, le=1, description="queue depth alert: this share of engine.queue_size"
+    )
+    alert_waf_blocks_per_second: float = Field(default=1.0, gt=0)
+    alert_webhook_url: str = Field(
+        default="http://127.0.0.1:9095/alerts",
+        description="Alertmanager webhook receiver (PagerDuty/Slack/Matrix bridge)",
+    )
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -69,6 +99,7 @@ class Settings(BaseSettings):
         default=None, description="what model=auto routes to; None: the first chat model"
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -22,6 +22,7 @@ class ServedModel:
     version: str
     chat_template: ChatTemplate
     created: int = field(default_factory=lambda: int(time.time()))
+    load_seconds: float = 0.0
 
 
 class Mesh:
@@ -47,6 +48,7 @@ class Mesh:
                 engine = await asyncio.to_thread(
                     LlamaCppEngine, config.name, config.path, engine_config, verbose=verbose
                 )
+                seconds = time.perf_counter() - started
                 models[config.name] = ServedModel(
                     name=config.name,
                     engine=engine,
@@ -57,6 +59,7 @@ class Mesh:
                         bos_token=engine.info.bos_token,
                         eos_token=engine.info.eos_token,
                     ),
+                    load_seconds=seconds,
                 )
                 log.info(
                     "model loaded",
@@ -64,7 +67,7 @@ class Mesh:
                         "model": config.name,
                         "path": str(config.path),
                         "architecture": engine.info.architecture,
-                        "seconds": round(time.perf_counter() - started, 3),
+                        "seconds": round(seconds, 3),
                     },
                 )
         except BaseException:

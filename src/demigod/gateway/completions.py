@@ -24,6 +24,7 @@ from demigod.engines.base import (
 )
 from demigod.gateway.errors import APIError
 from demigod.mesh import ServedModel
+from demigod.observability.energy import EnergyMeter
 from demigod.observability.metrics import Metrics
 from demigod.protocol import (
     AssistantMessage,
@@ -71,8 +72,9 @@ def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
 
 
 class CompletionRunner:
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, energy: EnergyMeter) -> None:
         self._metrics = metrics
+        self._energy = energy
 
     async def respond(
         self, job: CompletionJob, request: Request
@@ -98,6 +100,7 @@ class CompletionRunner:
                 headers={"Retry-After": str(exc.retry_after)},
             ) from exc
         self._metrics.inflight.labels(job.model.name).inc()
+        self._energy.begin(job.model.name)
         if job.stream:
             return StreamingResponse(
                 self._stream(job, events),
@@ -109,7 +112,7 @@ class CompletionRunner:
     async def _collect(
         self, job: CompletionJob, events: GenerationStream, request: Request
     ) -> JSONResponse:
-        recorder = _Recorder(self._metrics, job)
+        recorder = _Recorder(self._metrics, self._energy, job)
         parts: list[str] = []
         last = GenerationEvent("", 0)
         try:
@@ -119,10 +122,10 @@ class CompletionRunner:
                     parts.append(event.text)
                     last = event
                     if index % DISCONNECT_CHECK_EVERY == 0 and await request.is_disconnected():
-                        recorder.finish(499)
+                        recorder.finish(499, error_type="client_disconnected")
                         return JSONResponse({}, status_code=499)
         except EngineError as exc:
-            recorder.finish(500)
+            recorder.finish(500, error_type="server_error")
             raise APIError(500, str(exc), type="server_error") from exc
         usage = Usage.of(len(job.prompt_tokens), last.completion_tokens)
         finish = last.finish_reason or "length"
@@ -144,9 +147,10 @@ class CompletionRunner:
         return JSONResponse(body.model_dump())
 
     async def _stream(self, job: CompletionJob, events: GenerationStream) -> AsyncIterator[str]:
-        recorder = _Recorder(self._metrics, job)
+        recorder = _Recorder(self._metrics, self._energy, job)
         chunks = _ChunkWriter(job)
         status = 499  # until the stream completes, a stop means the client went away
+        error_type: str | None = "client_disconnected"
         try:
             yield chunks.opening()
             async with events:
@@ -158,16 +162,16 @@ class CompletionRunner:
             if job.include_usage:
                 yield chunks.usage(usage)
             yield "data: [DONE]\n\n"
-            status = 200
+            status, error_type = 200, None
             recorder.usage = usage
         except EngineError as exc:
-            status = 500
+            status, error_type = 500, "server_error"
             log.error("generation failed mid-stream", extra={"error": str(exc)})
             error = ErrorResponse(error=ErrorBody(message=str(exc), type="server_error"))
             yield f"data: {error.model_dump_json()}\n\n"
             yield "data: [DONE]\n\n"
         finally:
-            recorder.finish(status, recorder.usage)
+            recorder.finish(status, recorder.usage, error_type=error_type)
 
 
 async def _enumerate(
@@ -243,10 +247,11 @@ def _sse(chunk: BaseModel) -> str:
 
 
 class _Recorder:
-    """Metrics and the access log line of one request."""
+    """Metrics and the access log line of one request (keys: docs/operations.md)."""
 
-    def __init__(self, metrics: Metrics, job: CompletionJob) -> None:
+    def __init__(self, metrics: Metrics, energy: EnergyMeter, job: CompletionJob) -> None:
         self._metrics = metrics
+        self._energy = energy
         self._job = job
         self._first_token_at: float | None = None
         self._last_token_at: float | None = None
@@ -264,13 +269,16 @@ class _Recorder:
         self._last_token_at = stamp
         self.completion_tokens = event.completion_tokens
 
-    def finish(self, status: int, usage: Usage | None = None) -> None:
+    def finish(
+        self, status: int, usage: Usage | None = None, *, error_type: str | None = None
+    ) -> None:
         if self._finished:
             return
         self._finished = True
         job, metrics, model = self._job, self._metrics, self._job.model.name
         elapsed = time.perf_counter() - job.received
         metrics.inflight.labels(model).dec()
+        self._energy.end(model)
         metrics.requests.labels(model, job.model.version, ANONYMOUS_TENANT, str(status)).inc()
         metrics.request_duration.labels(model, ANONYMOUS_TENANT).observe(elapsed)
         metrics.tokens.labels(model, ANONYMOUS_TENANT, "input").inc(len(job.prompt_tokens))
@@ -285,13 +293,21 @@ class _Recorder:
         log.info(
             "completion",
             extra={
+                "request_id": job.request_id,
+                "tenant": ANONYMOUS_TENANT,
                 "model": model,
                 "version": job.model.version,
                 "kind": job.kind,
                 "stream": job.stream,
                 "status": status,
+                "error_type": error_type,
                 "prompt_tokens": len(job.prompt_tokens),
                 "completion_tokens": self.completion_tokens,
-                "seconds": round(elapsed, 4),
+                "ttft_seconds": (
+                    None
+                    if self._first_token_at is None
+                    else round(self._first_token_at - job.received, 4)
+                ),
+                "latency_seconds": round(elapsed, 4),
             },
         )

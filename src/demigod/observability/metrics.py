@@ -6,9 +6,14 @@ several apps in one process do not collide.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
 from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -18,6 +23,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from demigod import __version__
 
 # Latency buckets from 5 ms to 2 min: token times sit at the low end, whole requests high.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -44,12 +51,38 @@ class _QueueDepthCollector(Collector):
         yield family
 
 
+
+
+def _llama_cpp_version() -> str:
+    try:
+        return package_version("llama-cpp-python")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class Metrics:
+    """Every metric the gateway exports, in one registry.
+
+    Metrics of features still being built (canary: issue 5, WAF and upstreams: issues 5
+    and 7) are declared here already, so the shipped alert rules and dashboards refer to
+    names that exist; they have no samples until their feature records one.
+    """
+
     def __init__(self) -> None:
         # `*_created` series double every counter's cardinality and no dashboard reads them.
         disable_created_metrics()
         self.registry = CollectorRegistry()
         registry = self.registry
+        # process_* (CPU, memory, fds, start time) and python_info, as every exporter has.
+        registry.register(PROCESS_COLLECTOR)
+        registry.register(PLATFORM_COLLECTOR)
+        self.build_info = Gauge(
+            "demigod_build_info",
+            "Always 1; the labels say which build is running",
+            ["version", "llama_cpp_version", "python_version"],
+            registry=registry,
+        )
+        self.build_info.labels(__version__, _llama_cpp_version(), platform.python_version()).set(1)
         self.requests = Counter(
             "demigod_requests",
             "Requests answered, by model, version, tenant and HTTP status",
@@ -89,10 +122,56 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.model_load_seconds = Gauge(
+            "demigod_model_load_seconds",
+            "Seconds the model took to load at startup",
+            ["model"],
+            registry=registry,
+        )
+        self.probe_success = Gauge(
+            "demigod_probe_success",
+            "1 if the model's last deep probe produced the expected tokens, else 0",
+            ["model"],
+            registry=registry,
+        )
+        self.probe_duration = Gauge(
+            "demigod_probe_duration_seconds",
+            "How long the model's last deep probe took",
+            ["model"],
+            registry=registry,
+        )
+        self.canary_weight = Gauge(
+            "demigod_canary_weight",
+            "Share of the model's traffic routed to this version (0-1)",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.canary_rollbacks = Counter(
+            "demigod_canary_rollbacks",
+            "Canary versions rolled back automatically",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.waf_blocked = Counter(
+            "demigod_waf_blocked",
+            "Requests blocked by the prompt firewall, by rule",
+            ["rule"],
+            registry=registry,
+        )
+        self.upstream_up = Gauge(
+            "demigod_upstream_up",
+            "1 while the gateway reaches the model replica, else 0",
+            ["model", "replica"],
+            registry=registry,
+        )
 
     def watch_queues(self, depths: Callable[[], Mapping[str, int]], replica: str) -> None:
         """Export `demigod_queue_depth` from `depths()` at every scrape."""
         self.registry.register(_QueueDepthCollector(depths, replica))
+
+    def watch(self, collector: Collector) -> None:
+        """Add a collector read at every scrape (energy, GPU)."""
+        self.registry.register(collector)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

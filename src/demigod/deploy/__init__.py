@@ -1,0 +1,1 @@
+"""Deployment artefacts rendered from the mesh's configuration (`demigod deploy render ...`)."""

@@ -1,0 +1,62 @@
+"""`demigod deploy ...`: render deployment artefacts from the mesh's configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from demigod.config import load_settings
+
+deploy_app = typer.Typer(help="Render deployment artefacts from mesh.yaml.", no_args_is_help=True)
+render_app = typer.Typer(help="Write configuration files for a deployment.", no_args_is_help=True)
+deploy_app.add_typer(render_app, name="render")
+
+console = Console(stderr=True)
+# A gateway listening on every interface is scraped through loopback.
+_ANY_ADDRESS = {"0.0.0.0", "::", ""}
+
+
+@render_app.command("observability")
+def render_observability_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write into")],
+    gateway: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT Prometheus scrapes [default: host:port from the config]"),
+    ] = None,
+    alertmanager: Annotated[str, typer.Option(help="HOST:PORT of Alertmanager")] = "127.0.0.1:9093",
+    loki_url: Annotated[
+        str, typer.Option(help="Loki push URL for Promtail")
+    ] = "http://127.0.0.1:3100/loki/api/v1/push",
+    log_glob: Annotated[
+        str, typer.Option(help="files Promtail tails (the gateway's stderr, redirected)")
+    ] = "/var/log/demigod/*.log",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="list the written files as JSON")] = False,
+) -> None:
+    """Prometheus scrape config and alert rules, Alertmanager, Promtail and Grafana
+    dashboards for this mesh, written under --out."""
+    from demigod.deploy.observability import Targets, render_observability
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    host = "127.0.0.1" if settings.host in _ANY_ADDRESS else settings.host
+    targets = Targets(
+        gateway=gateway or f"{host}:{settings.port}",
+        alertmanager=alertmanager,
+        loki_push_url=loki_url,
+        log_glob=log_glob,
+    )
+    written = render_observability(settings, targets, out)
+    if as_json:
+        typer.echo(json.dumps([str(path) for path in written]))
+        return
+    for path in written:
+        console.print(f"wrote {path}")
