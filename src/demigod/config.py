@@ -38,16 +38,42 @@ class ModelConfig(BaseModel):
     version: str = Field(default="local", description="shown in metrics and /v1/models")
 
 
+class StateCacheConfig(BaseModel):
+    """Where saved recurrent states live (see demigod.engines.state_cache)."""
+
+    enabled: bool = True
+    ram_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=0, description="RAM tier budget per model; LRU evicted"
+    )
+    disk_dir: Path | None = Field(
+        default=Path("var/state-cache"), description="local disk tier; None: no disk tier"
+    )
+    disk_bytes: int = Field(default=4 * 1024**3, ge=0, description="disk tier budget, all models")
+    shared_dir: Path | None = Field(
+        default=None,
+        description="directory shared by replicas (NFS, a mounted bucket); None: no shared tier",
+    )
+
+
 class EngineConfig(BaseModel):
     """llama.cpp engine knobs, shared by every model in the process."""
 
     n_ctx: int = Field(default=2048, ge=64, description="context window per sequence, in tokens")
-    n_batch: int = Field(default=512, ge=1, description="prompt tokens decoded per llama_decode")
+    slots: int = Field(
+        default=4, ge=1, le=256, description="sequences decoded together (continuous batching)"
+    )
+    n_batch: int = Field(
+        default=512,
+        ge=1,
+        description="prompt tokens per decode step: longer prompts are prefilled in chunks so "
+        "running streams keep producing",
+    )
     n_threads: int | None = Field(default=None, ge=1, description="None: half the cores")
     queue_size: int = Field(
         default=32, ge=1, description="requests waiting per model before 503 + Retry-After"
     )
     retry_after_seconds: int = Field(default=1, ge=1)
+    state_cache: StateCacheConfig = Field(default_factory=StateCacheConfig)
 
 
 class ObservabilityConfig(BaseModel):

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from demigod.config import EngineConfig, ModelConfig
-from demigod.engines.base import Engine
+from demigod.engines.base import Engine, StateCacheStats, StateCachingEngine
 from demigod.gateway.chat_template import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,15 @@ class Mesh:
 
     def queue_depths(self) -> dict[str, int]:
         return {name: model.engine.queue_depth() for name, model in self.models.items()}
+
+    def state_cache_stats(self) -> dict[str, StateCacheStats]:
+        """Per model, the counters of engines that keep a recurrent-state cache."""
+        stats = {}
+        for name, model in self.models.items():
+            engine = model.engine
+            if isinstance(engine, StateCachingEngine) and (found := engine.state_cache_stats()):
+                stats[name] = found
+        return stats
 
     def ready(self) -> bool:
         return bool(self.models) and all(model.engine.health() for model in self.models.values())

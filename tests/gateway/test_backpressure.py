@@ -23,7 +23,8 @@ def small_queue_server(
     running = start_server(
         [f"tiny={tiny_model}"],
         tmp_path_factory.mktemp("small-queue"),
-        config="engine:\n  queue_size: 1\n  n_ctx: 8192\n  retry_after_seconds: 2\n",
+        # one slot and one waiting place: a burst of six must be refused in part
+        config="engine:\n  slots: 1\n  queue_size: 1\n  n_ctx: 8192\n  retry_after_seconds: 2\n",
     )
     yield running
     stop_server(running)

@@ -1,9 +1,9 @@
 """The `Engine` protocol: the one interface between the gateway and anything that runs a model.
 
 An engine owns its scheduling: `generate` may be called concurrently by many requests;
-the engine queues, batches or rejects them. Today the llama.cpp engine runs one sequence
-at a time from a bounded queue; continuous batching replaces that scheduler without
-changing this protocol.
+the engine queues, batches or rejects them (the llama.cpp engine decodes up to `slots`
+sequences together from a bounded queue). Engines that keep a recurrent-state cache also
+implement `StateCachingEngine`, which the metrics read.
 """
 
 from __future__ import annotations
@@ -127,4 +127,23 @@ class Engine(Protocol):
 
     async def close(self) -> None:
         """Finish or abort work and free the model."""
+        ...
+
+
+@dataclass(frozen=True)
+class StateCacheStats:
+    """Recurrent-state cache counters by tier (ram, disk, shared): lookups served, lookups
+    that missed the tier, bytes held."""
+
+    hits: dict[str, int] = field(default_factory=dict)
+    misses: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class StateCachingEngine(Protocol):
+    """An engine that saves and restores sequence states (demigod.engines.state_cache)."""
+
+    def state_cache_stats(self) -> StateCacheStats | None:
+        """The cache's counters; None when the cache is switched off."""
         ...

@@ -1,12 +1,12 @@
 """The llama.cpp engine: GGUF models run in-process through llama.cpp's C API.
 
-One model instance and one context per model; decode runs on the scheduler's thread,
-never on the event loop (ctypes releases the GIL during llama.cpp calls).
+One model instance and one context per model, with `slots` sequences decoded together
+(demigod.engines.llama_batch) on the scheduler's thread, never on the event loop (ctypes
+releases the GIL during llama.cpp calls).
 """
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import os
@@ -15,17 +15,23 @@ from pathlib import Path
 
 import llama_cpp
 
-from demigod.config import EngineConfig
+from demigod.config import EngineConfig, StateCacheConfig
 from demigod.engines.base import (
     ContextOverflowError,
     EngineError,
     EngineInfo,
-    GenerationEvent,
     GenerationRequest,
-    SamplingParams,
+    StateCacheStats,
 )
-from demigod.engines.stops import StopMatcher
-from demigod.worker.scheduler import JobContext, SerialScheduler, TokenStream
+from demigod.engines.llama_batch import BatchDecoder
+from demigod.engines.state_cache import (
+    DirectoryStore,
+    MemoryStore,
+    StateCache,
+    StateStore,
+    file_sha256,
+)
+from demigod.worker.scheduler import BatchScheduler, TokenStream
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +75,14 @@ class LlamaCppEngine:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
 
         context_params = llama_cpp.llama_context_default_params()
-        context_params.n_ctx = config.n_ctx
-        context_params.n_batch = config.n_batch
-        context_params.n_ubatch = config.n_batch
-        context_params.n_seq_max = 1
+        # n_ctx is per sequence; llama.cpp splits its total between the sequences.
+        context_params.n_ctx = config.n_ctx * config.slots
+        # A step holds up to n_batch prompt tokens plus one token per generating slot.
+        context_params.n_batch = config.n_batch + config.slots
+        context_params.n_ubatch = config.n_batch + config.slots
+        # Recurrent models keep one state per sequence id: one per slot.
+        context_params.n_seq_max = config.slots
+        context_params.kv_unified = False
         context_params.n_threads = n_threads
         context_params.n_threads_batch = n_threads
         self._ctx = llama_cpp.llama_init_from_model(self._model, context_params)
@@ -80,12 +90,23 @@ class LlamaCppEngine:
             llama_cpp.llama_model_free(self._model)
             raise EngineError(f"model {name!r}: llama.cpp could not create a context")
 
-        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        self._eog_tokens = [
-            t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)
-        ]
         self.info = self._read_info()
-        self._scheduler = SerialScheduler(name, config.queue_size, config.retry_after_seconds)
+        self.state_cache = _open_state_cache(path, config.state_cache)
+        self._decoder = BatchDecoder(
+            name,
+            self._model,
+            self._ctx,
+            slots=config.slots,
+            chunk=config.n_batch,
+            state_cache=self.state_cache,
+        )
+        self._scheduler: BatchScheduler[GenerationRequest] = BatchScheduler(
+            name,
+            self._decoder,
+            slots=config.slots,
+            capacity=config.queue_size,
+            retry_after=config.retry_after_seconds,
+        )
         self._closed = False
 
     # -- Engine protocol ------------------------------------------------------------
@@ -114,7 +135,7 @@ class LlamaCppEngine:
             raise ValueError("the prompt must hold at least one token")
         if len(prompt) + max_tokens > self.info.n_ctx:
             raise ContextOverflowError(len(prompt), max_tokens, self.info.n_ctx)
-        return self._scheduler.submit(lambda job: self._decode(request, job))
+        return self._scheduler.submit(request)
 
     def health(self) -> bool:
         return not self._closed and self._scheduler.alive()
@@ -122,90 +143,20 @@ class LlamaCppEngine:
     def queue_depth(self) -> int:
         return self._scheduler.depth()
 
+    def state_cache_stats(self) -> StateCacheStats | None:
+        """Hits, misses and bytes of the recurrent-state cache; None when it is off."""
+        return self.state_cache.stats() if self.state_cache is not None else None
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         await self._scheduler.close()
+        self._decoder.close()
+        if self.state_cache is not None:
+            self.state_cache.close()
         llama_cpp.llama_free(self._ctx)
         llama_cpp.llama_model_free(self._model)
-
-    # -- decoding (scheduler thread) --------------------------------------------------
-
-    def _decode(self, request: GenerationRequest, job: JobContext) -> None:
-        params = request.sampling
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
-        sampler = self._sampler(params)
-        try:
-            self._prefill(request.prompt_tokens, job)
-            text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            stops = StopMatcher(params.stop)
-            generated = 0
-            piece = ctypes.create_string_buffer(256)
-            token_array = (llama_cpp.llama_token * 1)()
-            while not job.cancelled.is_set():
-                token = llama_cpp.llama_sampler_sample(sampler, self._ctx, -1)
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    job.emit(GenerationEvent(stops.flush(), generated, "stop"))
-                    return
-                generated += 1
-                n = llama_cpp.llama_token_to_piece(self._vocab, token, piece, len(piece), 0, False)
-                visible, stopped = stops.feed(text.decode(piece.raw[: max(n, 0)]))
-                if stopped:
-                    job.emit(GenerationEvent(visible, generated, "stop"))
-                    return
-                if generated >= params.max_tokens:
-                    tail = visible + stops.feed(text.decode(b"", final=True))[0] + stops.flush()
-                    job.emit(GenerationEvent(tail, generated, "length"))
-                    return
-                if visible:
-                    job.emit(GenerationEvent(visible, generated))
-                token_array[0] = token
-                self._check(
-                    llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(token_array, 1))
-                )
-        finally:
-            llama_cpp.llama_sampler_free(sampler)
-
-    def _prefill(self, tokens: list[int], job: JobContext) -> None:
-        """Evaluate the prompt in chunks of n_batch, checking for cancellation between them."""
-        step = self._config.n_batch
-        for start in range(0, len(tokens), step):
-            if job.cancelled.is_set():
-                return
-            chunk = tokens[start : start + step]
-            array = (llama_cpp.llama_token * len(chunk))(*chunk)
-            self._check(
-                llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
-            )
-
-    def _sampler(self, params: SamplingParams) -> llama_cpp.llama_sampler_p:
-        """llama.cpp's own sampler chain: [no-EOS bias] → top-p → temperature → draw."""
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        if params.ignore_eos and self._eog_tokens:
-            biases = (llama_cpp.llama_logit_bias * len(self._eog_tokens))()
-            for slot, token in zip(biases, self._eog_tokens, strict=True):
-                slot.token, slot.bias = token, float("-inf")
-            llama_cpp.llama_sampler_chain_add(
-                chain, llama_cpp.llama_sampler_init_logit_bias(self._n_vocab, len(biases), biases)
-            )
-        if params.temperature == 0.0:
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-            return chain
-        if params.top_p < 1.0:
-            llama_cpp.llama_sampler_chain_add(
-                chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1)
-            )
-        llama_cpp.llama_sampler_chain_add(
-            chain, llama_cpp.llama_sampler_init_temp(params.temperature)
-        )
-        seed = params.seed if params.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
-        return chain
-
-    def _check(self, status: int) -> None:
-        if status != 0:
-            raise EngineError(f"model {self.name!r}: llama_decode failed with status {status}")
 
     # -- metadata --------------------------------------------------------------------
 
@@ -214,7 +165,7 @@ class LlamaCppEngine:
         template = llama_cpp.llama_model_chat_template(self._model, None)
         return EngineInfo(
             architecture=metadata.get("general.architecture", "unknown"),
-            n_ctx=llama_cpp.llama_n_ctx(self._ctx),
+            n_ctx=llama_cpp.llama_n_ctx_seq(self._ctx),
             n_params=llama_cpp.llama_model_n_params(self._model),
             file_size=self.path.stat().st_size,
             chat_template=template.decode("utf-8") if template else None,
@@ -244,3 +195,17 @@ class LlamaCppEngine:
         buffer = ctypes.create_string_buffer(256)
         n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, True)
         return buffer.raw[: max(n, 0)].decode("utf-8", "replace")
+
+
+def _open_state_cache(path: Path, config: StateCacheConfig) -> StateCache | None:
+    """The model's state cache over the configured tiers, or None when it is off."""
+    if not config.enabled:
+        return None
+    stores: list[StateStore] = [MemoryStore(config.ram_bytes)]
+    if config.disk_dir is not None:
+        stores.append(DirectoryStore(config.disk_dir, "disk", config.disk_bytes))
+    if config.shared_dir is not None:
+        stores.append(DirectoryStore(config.shared_dir, "shared"))
+    # The llama-cpp-python release pins the vendored llama.cpp, whose state format it is.
+    runtime = f"llama-cpp-python {llama_cpp.__version__}"
+    return StateCache(file_sha256(path), runtime, stores)

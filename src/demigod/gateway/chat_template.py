@@ -21,9 +21,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from demigod.protocol import ChatMessage
 
+# A reply the model wrote after "Assistant:" starts with its own space; rendering it without
+# a second one gives back the exact text (and tokens) the model produced, so the next turn's
+# prompt extends the saved recurrent state of this one (demigod.engines.state_cache).
 DEFAULT_TEMPLATE = (
     "{% for message in messages %}"
-    "{{ message.role | capitalize }}: {{ message.content }}\n"
+    "{{ message.role | capitalize }}:"
+    "{{ '' if message.content[:1] in (' ', '\n') else ' ' }}{{ message.content }}\n"
     "{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )

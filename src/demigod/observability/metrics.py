@@ -21,10 +21,11 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from demigod import __version__
+from demigod.engines.base import StateCacheStats
 
 # Latency buckets from 5 ms to 2 min: token times sit at the low end, whole requests high.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -51,6 +52,28 @@ class _QueueDepthCollector(Collector):
         yield family
 
 
+class StateCacheCollector(Collector):
+    """Recurrent-state cache counters, read from the engines at scrape time."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, StateCacheStats]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["model", "tier"]
+        hits = CounterMetricFamily(
+            "demigod_state_cache_hits", "Prompts resumed from a saved state, by tier", labels=labels
+        )
+        misses = CounterMetricFamily(
+            "demigod_state_cache_misses", "Lookups the tier could not serve", labels=labels
+        )
+        held = GaugeMetricFamily(
+            "demigod_state_cache_bytes", "Saved-state bytes held, by tier", labels=labels
+        )
+        for model, stats in self._stats().items():
+            for family, values in ((hits, stats.hits), (misses, stats.misses), (held, stats.bytes)):
+                for tier, value in values.items():
+                    family.add_metric([model, tier], value)
+        yield from (hits, misses, held)
 
 
 def _llama_cpp_version() -> str:

@@ -1,18 +1,18 @@
-"""A bounded request queue served by one decode thread, bridged to asyncio.
+"""Continuous batching: a bounded wait queue, a fixed set of slots, one decode step at a time.
 
-This is the seam for continuous batching: an engine hands the scheduler a blocking job
-(decode one request) and gets back an async stream of events. A batching scheduler will
-take many jobs per step instead of one at a time; engines and the gateway stay as they are.
+An engine supplies a `BatchExecutor` (it knows how to start a sequence in a slot, advance
+every active sequence by one batched decode, and free a slot); the scheduler owns the
+thread, the queue, admission at token boundaries, cancellation and the asyncio bridge.
+The gateway sees only `TokenStream`s, whatever the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-import queue
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from demigod.engines.base import EngineError, GenerationEvent, QueueFullError
 
@@ -20,9 +20,12 @@ log = logging.getLogger(__name__)
 
 _END = object()
 
+Work = TypeVar("Work")
+Work_contra = TypeVar("Work_contra", contravariant=True)
+
 
 class JobContext:
-    """Handed to a running job: emit events, and stop when `cancelled` is set."""
+    """Handed to a running sequence: emit events, and stop when `cancelled` is set."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -40,7 +43,7 @@ class JobContext:
 
 
 class TokenStream:
-    """The async side of a job. Close it (or leave `async with`) to cancel the job."""
+    """The async side of a sequence. Close it (or leave `async with`) to cancel it."""
 
     def __init__(self, context: JobContext) -> None:
         self._context = context
@@ -73,60 +76,137 @@ class TokenStream:
         await self.aclose()
 
 
-Job = Callable[[JobContext], None]
+class BatchExecutor(Protocol[Work_contra]):
+    """The engine side of continuous batching. Called only from the scheduler's thread."""
+
+    def start(self, slot: int, work: Work_contra, context: JobContext) -> None:
+        """Begin `work` in the free `slot`; its events go to `context`."""
+        ...
+
+    def step(self) -> list[int]:
+        """Advance every started sequence by one batched decode; return the slots that
+        finished (their last event already emitted). Raises on a failed decode."""
+        ...
+
+    def release(self, slot: int) -> None:
+        """Free `slot` (finished, cancelled or failed) so another sequence can use it."""
+        ...
 
 
-class SerialScheduler:
-    """Runs jobs one at a time on a dedicated thread; at most `capacity` wait."""
+class BatchScheduler(Generic[Work]):
+    """Runs up to `slots` sequences together on one thread; at most `capacity` wait.
 
-    def __init__(self, name: str, capacity: int, retry_after: int) -> None:
+    Between two decode steps it drops cancelled sequences and admits waiting ones into
+    free slots, so requests join and leave at token boundaries.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        executor: BatchExecutor[Work],
+        *,
+        slots: int,
+        capacity: int,
+        retry_after: int,
+    ) -> None:
         self.name = name
+        self._executor = executor
+        self._slots = slots
         self._capacity = capacity
         self._retry_after = retry_after
-        self._jobs: queue.Queue[tuple[Job, JobContext] | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._running = 0
+        self._waiting: collections.deque[tuple[Work, JobContext]] = collections.deque()
+        self._active: dict[int, JobContext] = {}
+        self._closing = False
+        self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._serve, name=f"decode-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job) -> TokenStream:
-        """Queue `job`. Raises QueueFullError when `capacity` jobs already wait."""
-        with self._lock:
-            if self._waiting >= self._capacity:
-                raise QueueFullError(self.name, self._retry_after)
-            self._waiting += 1
+    def submit(self, work: Work) -> TokenStream:
+        """Queue `work`. Raises QueueFullError when `capacity` requests already wait."""
         context = JobContext(asyncio.get_running_loop())
-        self._jobs.put((job, context))
+        with self._wake:
+            if len(self._waiting) >= self._capacity or self._closing:
+                raise QueueFullError(self.name, self._retry_after)
+            self._waiting.append((work, context))
+            self._wake.notify()
         return TokenStream(context)
 
     def depth(self) -> int:
-        """Jobs waiting plus running."""
-        with self._lock:
-            return self._waiting + self._running
+        """Requests waiting plus running."""
+        with self._wake:
+            return len(self._waiting) + len(self._active)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     async def close(self) -> None:
-        """Let the running job finish, drop none of the queued ones, then stop the thread."""
-        self._jobs.put(None)
+        """Finish running and queued sequences, refuse new ones, then stop the thread."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
         await asyncio.to_thread(self._thread.join)
 
     def _serve(self) -> None:
-        while (item := self._jobs.get()) is not None:
-            job, context = item
-            with self._lock:
-                self._waiting -= 1
-                self._running += 1
+        while True:
+            with self._wake:
+                while not self._waiting and not self._active and not self._closing:
+                    self._wake.wait()
+                if self._closing and not self._waiting and not self._active:
+                    return
+                admitted = self._admit()
+            for slot, work, context in admitted:
+                self._start(slot, work, context)
+            self._drop_cancelled()
+            if not self._active:
+                continue
             try:
-                if not context.cancelled.is_set():
-                    job(context)
-                context._put(_END)
+                finished = self._executor.step()
             except Exception as exc:
-                log.exception("job failed on %s", self.name)
-                failure = exc if isinstance(exc, EngineError) else EngineError(str(exc))
-                context._put(failure)
-            finally:
-                with self._lock:
-                    self._running -= 1
+                # A failed decode poisons the whole batch: every active sequence gets the error.
+                log.exception("decode step failed on %s", self.name)
+                for slot in list(self._active):
+                    self._finish(slot, _failure(exc))
+                continue
+            for slot in finished:
+                self._finish(slot, _END)
+
+    def _admit(self) -> list[tuple[int, Work, JobContext]]:
+        """Pop waiting work into free slots (lock held); cancelled work ends unstarted."""
+        admitted = []
+        free = [slot for slot in range(self._slots) if slot not in self._active]
+        while free and self._waiting:
+            work, context = self._waiting.popleft()
+            if context.cancelled.is_set():
+                context._put(_END)
+                continue
+            slot = free.pop(0)
+            self._active[slot] = context
+            admitted.append((slot, work, context))
+        return admitted
+
+    def _start(self, slot: int, work: Work, context: JobContext) -> None:
+        """Start a sequence; a failure ends only that sequence."""
+        try:
+            self._executor.start(slot, work, context)
+        except Exception as exc:
+            log.exception("starting a sequence failed on %s", self.name)
+            self._finish(slot, _failure(exc))
+
+    def _drop_cancelled(self) -> None:
+        for slot, context in list(self._active.items()):
+            if context.cancelled.is_set():
+                self._finish(slot, _END)
+
+    def _finish(self, slot: int, last: object) -> None:
+        with self._wake:
+            context = self._active.pop(slot, None)
+        if context is None:
+            return
+        try:
+            self._executor.release(slot)
+        finally:
+            context._put(last)
+
+
+def _failure(exc: Exception) -> EngineError:
+    return exc if isinstance(exc, EngineError) else EngineError(str(exc))

@@ -1,0 +1,250 @@
+"""Continuous batching over llama.cpp: every active sequence advances in one `llama_decode`.
+
+Each slot is a llama.cpp sequence id. A step's batch holds one token (the last one
+sampled) for every generating sequence, then up to `chunk` prompt tokens of sequences still
+prefilling, so a long prompt is read over several steps while running streams keep
+producing. Each sequence samples with its own llama.cpp sampler chain from its own logits
+row. With a state cache, a sequence starts from the saved state of its longest cached
+prefix, and saves its state after its prompt and after its turn.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+from dataclasses import dataclass, field
+
+import llama_cpp
+
+from demigod.engines.base import EngineError, GenerationEvent, GenerationRequest, SamplingParams
+from demigod.engines.state_cache import StateCache
+from demigod.engines.stops import StopMatcher
+from demigod.worker.scheduler import JobContext
+
+# Longest token piece llama.cpp writes for one token (bytes); longer pieces are re-asked.
+PIECE_BYTES = 256
+
+
+@dataclass
+class _Sequence:
+    request: GenerationRequest
+    context: JobContext
+    sampler: llama_cpp.llama_sampler_p
+    pending: list[int]  # tokens to evaluate next: the prompt's rest, or the last sample
+    evaluated: list[int]  # tokens whose effect the slot's memory holds, in order
+    prefilling: bool = True
+    generated: int = 0
+    saved: int = 0  # length of `evaluated` when its state was last saved
+    stops: StopMatcher = field(default_factory=lambda: StopMatcher(()))
+    text: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+
+class BatchDecoder:
+    """The llama.cpp side of `demigod.worker.scheduler.BatchScheduler` for one context.
+
+    `ctx` must have been created with n_seq_max >= `slots` and n_batch >= `chunk + slots`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: llama_cpp.llama_model_p,
+        ctx: llama_cpp.llama_context_p,
+        *,
+        slots: int,
+        chunk: int,
+        state_cache: StateCache | None,
+    ) -> None:
+        self._name = name
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._eog_tokens = [
+            t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)
+        ]
+        self._chunk = chunk
+        self._capacity = chunk + slots
+        self._batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
+        self._sequences: dict[int, _Sequence] = {}
+        self._cache = state_cache
+        self._piece = ctypes.create_string_buffer(PIECE_BYTES)
+
+    def start(self, slot: int, work: GenerationRequest, context: JobContext) -> None:
+        """Put `work` in `slot`, restoring the longest cached prefix of its prompt."""
+        prompt = list(work.prompt_tokens)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+        restored = self._restore(slot, prompt)
+        self._sequences[slot] = _Sequence(
+            request=work,
+            context=context,
+            sampler=self._sampler(work.sampling),
+            pending=prompt[restored:],
+            evaluated=prompt[:restored],
+            stops=StopMatcher(work.sampling.stop),
+        )
+
+    def step(self) -> list[int]:
+        """One llama_decode for all sequences; sample where a sequence has new logits.
+
+        Raises EngineError when llama.cpp refuses the batch.
+        """
+        outputs = self._fill_batch()
+        status = llama_cpp.llama_decode(self._ctx, self._batch)
+        if status != 0:
+            raise EngineError(f"model {self._name!r}: llama_decode failed with status {status}")
+        finished = []
+        for slot, index in outputs:
+            sequence = self._sequences[slot]
+            if sequence.prefilling:
+                sequence.prefilling = False
+                self._save(slot, sequence)  # the prompt's state: a prefix of the next turn
+            if self._sample(slot, sequence, index):
+                finished.append(slot)
+        return finished
+
+    def release(self, slot: int) -> None:
+        sequence = self._sequences.pop(slot, None)
+        if sequence is not None:
+            llama_cpp.llama_sampler_free(sequence.sampler)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+
+    def close(self) -> None:
+        """Free the batch and every sampler; the context stays the caller's."""
+        for slot in list(self._sequences):
+            self.release(slot)
+        llama_cpp.llama_batch_free(self._batch)
+
+    # -- one step ----------------------------------------------------------------------
+
+    def _fill_batch(self) -> list[tuple[int, int]]:
+        """Write this step's tokens into the batch; return (slot, batch index) of each
+        token whose logits are wanted."""
+        batch = self._batch
+        batch.n_tokens = 0
+        outputs: list[tuple[int, int]] = []
+        # Generating sequences first: one token each, so streams advance every step.
+        for slot, sequence in self._sequences.items():
+            if not sequence.prefilling:
+                outputs.append((slot, self._add(slot, sequence, 1)))
+        budget = self._chunk
+        for slot, sequence in self._sequences.items():
+            if sequence.prefilling and budget > 0:
+                take = min(budget, len(sequence.pending))
+                budget -= take
+                last = self._add(slot, sequence, take)
+                if not sequence.pending:  # the prompt's last token: its logits start the reply
+                    outputs.append((slot, last))
+        for _, index in outputs:
+            batch.logits[index] = True
+        return outputs
+
+    def _add(self, slot: int, sequence: _Sequence, count: int) -> int:
+        """Move `count` pending tokens of `sequence` into the batch; return the last index."""
+        batch = self._batch
+        position = len(sequence.evaluated)
+        for token in sequence.pending[:count]:
+            index = batch.n_tokens
+            batch.token[index] = token
+            batch.pos[index] = position
+            batch.n_seq_id[index] = 1
+            batch.seq_id[index][0] = slot
+            batch.logits[index] = False
+            batch.n_tokens = index + 1
+            position += 1
+        sequence.evaluated.extend(sequence.pending[:count])
+        del sequence.pending[:count]
+        return int(batch.n_tokens) - 1
+
+    def _sample(self, slot: int, sequence: _Sequence, index: int) -> bool:
+        """Draw the next token from logits row `index`, emit its text; True when finished."""
+        token = llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, index)
+        params = sequence.request.sampling
+        emit = sequence.context.emit
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            emit(GenerationEvent(sequence.stops.flush(), sequence.generated, "stop"))
+            self._save(slot, sequence)
+            return True
+        sequence.generated += 1
+        visible, stopped = sequence.stops.feed(sequence.text.decode(self._token_bytes(token)))
+        if stopped:
+            emit(GenerationEvent(visible, sequence.generated, "stop"))
+            self._save(slot, sequence)
+            return True
+        if sequence.generated >= params.max_tokens:
+            rest = sequence.stops.feed(sequence.text.decode(b"", final=True))[0]
+            emit(
+                GenerationEvent(
+                    visible + rest + sequence.stops.flush(), sequence.generated, "length"
+                )
+            )
+            self._save(slot, sequence)
+            return True
+        if visible:
+            emit(GenerationEvent(visible, sequence.generated))
+        sequence.pending.append(token)
+        return False
+
+    def _token_bytes(self, token: int) -> bytes:
+        n = llama_cpp.llama_token_to_piece(
+            self._vocab, token, self._piece, len(self._piece), 0, False
+        )
+        return self._piece.raw[: max(n, 0)]
+
+    # -- state cache -------------------------------------------------------------------
+
+    def _restore(self, slot: int, prompt: list[int]) -> int:
+        """Load the longest cached prefix of `prompt` into `slot`; tokens restored (0: none)."""
+        if self._cache is None:
+            return 0
+        cached = self._cache.lookup(prompt)
+        if cached is None:
+            return 0
+        data = (ctypes.c_uint8 * len(cached.payload)).from_buffer_copy(cached.payload)
+        if llama_cpp.llama_state_seq_set_data(self._ctx, data, len(data), slot) == 0:
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)  # llama.cpp refused it
+            return 0
+        return len(cached.tokens)
+
+    def _save(self, slot: int, sequence: _Sequence) -> None:
+        """Save the slot's state under the tokens it has evaluated, once per length."""
+        if (
+            self._cache is None
+            or sequence.context.cancelled.is_set()
+            or len(sequence.evaluated) == sequence.saved
+        ):
+            return
+        sequence.saved = len(sequence.evaluated)
+        size = llama_cpp.llama_state_seq_get_size(self._ctx, slot)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx, buffer, size, slot)
+        if written:
+            self._cache.save(sequence.evaluated, bytes(buffer)[:written])
+
+    # -- sampling ----------------------------------------------------------------------
+
+    def _sampler(self, params: SamplingParams) -> llama_cpp.llama_sampler_p:
+        """llama.cpp's own sampler chain: [no-EOS bias] → top-p → temperature → draw."""
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if params.ignore_eos and self._eog_tokens:
+            biases = (llama_cpp.llama_logit_bias * len(self._eog_tokens))()
+            for entry, token in zip(biases, self._eog_tokens, strict=True):
+                entry.token, entry.bias = token, float("-inf")
+            llama_cpp.llama_sampler_chain_add(
+                chain, llama_cpp.llama_sampler_init_logit_bias(self._n_vocab, len(biases), biases)
+            )
+        if params.temperature == 0.0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+            return chain
+        if params.top_p < 1.0:
+            llama_cpp.llama_sampler_chain_add(
+                chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1)
+            )
+        llama_cpp.llama_sampler_chain_add(
+            chain, llama_cpp.llama_sampler_init_temp(params.temperature)
+        )
+        seed = params.seed if params.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
+        return chain
