@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from demigod.lifecycle.demo import build_test_model
 
     return build_test_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def require_binary(name: str) -> str:
+    """The path of the `name` executable. Skips the test when it is missing, except under
+    CI=true, where `.ci/run` installs it and a missing binary is a failure."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian packages: see .ci/run)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def free_port() -> int:

@@ -99,7 +99,7 @@ class _Account:
     def __init__(self, source: EnergySource) -> None:
         self.source = source
         self.last_joules = source.joules()
-        self.idle_watts = 0.0
+        self.idle_watts: float | None = None  # unknown until an idle interval is seen
         self.totals: dict[str, float] = {}
 
     def split(self, busy: dict[str, float], interval: float) -> None:
@@ -108,9 +108,14 @@ class _Account:
         total_busy = sum(busy.values())
         if total_busy <= 0:
             if self.source.subtract_idle and interval > 0:
-                self.idle_watts += _IDLE_SMOOTHING * (spent / interval - self.idle_watts)
+                watts = spent / interval
+                self.idle_watts = (
+                    watts
+                    if self.idle_watts is None
+                    else self.idle_watts + _IDLE_SMOOTHING * (watts - self.idle_watts)
+                )
             return
-        if self.source.subtract_idle:
+        if self.source.subtract_idle and self.idle_watts is not None:
             spent = max(0.0, spent - self.idle_watts * interval)
         for model, seconds in busy.items():
             self.totals[model] = self.totals.get(model, 0.0) + spent * seconds / total_busy
