@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ TEMPLATE = ChatTemplate(None)  # the default plain-text template
 # Replies are sampled: a random model's greedy reply repeats one token, which re-tokenises
 # into merged tokens every time.
 REPLY_TOKENS = 10
+SETTLE_WAIT_SECONDS = 10
 # Seeded sampling: any difference in the restored state shows up as a different draw.
 CONTINUE = SamplingParams(max_tokens=16, temperature=1.0, seed=7, ignore_eos=True)
 
@@ -53,23 +55,38 @@ def reference(runner: EngineRunner, model: Path, tokens: list[int]) -> str:
         runner.close(engine)
 
 
-def test_ram_tier_resumes_each_turn_exactly(tiny_model: Path, runner: EngineRunner) -> None:
-    """Two checkpoints per turn: after the prompt, and after the reply. The reply's is used
-    when the returned text re-tokenises as sampled; otherwise the prompt's still is."""
-    engine = runner.open(tiny_model, engine_config(disk_dir=None))
+def settled(engine: LlamaCppEngine, tokens: list[int], at_least: int) -> int:
+    """Tokens of `tokens` restorable once the last reply has settled (it settles after the
+    answer is sent, so wait a moment for it)."""
     assert engine.state_cache is not None
-    resumed_at = set()
+    deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+    while True:
+        cached = engine.state_cache.lookup(tokens, record=False)
+        found = len(cached.tokens) if cached else 0
+        if found >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+
+
+def test_ram_tier_resumes_each_turn_exactly(tiny_model: Path, runner: EngineRunner) -> None:
+    """Only the new message is evaluated, whether or not the returned reply re-tokenises
+    as it was sampled (random text often does not), and the continuation equals a full
+    re-prefill."""
+    engine = runner.open(tiny_model, engine_config(disk_dir=None))
+    resumed = []
     for seed in range(6):
         history = first_turn(runner, engine, seed)
         tokens = chat_tokens(engine, history)
-        turn_one = len(chat_tokens(engine, history[:1]))
-        cached = engine.state_cache.lookup(tokens)
-        assert cached is not None
-        # the last sampled token is never evaluated in turn one: it is the first new one
-        assert len(cached.tokens) in (turn_one, turn_one + REPLY_TOKENS - 1)
-        resumed_at.add(len(cached.tokens) - turn_one)
+        reply = history[1].text()
+        prefix = len(chat_tokens(engine, history[:1]))
+        if reply.startswith(" "):  # the model's own space, which the template keeps
+            prefix += len(engine.tokenize(reply, add_special=False))
+            assert tokens[prefix:] == engine.tokenize("\nUser: And what about sys?\nAssistant:")
+            resumed.append(seed)
+        # else the template adds a space the model never saw: the prompt's checkpoint serves
+        assert settled(engine, tokens, prefix) == prefix
         assert runner.complete(engine, tokens, CONTINUE) == reference(runner, tiny_model, tokens)
-    assert REPLY_TOKENS - 1 in resumed_at  # random text mostly re-tokenises as sampled
+    assert len(resumed) >= 3
     stats = engine.state_cache_stats()
     assert stats is not None and stats.hits["ram"] >= 6 and stats.bytes["ram"] > 0
 

@@ -4,8 +4,17 @@ Each slot is a llama.cpp sequence id. A step's batch holds one token (the last o
 sampled) for every generating sequence, then up to `chunk` prompt tokens of sequences still
 prefilling, so a long prompt is read over several steps while running streams keep
 producing. Each sequence samples with its own llama.cpp sampler chain from its own logits
-row. With a state cache, a sequence starts from the saved state of its longest cached
-prefix, and saves its state after its prompt and after its turn.
+row.
+
+With a state cache, a sequence starts from the saved state of its longest cached prefix
+and saves two checkpoints. After its prompt: the next turn's prompt starts with it. After
+its reply, "settled": the client gets back text, not tokens, and sends that text in the
+next turn's prompt, where it is tokenised afresh, which can split differently from the
+tokens that were sampled ("Hel" + "lo" comes back as "Hello"), and the last sampled token
+was never evaluated. So once the answer is complete, the slot evaluates prompt +
+tokenize(returned text), from its own state when that is a prefix, else from the prompt's
+checkpoint, and saves the state under exactly those tokens. The client does not wait for
+this; the slot stays busy for a step or two.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 from dataclasses import dataclass, field
+from typing import Literal
 
 import llama_cpp
 
@@ -27,14 +37,17 @@ PIECE_BYTES = 256
 
 @dataclass
 class _Sequence:
+    slot: int
     request: GenerationRequest
     context: JobContext
     sampler: llama_cpp.llama_sampler_p
     pending: list[int]  # tokens to evaluate next: the prompt's rest, or the last sample
     evaluated: list[int]  # tokens whose effect the slot's memory holds, in order
     prefilling: bool = True
+    settling: bool = False  # answered; evaluating the returned text for the next turn
     generated: int = 0
     saved: int = 0  # length of `evaluated` when its state was last saved
+    shown: list[str] = field(default_factory=list)  # the text the client received
     stops: StopMatcher = field(default_factory=lambda: StopMatcher(()))
     text: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -78,6 +91,7 @@ class BatchDecoder:
         llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
         restored = self._restore(slot, prompt)
         self._sequences[slot] = _Sequence(
+            slot=slot,
             request=work,
             context=context,
             sampler=self._sampler(work.sampling),
@@ -92,6 +106,8 @@ class BatchDecoder:
         Raises EngineError when llama.cpp refuses the batch.
         """
         outputs = self._fill_batch()
+        if self._batch.n_tokens == 0:
+            return []
         status = llama_cpp.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise EngineError(f"model {self._name!r}: llama_decode failed with status {status}")
@@ -100,22 +116,42 @@ class BatchDecoder:
             sequence = self._sequences[slot]
             if sequence.prefilling:
                 sequence.prefilling = False
-                self._save(slot, sequence)  # the prompt's state: a prefix of the next turn
-            if self._sample(slot, sequence, index):
+                self._save(sequence)  # the prompt's state: a prefix of the next turn
+            if self._sample(sequence, index):
                 finished.append(slot)
+                self._plan_settling(slot, sequence)
+        for slot, sequence in list(self._sequences.items()):
+            if sequence.settling and not sequence.pending:
+                self._save(sequence)
+                self._free(slot)
         return finished
 
     def release(self, slot: int) -> None:
-        sequence = self._sequences.pop(slot, None)
-        if sequence is not None:
-            llama_cpp.llama_sampler_free(sequence.sampler)
-        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+        """Free `slot`, unless its sequence is still settling (then it frees itself)."""
+        sequence = self._sequences.get(slot)
+        if sequence is None or not sequence.settling:
+            self._free(slot)
+
+    def busy(self) -> set[int]:
+        """Slots released by the scheduler but still settling."""
+        return {slot for slot, sequence in self._sequences.items() if sequence.settling}
+
+    def abandon(self) -> None:
+        """Free every settling slot: after a failed decode their states are suspect."""
+        for slot in self.busy():
+            self._free(slot)
 
     def close(self) -> None:
         """Free the batch and every sampler; the context stays the caller's."""
         for slot in list(self._sequences):
-            self.release(slot)
+            self._free(slot)
         llama_cpp.llama_batch_free(self._batch)
+
+    def _free(self, slot: int) -> None:
+        sequence = self._sequences.pop(slot, None)
+        if sequence is not None:
+            llama_cpp.llama_sampler_free(sequence.sampler)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
 
     # -- one step ----------------------------------------------------------------------
 
@@ -127,15 +163,20 @@ class BatchDecoder:
         outputs: list[tuple[int, int]] = []
         # Generating sequences first: one token each, so streams advance every step.
         for slot, sequence in self._sequences.items():
-            if not sequence.prefilling:
+            if not sequence.prefilling and not sequence.settling:
                 outputs.append((slot, self._add(slot, sequence, 1)))
         budget = self._chunk
-        for slot, sequence in self._sequences.items():
-            if sequence.prefilling and budget > 0:
+        # Prompts before settling: a waiting client's first token matters more.
+        for settling in (False, True):
+            for slot, sequence in self._sequences.items():
+                if sequence.settling != settling or not sequence.pending or budget <= 0:
+                    continue
+                if not settling and not sequence.prefilling:
+                    continue
                 take = min(budget, len(sequence.pending))
                 budget -= take
                 last = self._add(slot, sequence, take)
-                if not sequence.pending:  # the prompt's last token: its logits start the reply
+                if not settling and not sequence.pending:  # its logits start the reply
                     outputs.append((slot, last))
         for _, index in outputs:
             batch.logits[index] = True
@@ -158,34 +199,32 @@ class BatchDecoder:
         del sequence.pending[:count]
         return int(batch.n_tokens) - 1
 
-    def _sample(self, slot: int, sequence: _Sequence, index: int) -> bool:
+    def _sample(self, sequence: _Sequence, index: int) -> bool:
         """Draw the next token from logits row `index`, emit its text; True when finished."""
         token = llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, index)
         params = sequence.request.sampling
-        emit = sequence.context.emit
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-            emit(GenerationEvent(sequence.stops.flush(), sequence.generated, "stop"))
-            self._save(slot, sequence)
+            self._emit(sequence, sequence.stops.flush(), "stop")
             return True
         sequence.generated += 1
         visible, stopped = sequence.stops.feed(sequence.text.decode(self._token_bytes(token)))
         if stopped:
-            emit(GenerationEvent(visible, sequence.generated, "stop"))
-            self._save(slot, sequence)
+            self._emit(sequence, visible, "stop")
             return True
         if sequence.generated >= params.max_tokens:
             rest = sequence.stops.feed(sequence.text.decode(b"", final=True))[0]
-            emit(
-                GenerationEvent(
-                    visible + rest + sequence.stops.flush(), sequence.generated, "length"
-                )
-            )
-            self._save(slot, sequence)
+            self._emit(sequence, visible + rest + sequence.stops.flush(), "length")
             return True
         if visible:
-            emit(GenerationEvent(visible, sequence.generated))
+            self._emit(sequence, visible, None)
         sequence.pending.append(token)
         return False
+
+    def _emit(
+        self, sequence: _Sequence, text: str, finish: Literal["stop", "length"] | None
+    ) -> None:
+        sequence.shown.append(text)
+        sequence.context.emit(GenerationEvent(text, sequence.generated, finish))
 
     def _token_bytes(self, token: int) -> bytes:
         n = llama_cpp.llama_token_to_piece(
@@ -195,11 +234,12 @@ class BatchDecoder:
 
     # -- state cache -------------------------------------------------------------------
 
-    def _restore(self, slot: int, prompt: list[int]) -> int:
-        """Load the longest cached prefix of `prompt` into `slot`; tokens restored (0: none)."""
+    def _restore(self, slot: int, prompt: list[int], *, record: bool = True) -> int:
+        """Load the longest cached prefix of `prompt` into `slot`; tokens restored (0: none).
+        `record` False keeps the lookup out of the hit/miss counters (internal use)."""
         if self._cache is None:
             return 0
-        cached = self._cache.lookup(prompt)
+        cached = self._cache.lookup(prompt, record=record)
         if cached is None:
             return 0
         data = (ctypes.c_uint8 * len(cached.payload)).from_buffer_copy(cached.payload)
@@ -208,14 +248,29 @@ class BatchDecoder:
             return 0
         return len(cached.tokens)
 
-    def _save(self, slot: int, sequence: _Sequence) -> None:
-        """Save the slot's state under the tokens it has evaluated, once per length."""
-        if (
-            self._cache is None
-            or sequence.context.cancelled.is_set()
-            or len(sequence.evaluated) == sequence.saved
-        ):
+    def _plan_settling(self, slot: int, sequence: _Sequence) -> None:
+        """After the answer: queue prompt + tokenize(returned text) for evaluation in `slot`
+        (see the module docstring), or do nothing when there is no cache to save into."""
+        if self._cache is None:
             return
+        reply = tokenize(self._vocab, "".join(sequence.shown), add_special=False)
+        target = list(sequence.request.prompt_tokens) + reply
+        done = len(sequence.evaluated)
+        sequence.pending.clear()
+        if target[:done] == sequence.evaluated:
+            sequence.pending = target[done:]
+        else:  # the reply re-tokenised differently: start again from the prompt's state
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+            restored = self._restore(slot, target, record=False)
+            sequence.evaluated = target[:restored]
+            sequence.pending = target[restored:]
+        sequence.settling = True
+
+    def _save(self, sequence: _Sequence) -> None:
+        """Save the slot's state under the tokens it has evaluated, once per length."""
+        if self._cache is None or len(sequence.evaluated) == sequence.saved:
+            return
+        slot = sequence.slot
         sequence.saved = len(sequence.evaluated)
         size = llama_cpp.llama_state_seq_get_size(self._ctx, slot)
         buffer = (ctypes.c_uint8 * size)()
@@ -248,3 +303,22 @@ class BatchDecoder:
         seed = params.seed if params.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
         llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
         return chain
+
+
+def tokenize(
+    vocab: llama_cpp.llama_vocab_p, text: str, *, add_special: bool, parse_special: bool = False
+) -> list[int]:
+    """Token ids of `text` by the model's vocabulary."""
+    data = text.encode("utf-8")
+    capacity = len(data) + 8
+    buffer = (llama_cpp.llama_token * capacity)()
+    count = llama_cpp.llama_tokenize(
+        vocab, data, len(data), buffer, capacity, add_special, parse_special
+    )
+    if count < 0:  # buffer too small: llama.cpp returns minus the size it needs
+        capacity = -count
+        buffer = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(
+            vocab, data, len(data), buffer, capacity, add_special, parse_special
+        )
+    return list(buffer[:count])

@@ -23,7 +23,7 @@ from demigod.engines.base import (
     GenerationRequest,
     StateCacheStats,
 )
-from demigod.engines.llama_batch import BatchDecoder
+from demigod.engines.llama_batch import BatchDecoder, tokenize
 from demigod.engines.state_cache import (
     DirectoryStore,
     MemoryStore,
@@ -114,19 +114,7 @@ class LlamaCppEngine:
     def tokenize(
         self, text: str, *, add_special: bool = True, parse_special: bool = False
     ) -> list[int]:
-        data = text.encode("utf-8")
-        capacity = len(data) + 8
-        buffer = (llama_cpp.llama_token * capacity)()
-        count = llama_cpp.llama_tokenize(
-            self._vocab, data, len(data), buffer, capacity, add_special, parse_special
-        )
-        if count < 0:  # buffer too small: llama.cpp returns minus the size it needs
-            capacity = -count
-            buffer = (llama_cpp.llama_token * capacity)()
-            count = llama_cpp.llama_tokenize(
-                self._vocab, data, len(data), buffer, capacity, add_special, parse_special
-            )
-        return list(buffer[:count])
+        return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
 
     def generate(self, request: GenerationRequest) -> TokenStream:
         prompt = request.prompt_tokens

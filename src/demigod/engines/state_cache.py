@@ -259,9 +259,10 @@ class StateCache:
         self._writer = threading.Thread(target=self._write_behind, name="state-cache", daemon=True)
         self._writer.start()
 
-    def lookup(self, tokens: Sequence[int]) -> CachedState | None:
+    def lookup(self, tokens: Sequence[int], *, record: bool = True) -> CachedState | None:
         """The saved state of the longest proper prefix of `tokens` (at least one token is
-        left to evaluate, since the next token's logits come from evaluating it)."""
+        left to evaluate, since the next token's logits come from evaluating it). `record`
+        False leaves the hit and miss counters alone."""
         listed = [
             (store, {key for key in store.keys(self._namespace) if 0 < _length(key) < len(tokens)})
             for store in self._stores
@@ -275,11 +276,13 @@ class StateCache:
                 found = self._read(store, wanted[n], tokens[:n])
                 if found is None:
                     continue
-                self._count(hit=store.tier, missed=[s.tier for s, _ in listed[:position]])
+                if record:
+                    self._count(hit=store.tier, missed=[s.tier for s, _ in listed[:position]])
                 if position > 0:
                     self._stores[0].put(self._namespace, wanted[n], found[1])
                 return CachedState(tuple(tokens[:n]), found[0], store.tier)
-        self._count(hit=None, missed=[store.tier for store in self._stores])
+        if record:
+            self._count(hit=None, missed=[store.tier for store in self._stores])
         return None
 
     def save(self, tokens: Sequence[int], payload: bytes) -> None:

@@ -89,7 +89,16 @@ class BatchExecutor(Protocol[Work_contra]):
         ...
 
     def release(self, slot: int) -> None:
-        """Free `slot` (finished, cancelled or failed) so another sequence can use it."""
+        """The scheduler is done with `slot` (finished, cancelled or failed). The executor
+        may keep it a little longer for its own work, reported by `busy`."""
+        ...
+
+    def busy(self) -> set[int]:
+        """Released slots the executor still uses; `step` finishes that work."""
+        ...
+
+    def abandon(self) -> None:
+        """Drop the executor's own pending work (after a failed step)."""
         ...
 
 
@@ -149,15 +158,16 @@ class BatchScheduler(Generic[Work]):
     def _serve(self) -> None:
         while True:
             with self._wake:
-                while not self._waiting and not self._active and not self._closing:
+                busy = self._executor.busy()
+                while not self._waiting and not self._active and not busy and not self._closing:
                     self._wake.wait()
-                if self._closing and not self._waiting and not self._active:
+                if self._closing and not self._waiting and not self._active and not busy:
                     return
-                admitted = self._admit()
+                admitted = self._admit(busy)
             for slot, work, context in admitted:
                 self._start(slot, work, context)
             self._drop_cancelled()
-            if not self._active:
+            if not self._active and not self._executor.busy():
                 continue
             try:
                 finished = self._executor.step()
@@ -166,14 +176,15 @@ class BatchScheduler(Generic[Work]):
                 log.exception("decode step failed on %s", self.name)
                 for slot in list(self._active):
                     self._finish(slot, _failure(exc))
+                self._executor.abandon()
                 continue
             for slot in finished:
                 self._finish(slot, _END)
 
-    def _admit(self) -> list[tuple[int, Work, JobContext]]:
+    def _admit(self, busy: set[int]) -> list[tuple[int, Work, JobContext]]:
         """Pop waiting work into free slots (lock held); cancelled work ends unstarted."""
         admitted = []
-        free = [slot for slot in range(self._slots) if slot not in self._active]
+        free = [s for s in range(self._slots) if s not in self._active and s not in busy]
         while free and self._waiting:
             work, context = self._waiting.popleft()
             if context.cancelled.is_set():
