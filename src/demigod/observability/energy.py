@@ -73,7 +73,7 @@ class RaplSource:
             now = self._read(zone)
             delta = now - self._last_uj[index]
             if delta < 0:  # the counter wrapped at max_energy_range_uj
-                delta += int((zone / "max_energy_range_uj").read_text()) + 1
+                delta += int((zone / "max_energy_range_uj").read_text())
             self._total_uj += delta
             self._last_uj[index] = now
         return self._total_uj / 1e6
