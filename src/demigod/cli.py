@@ -14,6 +14,7 @@ from rich.console import Console
 from demigod import __version__
 from demigod.config import ModelConfig, Settings, load_settings
 from demigod.deploy.cli import deploy_app
+from demigod.observability.cli import report_app, top
 
 app = typer.Typer(
     help=(
@@ -28,6 +29,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(report_app, name="report")
+app.command("top")(top)
 route_app = typer.Typer(help="Inspect routing decisions offline.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
 
