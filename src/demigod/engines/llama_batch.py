@@ -116,7 +116,9 @@ class BatchDecoder:
             sequence = self._sequences[slot]
             if sequence.prefilling:
                 sequence.prefilling = False
-                self._save(sequence)  # the prompt's state: a prefix of the next turn
+                # The prompt's state, for a next turn the settled reply cannot serve: in RAM
+                # only, since the settled reply's state is what a restart or replica needs.
+                self._save(sequence, durable=False)
             if self._sample(sequence, index):
                 finished.append(slot)
                 self._plan_settling(slot, sequence)
@@ -234,12 +236,12 @@ class BatchDecoder:
 
     # -- state cache -------------------------------------------------------------------
 
-    def _restore(self, slot: int, prompt: list[int], *, record: bool = True) -> int:
+    def _restore(self, slot: int, prompt: list[int], *, peek: bool = False) -> int:
         """Load the longest cached prefix of `prompt` into `slot`; tokens restored (0: none).
-        `record` False keeps the lookup out of the hit/miss counters (internal use)."""
+        `peek` keeps the lookup out of the counters (settling is not a request)."""
         if self._cache is None:
             return 0
-        cached = self._cache.lookup(prompt, record=record)
+        cached = self._cache.lookup(prompt, peek=peek)
         if cached is None:
             return 0
         data = (ctypes.c_uint8 * len(cached.payload)).from_buffer_copy(cached.payload)
@@ -261,12 +263,12 @@ class BatchDecoder:
             sequence.pending = target[done:]
         else:  # the reply re-tokenised differently: start again from the prompt's state
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
-            restored = self._restore(slot, target, record=False)
+            restored = self._restore(slot, target, peek=True)
             sequence.evaluated = target[:restored]
             sequence.pending = target[restored:]
         sequence.settling = True
 
-    def _save(self, sequence: _Sequence) -> None:
+    def _save(self, sequence: _Sequence, *, durable: bool = True) -> None:
         """Save the slot's state under the tokens it has evaluated, once per length."""
         if self._cache is None or len(sequence.evaluated) == sequence.saved:
             return
@@ -276,7 +278,7 @@ class BatchDecoder:
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx, buffer, size, slot)
         if written:
-            self._cache.save(sequence.evaluated, bytes(buffer)[:written])
+            self._cache.save(sequence.evaluated, bytes(buffer)[:written], durable=durable)
 
     # -- sampling ----------------------------------------------------------------------
 

@@ -259,10 +259,10 @@ class StateCache:
         self._writer = threading.Thread(target=self._write_behind, name="state-cache", daemon=True)
         self._writer.start()
 
-    def lookup(self, tokens: Sequence[int], *, record: bool = True) -> CachedState | None:
+    def lookup(self, tokens: Sequence[int], *, peek: bool = False) -> CachedState | None:
         """The saved state of the longest proper prefix of `tokens` (at least one token is
-        left to evaluate, since the next token's logits come from evaluating it). `record`
-        False leaves the hit and miss counters alone."""
+        left to evaluate, since the next token's logits come from evaluating it). `peek` leaves
+        the counters and the tiers alone (no promotion to RAM)."""
         listed = [
             (store, {key for key in store.keys(self._namespace) if 0 < _length(key) < len(tokens)})
             for store in self._stores
@@ -276,23 +276,25 @@ class StateCache:
                 found = self._read(store, wanted[n], tokens[:n])
                 if found is None:
                     continue
-                if record:
-                    self._count(hit=store.tier, missed=[s.tier for s, _ in listed[:position]])
+                if peek:
+                    return CachedState(tuple(tokens[:n]), found[0], store.tier)
+                self._count(hit=store.tier, missed=[s.tier for s, _ in listed[:position]])
                 if position > 0:
                     self._stores[0].put(self._namespace, wanted[n], found[1])
                 return CachedState(tuple(tokens[:n]), found[0], store.tier)
-        if record:
+        if not peek:
             self._count(hit=None, missed=[store.tier for store in self._stores])
         return None
 
-    def save(self, tokens: Sequence[int], payload: bytes) -> None:
-        """Keep `payload` as the state after `tokens`: RAM now, slower tiers soon."""
+    def save(self, tokens: Sequence[int], payload: bytes, *, durable: bool = True) -> None:
+        """Keep `payload` as the state after `tokens`: RAM now and, when `durable`, the
+        slower tiers soon (on the writer thread)."""
         if not tokens:
             return
         key = prefix_keys(self._namespace, tokens, [len(tokens)])[len(tokens)]
         blob = encode_entry(self.model_sha256, self.runtime, tokens, payload)
         self._stores[0].put(self._namespace, key, blob)
-        if len(self._stores) > 1:
+        if durable and len(self._stores) > 1:
             self._writes.put((key, blob))
 
     def flush(self) -> None:
