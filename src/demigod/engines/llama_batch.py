@@ -57,7 +57,8 @@ class _Sequence:
 class BatchDecoder:
     """The llama.cpp side of `demigod.worker.scheduler.BatchScheduler` for one context.
 
-    `ctx` must have been created with n_seq_max >= `slots` and n_batch >= `chunk + slots`.
+    `ctx` must have been created with n_seq_max >= `slots`, n_batch >= `chunk + slots` and
+    `n_ctx` positions per sequence.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class BatchDecoder:
         *,
         slots: int,
         chunk: int,
+        n_ctx: int,
         state_cache: StateCache | None,
     ) -> None:
         self._name = name
@@ -79,6 +81,7 @@ class BatchDecoder:
             t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)
         ]
         self._chunk = chunk
+        self._n_ctx = n_ctx
         self._capacity = chunk + slots
         self._batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
         self._sequences: dict[int, _Sequence] = {}
@@ -257,6 +260,8 @@ class BatchDecoder:
             return
         reply = tokenize(self._vocab, "".join(sequence.shown), add_special=False)
         target = list(sequence.request.prompt_tokens) + reply
+        if len(target) >= self._n_ctx:  # no next turn fits after it
+            return
         done = len(sequence.evaluated)
         sequence.pending.clear()
         if target[:done] == sequence.evaluated:

@@ -98,6 +98,7 @@ class LlamaCppEngine:
             self._ctx,
             slots=config.slots,
             chunk=config.n_batch,
+            n_ctx=self.info.n_ctx,
             state_cache=self.state_cache,
         )
         self._scheduler: BatchScheduler[GenerationRequest] = BatchScheduler(
