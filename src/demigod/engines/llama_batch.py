@@ -13,8 +13,9 @@ next turn's prompt, where it is tokenised afresh, which can split differently fr
 tokens that were sampled ("Hel" + "lo" comes back as "Hello"), and the last sampled token
 was never evaluated. So once the answer is complete, the slot evaluates prompt +
 tokenize(returned text), from its own state when that is a prefix, else from the prompt's
-checkpoint, and saves the state under exactly those tokens. The client does not wait for
-this; the slot stays busy for a step or two.
+checkpoint, and saves the state under exactly those tokens (less the reply's last token,
+which may merge with the text that follows it). The client does not wait for this; the
+slot stays busy for a step or two.
 """
 
 from __future__ import annotations
@@ -259,7 +260,9 @@ class BatchDecoder:
         if self._cache is None:
             return
         reply = tokenize(self._vocab, "".join(sequence.shown), add_special=False)
-        target = list(sequence.request.prompt_tokens) + reply
+        # Hold back the reply's last token: it can merge with what the template appends
+        # (trailing spaces + "\n" are one token), and costs the next turn one token at most.
+        target = list(sequence.request.prompt_tokens) + reply[:-1]
         if len(target) >= self._n_ctx:  # no next turn fits after it
             return
         done = len(sequence.evaluated)
