@@ -118,12 +118,13 @@ class BatchDecoder:
         finished = []
         for slot, index in outputs:
             sequence = self._sequences[slot]
+            done = self._sample(sequence, index)  # first: the client's token before our copies
             if sequence.prefilling:
                 sequence.prefilling = False
                 # The prompt's state, for a next turn the settled reply cannot serve: in RAM
                 # only, since the settled reply's state is what a restart or replica needs.
                 self._save(sequence, durable=False)
-            if self._sample(sequence, index):
+            if done:
                 finished.append(slot)
                 self._plan_settling(slot, sequence)
         for slot, sequence in list(self._sequences.items()):
@@ -286,7 +287,8 @@ class BatchDecoder:
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx, buffer, size, slot)
         if written:
-            self._cache.save(sequence.evaluated, bytes(buffer)[:written], durable=durable)
+            payload = ctypes.string_at(buffer, written)
+            self._cache.save(sequence.evaluated, payload, durable=durable)
 
     # -- sampling ----------------------------------------------------------------------
 
