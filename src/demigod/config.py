@@ -104,6 +104,10 @@ class ObservabilityConfig(BaseModel):
         default="http://127.0.0.1:9095/alerts",
         description="Alertmanager webhook receiver (PagerDuty/Slack/Matrix bridge)",
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces URL (a collector's /v1/traces); None: no traces sent",
+    )
 
 
 class Settings(BaseSettings):

@@ -30,6 +30,7 @@ from demigod.observability.energy import EnergyMeter, host_energy_sources
 from demigod.observability.gpu import GpuCollector
 from demigod.observability.metrics import CONTENT_TYPE, Metrics, StateCacheCollector
 from demigod.observability.probes import DeepProber
+from demigod.observability.tracing import Tracing
 from demigod.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -83,7 +84,8 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     metrics.watch(energy)
     if (gpu := GpuCollector.find()) is not None:
         metrics.watch(gpu)
-    runner = CompletionRunner(metrics, energy)
+    tracing = Tracing(observability.otlp_endpoint)
+    runner = CompletionRunner(metrics, energy, tracing)
     prober = DeepProber(metrics)
     state: dict[str, object] = {}
 
@@ -112,6 +114,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             if probing is not None:
                 probing.cancel()
             await mesh.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="Phoenix DemiGod",

@@ -11,6 +11,8 @@ from typing import Literal
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from opentelemetry.context import Context
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
 from demigod.engines.base import (
@@ -26,6 +28,12 @@ from demigod.gateway.errors import APIError
 from demigod.mesh import ServedModel
 from demigod.observability.energy import EnergyMeter
 from demigod.observability.metrics import Metrics
+from demigod.observability.tracing import (
+    Tracing,
+    incoming_context,
+    trace_ids,
+    wall_clock_ns,
+)
 from demigod.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -45,6 +53,8 @@ from demigod.protocol import (
 log = logging.getLogger(__name__)
 
 Kind = Literal["chat", "text"]
+# gen_ai.operation.name of each kind (OpenTelemetry GenAI semantic conventions).
+_OPERATION: dict[Kind, str] = {"chat": "chat", "text": "text_completion"}
 ANONYMOUS_TENANT = "anonymous"
 # How many events pass between checks that a non-streaming client is still connected.
 DISCONNECT_CHECK_EVERY = 16
@@ -72,9 +82,10 @@ def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
 
 
 class CompletionRunner:
-    def __init__(self, metrics: Metrics, energy: EnergyMeter) -> None:
+    def __init__(self, metrics: Metrics, energy: EnergyMeter, tracing: Tracing) -> None:
         self._metrics = metrics
         self._energy = energy
+        self._tracing = tracing
 
     async def respond(
         self, job: CompletionJob, request: Request
@@ -99,20 +110,24 @@ class CompletionRunner:
                 code="queue_full",
                 headers={"Retry-After": str(exc.retry_after)},
             ) from exc
-        self._metrics.inflight.labels(job.model.name).inc()
-        self._energy.begin(job.model.name)
+        recorder = _Recorder(
+            self._metrics, self._energy, self._tracing, job, incoming_context(request.headers)
+        )
         if job.stream:
             return StreamingResponse(
-                self._stream(job, events),
+                self._stream(job, events, recorder),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
-        return await self._collect(job, events, request)
+        return await self._collect(job, events, request, recorder)
 
     async def _collect(
-        self, job: CompletionJob, events: GenerationStream, request: Request
+        self,
+        job: CompletionJob,
+        events: GenerationStream,
+        request: Request,
+        recorder: _Recorder,
     ) -> JSONResponse:
-        recorder = _Recorder(self._metrics, self._energy, job)
         parts: list[str] = []
         last = GenerationEvent("", 0)
         try:
@@ -146,8 +161,9 @@ class CompletionRunner:
         recorder.finish(200, usage)
         return JSONResponse(body.model_dump())
 
-    async def _stream(self, job: CompletionJob, events: GenerationStream) -> AsyncIterator[str]:
-        recorder = _Recorder(self._metrics, self._energy, job)
+    async def _stream(
+        self, job: CompletionJob, events: GenerationStream, recorder: _Recorder
+    ) -> AsyncIterator[str]:
         chunks = _ChunkWriter(job)
         status = 499  # until the stream completes, a stop means the client went away
         error_type: str | None = "client_disconnected"
@@ -247,17 +263,50 @@ def _sse(chunk: BaseModel) -> str:
 
 
 class _Recorder:
-    """Metrics and the access log line of one request (keys: docs/operations.md)."""
+    """Metrics, trace span and access log line of one admitted request, from admission to
+    `finish` (log keys and span attributes: docs/operations.md)."""
 
-    def __init__(self, metrics: Metrics, energy: EnergyMeter, job: CompletionJob) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        energy: EnergyMeter,
+        tracing: Tracing,
+        job: CompletionJob,
+        parent: Context,
+    ) -> None:
         self._metrics = metrics
         self._energy = energy
         self._job = job
         self._first_token_at: float | None = None
         self._last_token_at: float | None = None
+        self._finish_reason: str | None = None
         self.completion_tokens = 0
         self.usage: Usage | None = None
         self._finished = False
+        metrics.inflight.labels(job.model.name).inc()
+        energy.begin(job.model.name)
+        sampling = job.sampling
+        attributes: dict[str, str | int | float | bool] = {
+            "gen_ai.operation.name": _OPERATION[job.kind],
+            "gen_ai.provider.name": "demigod",
+            "gen_ai.request.model": job.model.name,
+            "gen_ai.request.max_tokens": sampling.max_tokens,
+            "gen_ai.request.temperature": sampling.temperature,
+            "gen_ai.request.top_p": sampling.top_p,
+            "demigod.request_id": job.request_id,
+            "demigod.tenant": ANONYMOUS_TENANT,
+            "demigod.model.version": job.model.version,
+            "demigod.stream": job.stream,
+        }
+        if sampling.seed is not None:
+            attributes["gen_ai.request.seed"] = sampling.seed
+        self._span = tracing.start_completion(
+            operation=_OPERATION[job.kind],
+            model=job.model.name,
+            started_ns=wall_clock_ns(job.received),
+            parent=parent,
+            attributes=attributes,
+        )
 
     def token(self, event: GenerationEvent) -> None:
         stamp = time.perf_counter()
@@ -268,6 +317,7 @@ class _Recorder:
             )
         self._last_token_at = stamp
         self.completion_tokens = event.completion_tokens
+        self._finish_reason = event.finish_reason or self._finish_reason
 
     def finish(
         self, status: int, usage: Usage | None = None, *, error_type: str | None = None
@@ -290,6 +340,8 @@ class _Recorder:
         ):
             per_token = (self._last_token_at - self._first_token_at) / (self.completion_tokens - 1)
             metrics.time_per_output_token.labels(model).observe(per_token)
+        self._end_span(status, error_type)
+        trace_id, span_id = trace_ids(self._span)
         log.info(
             "completion",
             extra={
@@ -309,5 +361,21 @@ class _Recorder:
                     else round(self._first_token_at - job.received, 4)
                 ),
                 "latency_seconds": round(elapsed, 4),
+                "trace_id": trace_id,
+                "span_id": span_id,
             },
         )
+
+    def _end_span(self, status: int, error_type: str | None) -> None:
+        span = self._span
+        span.set_attribute("gen_ai.response.model", self._job.model.name)
+        span.set_attribute("gen_ai.usage.input_tokens", len(self._job.prompt_tokens))
+        span.set_attribute("gen_ai.usage.output_tokens", self.completion_tokens)
+        if self._finish_reason is not None:
+            span.set_attribute("gen_ai.response.finish_reasons", [self._finish_reason])
+        span.set_attribute("http.response.status_code", status)
+        if error_type is not None:
+            span.set_attribute("error.type", error_type)
+        if status >= 500:
+            span.set_status(StatusCode.ERROR, error_type)
+        span.end()

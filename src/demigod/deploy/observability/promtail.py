@@ -19,6 +19,8 @@ LOG_FIELDS = (
     "completion_tokens",
     "ttft_seconds",
     "latency_seconds",
+    "trace_id",
+    "span_id",
 )
 LABEL_FIELDS = ("level", "logger", "model", "tenant", "status")
 
