@@ -3,55 +3,30 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server, free_port, start_server, stop_server
+from tests.conftest import Server, start_server, stop_server
+from tests.observability.receiver import JsonReceiver
 from tests.observability.test_live_stack import completion, request_log_line, wait_for
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
 
-class Collector:
-    """An OTLP/HTTP endpoint that keeps every span it is sent."""
+class Collector(JsonReceiver):
+    """An OTLP/HTTP JSON endpoint: the spans and resources it was sent."""
 
-    def __init__(self) -> None:
-        self.spans: list[dict[str, Any]] = []
-        self.resources: list[dict[str, Any]] = []
-        spans, resources = self.spans, self.resources
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                for resource_spans in body["resourceSpans"]:
-                    resources.append(resource_spans["resource"])
-                    for scope in resource_spans["scopeSpans"]:
-                        spans.extend(scope["spans"])
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def bodies(self) -> list[dict[str, Any]]:
+        return [rs for body in list(self.received) for rs in body["resourceSpans"]]
 
     def span(self, trace_id: str) -> dict[str, Any] | None:
-        return next((span for span in self.spans if span["traceId"] == trace_id), None)
-
-    def close(self) -> None:
-        self._server.shutdown()
+        spans = [s for rs in self.bodies() for scope in rs["scopeSpans"] for s in scope["spans"]]
+        return next((span for span in spans if span["traceId"] == trace_id), None)
 
 
 def attributes(span: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +42,7 @@ def traced(
         [f"tiny={tiny_model}"],
         tmp_path_factory.mktemp("traced"),
         env={
-            "DEMIGOD_OBSERVABILITY__OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}/v1/traces",
+            "DEMIGOD_OBSERVABILITY__OTLP_ENDPOINT": collector.url("/v1/traces"),
             "DEMIGOD_OBSERVABILITY__DEEP_PROBE_INTERVAL_SECONDS": "0",
         },
     )
@@ -100,7 +75,7 @@ def test_span_continues_the_callers_trace_with_genai_attributes(
     assert found["http.response.status_code"] == "200"
     assert found["demigod.request_id"] == "traced-1"
     assert {"key": "service.name", "value": {"stringValue": "demigod"}} in (
-        collector.resources[0]["attributes"]
+        collector.bodies()[0]["resource"]["attributes"]
     )
     entry = request_log_line(server, "traced-1")
     assert (entry["trace_id"], entry["span_id"]) == (CALLER_TRACE, span["spanId"])
