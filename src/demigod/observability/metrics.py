@@ -27,8 +27,11 @@ from prometheus_client.registry import Collector
 from demigod import __version__
 from demigod.engines.base import StateCacheStats
 
-# Latency buckets from 5 ms to 2 min: token times sit at the low end, whole requests high.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# Latency buckets from 5 ms to 10 min: first tokens sit at the low end, whole requests high
+# (a long generation on a CPU runs for minutes); 3 s, the paging threshold, is a boundary.
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300, 600
+)  # fmt: skip
 TOKEN_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
