@@ -85,6 +85,13 @@ def _dashboard(
     }
 
 
+def _error_ratio(by: str, selector: str) -> str:
+    # `or ... * 0` keeps a 0 line (not "no data") for a model that has had no 5xx.
+    every = f"sum by ({by}) (rate(demigod_requests_total{{{selector}}}[{WINDOW}]))"
+    failed = f'sum by ({by}) (rate(demigod_requests_total{{{selector},status=~"5.."}}[{WINDOW}]))'
+    return f"({failed} or {every} * 0) / {every}"
+
+
 def _quantiles(metric: str, by: str, selector: str) -> dict[str, str]:
     return {
         f"p{q} {{{{{by}}}}}": f"histogram_quantile(0.{q}, sum by ({by}, le) "
@@ -126,11 +133,7 @@ def model_dashboard() -> dict[str, object]:
         ),
         Panel(
             "Error ratio (5xx)",
-            {
-                "{{model}}": "sum by (model) "
-                f'(rate(demigod_requests_total{{{m},status=~"5.."}}[{WINDOW}])) '
-                f"/ sum by (model) (rate(demigod_requests_total{{{m}}}[{WINDOW}]))"
-            },
+            {"{{model}}": _error_ratio("model", m)},
             "percentunit",
         ),
         Panel(
@@ -224,11 +227,7 @@ def tenant_dashboard() -> dict[str, object]:
         ),
         Panel(
             "Error ratio (5xx)",
-            {
-                "{{tenant}}": "sum by (tenant) "
-                f'(rate(demigod_requests_total{{{t},status=~"5.."}}[{WINDOW}])) '
-                f"/ sum by (tenant) (rate(demigod_requests_total{{{t}}}[{WINDOW}]))"
-            },
+            {"{{tenant}}": _error_ratio("tenant", t)},
             "percentunit",
         ),
         Panel(
