@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 def _nvml() -> ModuleType | None:
     """The initialised `pynvml` module, or None when NVML is unusable here."""
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         return None
     try:
@@ -27,7 +27,8 @@ def _nvml() -> ModuleType | None:
             return None
     except pynvml.NVMLError:
         return None
-    return pynvml
+    module: ModuleType = pynvml
+    return module
 
 
 def _handles(nvml: ModuleType) -> list[Any]:
@@ -86,10 +87,6 @@ class NvmlEnergySource:
         return source
 
     def joules(self) -> float:
-        return (
-            sum(
-                self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-                for handle in _handles(self._nvml)
-            )
-            / 1000
-        )
+        nvml = self._nvml
+        millijoules = sum(nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in _handles(nvml))
+        return float(millijoules) / 1000
