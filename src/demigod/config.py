@@ -59,11 +59,13 @@ class EngineConfig(BaseModel):
     """llama.cpp engine knobs, shared by every model in the process."""
 
     n_ctx: int = Field(default=2048, ge=64, description="context window per sequence, in tokens")
+    # Defaults measured on 2 cores (docs/benchmarks.md): 8 slots decode the most tokens per
+    # second; a 128-token prefill chunk keeps running streams' worst gap near one second.
     slots: int = Field(
-        default=4, ge=1, le=256, description="sequences decoded together (continuous batching)"
+        default=8, ge=1, le=256, description="sequences decoded together (continuous batching)"
     )
     n_batch: int = Field(
-        default=512,
+        default=128,
         ge=1,
         description="prompt tokens per decode step: longer prompts are prefilled in chunks so "
         "running streams keep producing",
