@@ -229,5 +229,6 @@ def test_every_log_line_is_json_and_requests_have_the_documented_keys(server: Se
         assert entry["status"] == 200 and entry["error_type"] is None
         assert entry["completion_tokens"] == 6 and entry["prompt_tokens"] > 0
         assert 0 < entry["ttft_seconds"] <= entry["latency_seconds"]
+        assert isinstance(entry["route_reason"], str) and entry["route_reason"]
     # Promtail labels only on keys the json stage extracts.
     assert set(LABEL_FIELDS) <= REQUEST_LOG_KEYS

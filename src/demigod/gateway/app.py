@@ -180,11 +180,12 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         request: Request,
         body: CompletionFields,
         kind: Kind,
-        served: ServedModel,
+        decision: RouteDecision[ServedModel],
         tokens: list[int],
         stops: tuple[str, ...],
         echo: str = "",
     ) -> CompletionJob:
+        served = decision.model
         if not tokens:
             raise APIError(
                 400, "the prompt is empty", param="prompt" if kind == "text" else "messages"
@@ -199,6 +200,8 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             request_id=request.state.request_id,
             received=request.state.received,
             echo_text=echo,
+            category=decision.category,
+            route_reason=decision.reason,
         )
 
     @app.post(
@@ -221,7 +224,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             served.engine.tokenize, prompt, add_special=True, parse_special=True
         )
         response = await runner.respond(
-            job(request, body, "chat", served, tokens, served.chat_template.stops), request
+            job(request, body, "chat", decision, tokens, served.chat_template.stops), request
         )
         response.headers[ROUTE_HEADER] = route_header(decision)
         return response
@@ -238,7 +241,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         served = decision.model
         tokens = await asyncio.to_thread(served.engine.tokenize, text, add_special=True)
         response = await runner.respond(
-            job(request, body, "text", served, tokens, (), text if body.echo else ""), request
+            job(request, body, "text", decision, tokens, (), text if body.echo else ""), request
         )
         response.headers[ROUTE_HEADER] = route_header(decision)
         return response

@@ -75,6 +75,8 @@ class CompletionJob:
     request_id: str
     received: float
     echo_text: str = ""
+    category: str | None = None  # what the routing policy classified the request as
+    route_reason: str = ""  # why the policy picked this model
 
 
 def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
@@ -297,6 +299,8 @@ class _Recorder:
             "demigod.tenant": ANONYMOUS_TENANT,
             "demigod.model.version": job.model.version,
             "demigod.stream": job.stream,
+            "demigod.route.category": job.category or "none",
+            "demigod.route.reason": job.route_reason,
         }
         if sampling.seed is not None:
             attributes["gen_ai.request.seed"] = sampling.seed
@@ -351,6 +355,8 @@ class _Recorder:
                 "version": job.model.version,
                 "kind": job.kind,
                 "stream": job.stream,
+                "category": job.category,
+                "route_reason": job.route_reason,
                 "status": status,
                 "error_type": error_type,
                 "prompt_tokens": len(job.prompt_tokens),

@@ -13,6 +13,8 @@ LOG_FIELDS = (
     "tenant",
     "model",
     "version",
+    "category",
+    "route_reason",
     "status",
     "error_type",
     "prompt_tokens",
