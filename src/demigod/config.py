@@ -92,6 +92,9 @@ class ObservabilityConfig(BaseModel):
     deep_probe_interval_seconds: float = Field(
         default=60.0, ge=0, description="how often idle models get the deep probe; 0: never"
     )
+    deep_probe_failures_before_restart: int = Field(
+        default=3, ge=0, description="failed deep probes in a row that restart a model; 0: never"
+    )
     scrape_interval_seconds: int = Field(default=15, ge=1, description="rendered prometheus.yml")
     worker_targets: list[str] = Field(
         default_factory=list, description="host:port of each worker Prometheus also scrapes"

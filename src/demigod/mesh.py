@@ -30,14 +30,16 @@ class Mesh:
 
     def __init__(self, models: dict[str, ServedModel]) -> None:
         self.models = models
+        # What `restart` reloads a model from; set by `load`.
+        self._configs: dict[str, ModelConfig] = {}
+        self._engine_config = EngineConfig()
+        self._verbose = False
 
     @classmethod
     async def load(
         cls, configs: list[ModelConfig], engine_config: EngineConfig, *, verbose: bool = False
     ) -> Mesh:
         """Load each model off the event loop. Raises ValueError on duplicate names."""
-        from demigod.engines.llama_cpp import LlamaCppEngine  # the only engine so far
-
         names = [config.name for config in configs]
         if duplicates := sorted({name for name in names if names.count(name) > 1}):
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
@@ -45,9 +47,7 @@ class Mesh:
         try:
             for config in configs:
                 started = time.perf_counter()
-                engine = await asyncio.to_thread(
-                    LlamaCppEngine, config.name, config.path, engine_config, verbose=verbose
-                )
+                engine = await _load_engine(config, engine_config, verbose)
                 seconds = time.perf_counter() - started
                 models[config.name] = ServedModel(
                     name=config.name,
@@ -73,7 +73,24 @@ class Mesh:
         except BaseException:
             await cls(models).close()
             raise
-        return cls(models)
+        mesh = cls(models)
+        mesh._configs = {config.name: config for config in configs}
+        mesh._engine_config, mesh._verbose = engine_config, verbose
+        return mesh
+
+    async def restart(self, name: str, close_timeout: float = 30.0) -> None:
+        """Close model `name`'s engine (waiting at most `close_timeout` s: a wedged engine
+        is abandoned, not waited for) and load a fresh one from its config. Raises KeyError
+        for an unknown model, and what loading raises."""
+        served, config = self.models[name], self._configs[name]
+        try:
+            await asyncio.wait_for(served.engine.close(), close_timeout)
+        except TimeoutError:
+            log.error("engine did not close; abandoning it", extra={"model": name})
+        started = time.perf_counter()
+        served.engine = await _load_engine(config, self._engine_config, self._verbose)
+        served.load_seconds = time.perf_counter() - started
+        log.warning("model restarted", extra={"model": name, "seconds": served.load_seconds})
 
     def queue_depths(self) -> dict[str, int]:
         return {name: model.engine.queue_depth() for name, model in self.models.items()}
@@ -93,3 +110,11 @@ class Mesh:
     async def close(self) -> None:
         for model in self.models.values():
             await model.engine.close()
+
+
+async def _load_engine(config: ModelConfig, engine_config: EngineConfig, verbose: bool) -> Engine:
+    from demigod.engines.llama_cpp import LlamaCppEngine  # the only engine so far
+
+    return await asyncio.to_thread(
+        LlamaCppEngine, config.name, config.path, engine_config, verbose=verbose
+    )

@@ -102,7 +102,12 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             metrics.model_load_seconds.labels(served.name).set(served.load_seconds)
         probing = (
             asyncio.create_task(
-                prober.run_every(observability.deep_probe_interval_seconds, lambda: mesh.models)
+                prober.run_every(
+                    observability.deep_probe_interval_seconds,
+                    lambda: mesh.models,
+                    restart=mesh.restart,
+                    restart_after=observability.deep_probe_failures_before_restart,
+                )
             )
             if observability.deep_probe_interval_seconds > 0
             else None

@@ -160,6 +160,12 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.model_restarts = Counter(
+            "demigod_model_restarts",
+            "Engines restarted after failing their deep probe several times in a row",
+            ["model"],
+            registry=registry,
+        )
         self.probe_duration = Gauge(
             "demigod_probe_duration_seconds",
             "How long the model's last deep probe took",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from demigod.engines.base import GenerationRequest, SamplingParams
 from demigod.mesh import ServedModel
@@ -20,10 +20,12 @@ DEEP_PROBE_TOKENS = 4
 
 
 class DeepProber:
-    """Runs deep probes and records their outcome in `metrics`."""
+    """Runs deep probes, records their outcome in `metrics`, and restarts a model whose
+    probes keep failing."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._failures: dict[str, int] = {}  # failed probes in a row, per model
 
     async def probe(self, served: ServedModel) -> str:
         """ "ok", or "error: ..." saying what went wrong. Never raises."""
@@ -31,14 +33,22 @@ class DeepProber:
         result = await _generate(served)
         self._metrics.probe_success.labels(served.name).set(1 if result == "ok" else 0)
         self._metrics.probe_duration.labels(served.name).set(time.perf_counter() - started)
-        if result != "ok":
+        if result == "ok":
+            self._failures[served.name] = 0
+        else:
+            self._failures[served.name] = self._failures.get(served.name, 0) + 1
             log.warning("deep probe failed", extra={"model": served.name, "error": result})
         return result
 
     async def run_every(
-        self, interval: float, models: Callable[[], Mapping[str, ServedModel]]
+        self,
+        interval: float,
+        models: Callable[[], Mapping[str, ServedModel]],
+        restart: Callable[[str], Awaitable[None]],
+        restart_after: int,
     ) -> None:
-        """Probe every idle model each `interval` seconds, until cancelled.
+        """Probe every idle model each `interval` seconds, until cancelled; `restart` a
+        model after `restart_after` failed probes in a row (0: never).
 
         A model with requests queued or running is skipped: it is not starved of a queue
         slot by its own health check, and a stuck busy model trips the queue-depth alert.
@@ -46,8 +56,24 @@ class DeepProber:
         while True:
             await asyncio.sleep(interval)
             for served in models().values():
-                if served.engine.queue_depth() == 0:
-                    await self.probe(served)
+                if served.engine.queue_depth() > 0:
+                    continue
+                await self.probe(served)
+                failures = self._failures.get(served.name, 0)
+                if restart_after and failures >= restart_after:
+                    await self._restart(served.name, failures, restart)
+
+    async def _restart(
+        self, name: str, failures: int, restart: Callable[[str], Awaitable[None]]
+    ) -> None:
+        log.error("restarting model", extra={"model": name, "failed_probes": failures})
+        self._metrics.model_restarts.labels(name).inc()
+        self._failures[name] = 0
+        try:
+            await restart(name)
+        except Exception:
+            # The next probes fail again and retry the restart; the loop must go on.
+            log.exception("model restart failed", extra={"model": name})
 
 
 async def _generate(served: ServedModel) -> str:
