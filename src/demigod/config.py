@@ -109,6 +109,9 @@ class ObservabilityConfig(BaseModel):
         default="http://127.0.0.1:9095/alerts",
         description="Alertmanager webhook receiver (PagerDuty/Slack/Matrix bridge)",
     )
+    log_content: bool = Field(
+        default=False, description="put prompt and completion text in the request log line"
+    )
     otlp_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP traces URL (a collector's /v1/traces); None: no traces sent",

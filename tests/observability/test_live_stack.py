@@ -230,5 +230,6 @@ def test_every_log_line_is_json_and_requests_have_the_documented_keys(server: Se
         assert entry["completion_tokens"] == 6 and entry["prompt_tokens"] > 0
         assert 0 < entry["ttft_seconds"] <= entry["latency_seconds"]
         assert isinstance(entry["route_reason"], str) and entry["route_reason"]
+        assert "prompt" not in entry and "completion" not in entry  # off unless enabled
     # Promtail labels only on keys the json stage extracts.
     assert set(LABEL_FIELDS) <= REQUEST_LOG_KEYS

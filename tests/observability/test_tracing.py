@@ -1,5 +1,6 @@
 """Traces: a span per completion with GenAI attributes, continuing the caller's
-`traceparent`, sent as OTLP/HTTP JSON to a collector; the log line names the same trace."""
+`traceparent`, sent as OTLP/HTTP JSON to a collector; the log line names the same trace.
+And, on the same server, prompt and completion text in the log line once enabled."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def traced(
         env={
             "DEMIGOD_OBSERVABILITY__OTLP_ENDPOINT": collector.url("/v1/traces"),
             "DEMIGOD_OBSERVABILITY__DEEP_PROBE_INTERVAL_SECONDS": "0",
+            "DEMIGOD_OBSERVABILITY__LOG_CONTENT": "true",
         },
     )
     yield running, collector
@@ -101,3 +103,13 @@ def test_without_a_collector_the_callers_trace_id_still_reaches_the_log(server: 
         timeout=60,
     ).raise_for_status()
     assert request_log_line(server, "untraced")["trace_id"] == trace
+
+
+def test_content_logging_puts_prompt_and_completion_in_the_log_line(
+    traced: tuple[Server, Collector],
+) -> None:
+    server, _ = traced
+    reply = completion(server, "content-1")
+    entry = request_log_line(server, "content-1")
+    assert entry["prompt"] == "observe me"
+    assert entry["completion"] == reply.json()["choices"][0]["text"]

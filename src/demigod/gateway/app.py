@@ -85,7 +85,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     if (gpu := GpuCollector.find()) is not None:
         metrics.watch(gpu)
     tracing = Tracing(observability.otlp_endpoint)
-    runner = CompletionRunner(metrics, energy, tracing)
+    runner = CompletionRunner(metrics, energy, tracing, log_content=observability.log_content)
     prober = DeepProber(metrics)
     state: dict[str, object] = {}
 
@@ -188,6 +188,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         decision: RouteDecision[ServedModel],
         tokens: list[int],
         stops: tuple[str, ...],
+        prompt_text: str,
         echo: str = "",
     ) -> CompletionJob:
         served = decision.model
@@ -205,6 +206,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             request_id=request.state.request_id,
             received=request.state.received,
             echo_text=echo,
+            prompt_text=prompt_text,
             category=decision.category,
             route_reason=decision.reason,
         )
@@ -229,7 +231,8 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             served.engine.tokenize, prompt, add_special=True, parse_special=True
         )
         response = await runner.respond(
-            job(request, body, "chat", decision, tokens, served.chat_template.stops), request
+            job(request, body, "chat", decision, tokens, served.chat_template.stops, prompt),
+            request,
         )
         response.headers[ROUTE_HEADER] = route_header(decision)
         return response
@@ -246,7 +249,8 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         served = decision.model
         tokens = await asyncio.to_thread(served.engine.tokenize, text, add_special=True)
         response = await runner.respond(
-            job(request, body, "text", decision, tokens, (), text if body.echo else ""), request
+            job(request, body, "text", decision, tokens, (), text, text if body.echo else ""),
+            request,
         )
         response.headers[ROUTE_HEADER] = route_header(decision)
         return response

@@ -75,6 +75,7 @@ class CompletionJob:
     request_id: str
     received: float
     echo_text: str = ""
+    prompt_text: str = ""  # logged only with observability.log_content
     category: str | None = None  # what the routing policy classified the request as
     route_reason: str = ""  # why the policy picked this model
 
@@ -84,10 +85,13 @@ def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
 
 
 class CompletionRunner:
-    def __init__(self, metrics: Metrics, energy: EnergyMeter, tracing: Tracing) -> None:
+    def __init__(
+        self, metrics: Metrics, energy: EnergyMeter, tracing: Tracing, *, log_content: bool
+    ) -> None:
         self._metrics = metrics
         self._energy = energy
         self._tracing = tracing
+        self._log_content = log_content
 
     async def respond(
         self, job: CompletionJob, request: Request
@@ -113,7 +117,12 @@ class CompletionRunner:
                 headers={"Retry-After": str(exc.retry_after)},
             ) from exc
         recorder = _Recorder(
-            self._metrics, self._energy, self._tracing, job, incoming_context(request.headers)
+            self._metrics,
+            self._energy,
+            self._tracing,
+            job,
+            incoming_context(request.headers),
+            log_content=self._log_content,
         )
         if job.stream:
             return StreamingResponse(
@@ -275,8 +284,12 @@ class _Recorder:
         tracing: Tracing,
         job: CompletionJob,
         parent: Context,
+        *,
+        log_content: bool,
     ) -> None:
         self._metrics = metrics
+        # Only with log_content: the text generated, for the log line.
+        self._completion: list[str] | None = [] if log_content else None
         self._energy = energy
         self._job = job
         self._first_token_at: float | None = None
@@ -322,6 +335,8 @@ class _Recorder:
         self._last_token_at = stamp
         self.completion_tokens = event.completion_tokens
         self._finish_reason = event.finish_reason or self._finish_reason
+        if self._completion is not None:
+            self._completion.append(event.text)
 
     def finish(
         self, status: int, usage: Usage | None = None, *, error_type: str | None = None
@@ -346,9 +361,15 @@ class _Recorder:
             metrics.time_per_output_token.labels(model).observe(per_token)
         self._end_span(status, error_type)
         trace_id, span_id = trace_ids(self._span)
+        content = (
+            {}
+            if self._completion is None
+            else {"prompt": job.prompt_text, "completion": "".join(self._completion)}
+        )
         log.info(
             "completion",
             extra={
+                **content,
                 "request_id": job.request_id,
                 "tenant": ANONYMOUS_TENANT,
                 "model": model,
