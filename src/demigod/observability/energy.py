@@ -21,6 +21,8 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from demigod.observability.gpu import NvmlEnergySource
+
 # Top-level RAPL zones are whole packages (`intel-rapl:0`); `intel-rapl:0:1` are their parts.
 _PACKAGE_ZONE = re.compile(r"^intel-rapl:\d+$")
 # How much each idle interval moves the idle-power estimate (exponential moving average).
@@ -135,10 +137,6 @@ class EnergyMeter(Collector):
         self._tick = clock()
         self._last_split = self._tick
 
-    @property
-    def sources(self) -> list[str]:
-        return [account.source.name for account in self._accounts]
-
     def begin(self, model: str) -> None:
         """A request for `model` started."""
         with self._lock:
@@ -188,8 +186,6 @@ class EnergyMeter(Collector):
 def host_energy_sources(powercap_dir: Path, watts_per_core: float) -> list[EnergySource]:
     """RAPL when its counters are readable, else the CPU-seconds estimate; plus NVML's GPU
     counter when a GPU is present."""
-    from demigod.observability.gpu import NvmlEnergySource
-
     cpu: EnergySource = RaplSource.find(powercap_dir) or CpuEstimateSource(watts_per_core)
     gpu = NvmlEnergySource.find()
     return [cpu] if gpu is None else [cpu, gpu]
