@@ -28,7 +28,8 @@ class DeepProber:
         self._failures: dict[str, int] = {}  # failed probes in a row, per model
 
     async def probe(self, served: ServedModel) -> str:
-        """ "ok", or "error: ..." saying what went wrong. Never raises."""
+        """Probe `served` once: returns "ok", or "error: ..." saying what went wrong.
+        Never raises."""
         started = time.perf_counter()
         result = await _generate(served)
         self._metrics.probe_success.labels(served.name).set(1 if result == "ok" else 0)
