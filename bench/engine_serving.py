@@ -1,7 +1,7 @@
 """The engine against llama.cpp's own server, same model file, same cores, same run.
 
 Run: .venv/bin/python bench/engine_serving.py [--threads 2] [--workdir var/bench]
-     [--sdist TARBALL] [--quick]
+     [--sdist TARBALL] [--repeats 3] [--sessions 32]
 Builds what it needs first (bench/engine_setup.py), then starts each server in turn on a
 free port and measures it as a client would (HTTP, OpenAI /v1/completions):
 
@@ -75,6 +75,19 @@ class Results:
     def add(self, key: str, label: str, value: object, shown: str) -> None:
         self.values[key] = value
         self.rows.append((label, shown, key))
+        print(f"{label}: {shown}", file=sys.stderr, flush=True)  # progress; a run is long
+
+    def attempt(self, key: str, label: str, measure: Callable[[], object]) -> object | None:
+        """`measure()`, retried once: a server that dies mid-scenario (on a shared machine
+        something may kill it) costs a rerun, not the whole benchmark. None on failure."""
+        for _ in range(2):
+            try:
+                return measure()
+            except (httpx.HTTPError, RuntimeError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                print(f"{label}: failed ({error}), retrying", file=sys.stderr, flush=True)
+        self.add(key, label, {"error": error}, f"failed: {error}")
+        return None
 
 
 def free_port() -> int:
@@ -337,11 +350,9 @@ def with_server(make: Callable[[], Server], work: Callable[[Server], Awaitable[f
         stop(server)
 
 
-def run(kit: BenchKit, workdir: Path, threads: int, quick: bool) -> Results:
+def run(kit: BenchKit, workdir: Path, threads: int, repeats: int, sessions: int) -> Results:
     launcher = Launcher(kit, workdir, threads)
     results = Results()
-    repeats = 1 if quick else 3
-    sessions = 8 if quick else 32
     makers = {
         "demigod": launcher.demigod,
         "llama-server": launcher.llama_server,
@@ -356,28 +367,33 @@ def run(kit: BenchKit, workdir: Path, threads: int, quick: bool) -> Results:
                 return with_server(m, lambda server: throughput(server, c, e))
 
             launcher.fresh_states("states")
-            speeds[(name, clients)] = median_of(repeats, measure)
-            results.add(
-                f"tok_s_{name}_{clients}",
-                f"completion tok/s, {clients} client(s), {name}",
-                round(speeds[(name, clients)], 1),
-                f"{speeds[(name, clients)]:.1f}",
-            )
+            label = f"completion tok/s, {clients} client(s), {name}"
+            key = f"tok_s_{name}_{clients}"
+            speed = results.attempt(key, label, lambda m=measure: median_of(repeats, m))
+            if isinstance(speed, float):
+                speeds[(name, clients)] = speed
+                results.add(key, label, round(speed, 1), f"{speed:.1f}")
+    nan = float("nan")
     for clients in (1, 8):
-        ratio = speeds[("demigod", clients)] / speeds[("llama-server", clients)]
+        ratio = speeds.get(("demigod", clients), nan) / speeds.get(("llama-server", clients), nan)
         results.add(
             f"ratio_vs_llama_server_{clients}",
             f"demigod / llama-server tok/s, {clients} client(s)",
             round(ratio, 3),
             f"{ratio:.2f}x",
         )
-    ratio = speeds[("demigod", 8)] / speeds[("llama_cpp.server", 8)]
+    ratio = speeds.get(("demigod", 8), nan) / speeds.get(("llama_cpp.server", 8), nan)
     results.add(
         "ratio_vs_llama_cpp_server_8", "demigod / llama_cpp.server tok/s, 8 clients",
         round(ratio, 3), f"{ratio:.2f}x",
     )  # fmt: skip
 
-    def sessions_row(key: str, label: str, outcome: tuple[float, float, float]) -> None:
+    def sessions_row(
+        key: str, label: str, measure: Callable[[], tuple[float, float, float]]
+    ) -> None:
+        outcome = results.attempt(key, label, measure)
+        if not isinstance(outcome, tuple):
+            return
         ratio, first, sixth = outcome
         values = {"ratio": ratio, "ttft_turn1_s": first, "ttft_turn6_s": sixth}
         results.add(
@@ -391,12 +407,12 @@ def run(kit: BenchKit, workdir: Path, threads: int, quick: bool) -> Results:
     sessions_row(
         "sessions_demigod",
         f"{sessions} sessions x 6 turns, 4 clients: TTFT(6)/TTFT(1), demigod",
-        conversations(launcher.demigod, sessions, 4),
+        lambda: conversations(launcher.demigod, sessions, 4),
     )
     sessions_row(
         "sessions_llama_server",
         f"{sessions} sessions x 6 turns, 4 clients: TTFT(6)/TTFT(1), llama-server",
-        conversations(launcher.llama_server, sessions, 4),
+        lambda: conversations(launcher.llama_server, sessions, 4),
     )
 
     def restart_demigod(server: Server) -> Server:
@@ -411,12 +427,12 @@ def run(kit: BenchKit, workdir: Path, threads: int, quick: bool) -> Results:
     sessions_row(
         "restart_demigod",
         "same, worker restarted after turn 3, demigod",
-        conversations(launcher.demigod, sessions, 4, restart_demigod),
+        lambda: conversations(launcher.demigod, sessions, 4, restart_demigod),
     )
     sessions_row(
         "restart_llama_server",
         "same, server restarted after turn 3, llama-server",
-        conversations(launcher.llama_server, sessions, 4, restart_llama),
+        lambda: conversations(launcher.llama_server, sessions, 4, restart_llama),
     )
 
     launcher.fresh_states("replica-a", "replica-b", "shared")
@@ -433,29 +449,31 @@ def run(kit: BenchKit, workdir: Path, threads: int, quick: bool) -> Results:
     sessions_row(
         "replica_demigod",
         "same, turns 4-6 on a second replica (shared dir only), demigod",
-        conversations(first_replica, sessions, 4, move),
+        lambda: conversations(first_replica, sessions, 4, move),
     )
 
-    small, large = rss_growth(launcher)
-    growth = large / small - 1
-    results.add(
-        "rss_growth_1k_16k",
-        "demigod RSS growth, 1K -> 16K tokens of context",
-        {"rss_1k": small, "rss_16k": large, "growth": round(growth, 4)},
-        f"{growth * 100:+.1f} % ({small / 2**20:.0f} -> {large / 2**20:.0f} MiB)",
-    )
+    label = "demigod RSS growth, 1K -> 16K tokens of context"
+    sizes = results.attempt("rss_growth_1k_16k", label, lambda: rss_growth(launcher))
+    if isinstance(sizes, tuple):
+        small, large = sizes
+        growth = large / small - 1
+        results.add(
+            "rss_growth_1k_16k",
+            label,
+            {"rss_1k": small, "rss_16k": large, "growth": round(growth, 4)},
+            f"{growth * 100:+.1f} % ({small / 2**20:.0f} -> {large / 2**20:.0f} MiB)",
+        )
 
-    rate = 0.8 * speeds[("demigod", 8)] / LATENCY_TOKENS
+    rate = 0.8 * speeds.get(("demigod", 8), 0.0) / LATENCY_TOKENS
     launcher.fresh_states("states")
-    p95 = with_server(
-        launcher.demigod, lambda server: open_loop_p95(server, rate, 20 if quick else 40)
-    )
-    results.add(
+    label = f"p95 latency, 64-token completions at {rate:.2f} req/s (80 % of max), demigod"
+    p95 = results.attempt(
         "p95_latency_80pct",
-        f"p95 latency, 64-token completions at {rate:.2f} req/s (80 % of max), demigod",
-        round(p95, 3),
-        f"{p95:.2f} s",
+        label,
+        lambda: with_server(launcher.demigod, lambda server: open_loop_p95(server, rate, 40)),
     )
+    if isinstance(p95, float) and rate > 0:
+        results.add("p95_latency_80pct", label, round(p95, 3), f"{p95:.2f} s")
     return results
 
 
@@ -464,11 +482,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--sdist", type=Path, default=None, help="llama-cpp-python sdist tarball")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="1 repeat, 8 sessions")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput runs (median)")
+    parser.add_argument("--sessions", type=int, default=32, help="conversations per scenario")
     args = parser.parse_args()
     kit = prepare(args.workdir, args.sdist)
     started = datetime.now(UTC)
-    results = run(kit, args.workdir, args.threads, args.quick)
+    results = run(kit, args.workdir, args.threads, args.repeats, args.sessions)
     width = max(len(label) for label, _, _ in results.rows)
     print(f"{'measure':<{width}}  value")
     for label, shown, _ in results.rows:
