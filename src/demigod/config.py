@@ -22,9 +22,6 @@ from pydantic_settings import (
 DEFAULT_CONFIG_FILE = Path("mesh.yaml")
 CONFIG_FILE_ENV = "DEMIGOD_CONFIG"
 
-# Categories the routing policy knows out of the box (design.md).
-DEFAULT_CATEGORIES = ("code", "math", "chat", "long_context")
-
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
@@ -76,6 +73,18 @@ class EngineConfig(BaseModel):
     )
     retry_after_seconds: int = Field(default=1, ge=1)
     state_cache: StateCacheConfig = Field(default_factory=StateCacheConfig)
+
+
+class RoutingConfig(BaseModel):
+    """How model "auto" picks a model."""
+
+    long_context_chars: int = Field(
+        default=8000, ge=1, description="prompts this long are long_context, whatever they say"
+    )
+    min_confidence: float = Field(
+        default=0.45, ge=0, le=1, description="below this the classifier's guess is not used"
+    )
+    fallback_category: str = Field(default="chat", description="routed when confidence is low")
 
 
 class ObservabilityConfig(BaseModel):
@@ -134,9 +143,11 @@ class Settings(BaseSettings):
         default_factory=list, description="models to serve; empty means build and serve the demo"
     )
     default_model: str | None = Field(
-        default=None, description="what model=auto routes to; None: the first chat model"
+        default=None,
+        description="where auto goes when no model serves the category; None: first chat model",
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     log_level: str = "INFO"
     log_json: bool = True
