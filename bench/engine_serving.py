@@ -97,8 +97,14 @@ def free_port() -> int:
 
 
 def start(name: str, command: list[str], port: int, env: dict[str, str], log: Path) -> Server:
+    # Own session, no stdin: signals meant for the benchmark's group never reach the server.
     process = subprocess.Popen(
-        command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, **env}
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT

@@ -50,6 +50,12 @@ class StateCacheConfig(BaseModel):
         default=None,
         description="directory shared by replicas (NFS, a mounted bucket); None: no shared tier",
     )
+    settle_max_tokens: int = Field(
+        default=64,
+        ge=0,
+        description="after an answer, re-read at most this many tokens so the next turn "
+        "starts after the returned text; longer replies restart from the prompt's state",
+    )
 
 
 class EngineConfig(BaseModel):

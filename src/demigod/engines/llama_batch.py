@@ -15,7 +15,9 @@ was never evaluated. So once the answer is complete, the slot evaluates prompt +
 tokenize(returned text), from its own state when that is a prefix, else from the prompt's
 checkpoint, and saves the state under exactly those tokens (less the reply's last token,
 which may merge with the text that follows it). The client does not wait for this; the
-slot stays busy for a step or two.
+slot stays busy for a step or two. A reply whose re-reading would take more than
+`settle_max_tokens` is not settled (one-shot completions rarely have a next turn): its
+next turn starts from the prompt's checkpoint.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Literal
 import llama_cpp
 
 from demigod.engines.base import EngineError, GenerationEvent, GenerationRequest, SamplingParams
-from demigod.engines.state_cache import StateCache
+from demigod.engines.state_cache import CachedState, StateCache
 from demigod.engines.stops import StopMatcher
 from demigod.worker.scheduler import JobContext
 
@@ -72,6 +74,7 @@ class BatchDecoder:
         chunk: int,
         n_ctx: int,
         state_cache: StateCache | None,
+        settle_max_tokens: int = 0,
     ) -> None:
         self._name = name
         self._ctx = ctx
@@ -83,6 +86,7 @@ class BatchDecoder:
         ]
         self._chunk = chunk
         self._n_ctx = n_ctx
+        self._settle_max_tokens = settle_max_tokens
         self._capacity = chunk + slots
         self._batch = llama_cpp.llama_batch_init(self._capacity, 0, 1)
         self._sequences: dict[int, _Sequence] = {}
@@ -121,9 +125,7 @@ class BatchDecoder:
             done = self._sample(sequence, index)  # first: the client's token before our copies
             if sequence.prefilling:
                 sequence.prefilling = False
-                # The prompt's state, for a next turn the settled reply cannot serve: in RAM
-                # only, since the settled reply's state is what a restart or replica needs.
-                self._save(sequence, durable=False)
+                self._save(sequence)  # for a next turn the settled reply cannot serve
             if done:
                 finished.append(slot)
                 self._plan_settling(slot, sequence)
@@ -241,14 +243,15 @@ class BatchDecoder:
 
     # -- state cache -------------------------------------------------------------------
 
-    def _restore(self, slot: int, prompt: list[int], *, peek: bool = False) -> int:
-        """Load the longest cached prefix of `prompt` into `slot`; tokens restored (0: none).
-        `peek` keeps the lookup out of the counters (settling is not a request)."""
+    def _restore(self, slot: int, prompt: list[int]) -> int:
+        """Load the longest cached prefix of `prompt` into `slot`; tokens restored (0: none)."""
         if self._cache is None:
             return 0
-        cached = self._cache.lookup(prompt, peek=peek)
-        if cached is None:
-            return 0
+        cached = self._cache.lookup(prompt)
+        return self._load(slot, cached) if cached is not None else 0
+
+    def _load(self, slot: int, cached: CachedState) -> int:
+        """Put a cached state in `slot`; tokens restored (0 when llama.cpp refuses it)."""
         data = (ctypes.c_uint8 * len(cached.payload)).from_buffer_copy(cached.payload)
         if llama_cpp.llama_state_seq_set_data(self._ctx, data, len(data), slot) == 0:
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)  # llama.cpp refused it
@@ -267,17 +270,22 @@ class BatchDecoder:
         if len(target) >= self._n_ctx:  # no next turn fits after it
             return
         done = len(sequence.evaluated)
-        sequence.pending.clear()
         if target[:done] == sequence.evaluated:
+            if len(target) - done > self._settle_max_tokens:
+                return
             sequence.pending = target[done:]
         else:  # the reply re-tokenised differently: start again from the prompt's state
+            cached = self._cache.lookup(target, peek=True)
+            base = len(cached.tokens) if cached is not None else 0
+            if len(target) - base > self._settle_max_tokens:
+                return  # too long to re-read now; the next turn starts from the prompt's state
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
-            restored = self._restore(slot, target, peek=True)
+            restored = self._load(slot, cached) if cached is not None else 0
             sequence.evaluated = target[:restored]
             sequence.pending = target[restored:]
         sequence.settling = True
 
-    def _save(self, sequence: _Sequence, *, durable: bool = True) -> None:
+    def _save(self, sequence: _Sequence) -> None:
         """Save the slot's state under the tokens it has evaluated, once per length."""
         if self._cache is None or len(sequence.evaluated) == sequence.saved:
             return
@@ -288,7 +296,7 @@ class BatchDecoder:
         written = llama_cpp.llama_state_seq_get_data(self._ctx, buffer, size, slot)
         if written:
             payload = ctypes.string_at(buffer, written)
-            self._cache.save(sequence.evaluated, payload, durable=durable)
+            self._cache.save(sequence.evaluated, payload)
 
     # -- sampling ----------------------------------------------------------------------
 

@@ -100,6 +100,7 @@ class LlamaCppEngine:
             chunk=config.n_batch,
             n_ctx=self.info.n_ctx,
             state_cache=self.state_cache,
+            settle_max_tokens=config.state_cache.settle_max_tokens,
         )
         self._scheduler: BatchScheduler[GenerationRequest] = BatchScheduler(
             name,

@@ -286,15 +286,15 @@ class StateCache:
             self._count(hit=None, missed=[store.tier for store in self._stores])
         return None
 
-    def save(self, tokens: Sequence[int], payload: bytes, *, durable: bool = True) -> None:
-        """Keep `payload` as the state after `tokens`: RAM now and, when `durable`, the
-        slower tiers soon (on the writer thread)."""
+    def save(self, tokens: Sequence[int], payload: bytes) -> None:
+        """Keep `payload` as the state after `tokens`: RAM now, the slower tiers soon (on
+        the writer thread)."""
         if not tokens:
             return
         key = prefix_keys(self._namespace, tokens, [len(tokens)])[len(tokens)]
         blob = encode_entry(self.model_sha256, self.runtime, tokens, payload)
         self._stores[0].put(self._namespace, key, blob)
-        if durable and len(self._stores) > 1:
+        if len(self._stores) > 1:
             self._writes.put((key, blob))
 
     def flush(self) -> None:
