@@ -83,7 +83,7 @@ class Results:
         for _ in range(2):
             try:
                 return measure()
-            except (httpx.HTTPError, RuntimeError) as exc:
+            except (httpx.HTTPError, RuntimeError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 print(f"{label}: failed ({error}), retrying", file=sys.stderr, flush=True)
         self.add(key, label, {"error": error}, f"failed: {error}")
@@ -415,10 +415,17 @@ def run(kit: BenchKit, workdir: Path, threads: int, repeats: int, sessions: int)
         f"{sessions} sessions x 6 turns, 4 clients: TTFT(6)/TTFT(1), demigod",
         lambda: conversations(launcher.demigod, sessions, 4),
     )
+    # This llama-server build exits (cleanly, status 0) a few requests into 4 concurrent
+    # streamed sessions on the Mamba model, reproducibly; one client at a time it serves.
     sessions_row(
         "sessions_llama_server",
         f"{sessions} sessions x 6 turns, 4 clients: TTFT(6)/TTFT(1), llama-server",
         lambda: conversations(launcher.llama_server, sessions, 4),
+    )
+    sessions_row(
+        "sessions_llama_server_1_client",
+        f"{sessions} sessions x 6 turns, 1 client: TTFT(6)/TTFT(1), llama-server",
+        lambda: conversations(launcher.llama_server, sessions, 1),
     )
 
     def restart_demigod(server: Server) -> Server:
@@ -437,8 +444,8 @@ def run(kit: BenchKit, workdir: Path, threads: int, repeats: int, sessions: int)
     )
     sessions_row(
         "restart_llama_server",
-        "same, server restarted after turn 3, llama-server",
-        lambda: conversations(launcher.llama_server, sessions, 4, restart_llama),
+        "same, 1 client, server restarted after turn 3, llama-server",
+        lambda: conversations(launcher.llama_server, sessions, 1, restart_llama),
     )
 
     launcher.fresh_states("replica-a", "replica-b", "shared")
