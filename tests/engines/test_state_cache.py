@@ -197,3 +197,18 @@ def test_entry_round_trip() -> None:
     assert decode_entry(blob, SHA, "r") == ((1, 2, 70000), b"\x00payload")
     with pytest.raises(ValueError):
         decode_entry(b"garbage", SHA, "r")
+
+
+def test_long_replies_are_not_re_read(tiny_model: Path, runner: EngineRunner) -> None:
+    """With settle_max_tokens 0 a reply is saved only when it needs no re-reading; the next
+    turn still continues exactly, from the prompt's checkpoint when it must."""
+    engine = runner.open(tiny_model, engine_config(disk_dir=None, settle_max_tokens=0))
+    assert engine.state_cache is not None
+    for seed in range(3):
+        history = first_turn(runner, engine, seed)
+        tokens = chat_tokens(engine, history)
+        turn_one = len(chat_tokens(engine, history[:1]))
+        cached = engine.state_cache.lookup(tokens, peek=True)
+        # the prompt's checkpoint, or the reply as sampled when it re-tokenises the same
+        assert cached is not None and len(cached.tokens) in (turn_one, turn_one + REPLY_TOKENS - 1)
+        assert runner.complete(engine, tokens, CONTINUE) == reference(runner, tiny_model, tokens)
