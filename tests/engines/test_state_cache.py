@@ -19,7 +19,7 @@ from demigod.engines.state_cache import (
 )
 from demigod.gateway.chat_template import ChatTemplate
 from demigod.protocol import ChatMessage
-from tests.engines.conftest import EngineRunner, engine_config
+from tests.engines.conftest import EngineRunner, collect, engine_config
 
 TEMPLATE = ChatTemplate(None)  # the default plain-text template
 # Replies are sampled: a random model's greedy reply repeats one token, which re-tokenises
@@ -212,3 +212,24 @@ def test_long_replies_are_not_re_read(tiny_model: Path, runner: EngineRunner) ->
         # the prompt's checkpoint, or the reply as sampled when it re-tokenises the same
         assert cached is not None and len(cached.tokens) in (turn_one, turn_one + REPLY_TOKENS - 1)
         assert runner.complete(engine, tokens, CONTINUE) == reference(runner, tiny_model, tokens)
+
+
+def test_a_turn_sent_at_once_continues_exactly(tiny_model: Path, runner: EngineRunner) -> None:
+    """The next turn may arrive while the last reply is still settling: it then continues in
+    that slot (or from a checkpoint) and must still equal a full re-prefill."""
+    engine = runner.open(tiny_model, engine_config(disk_dir=None))
+
+    async def two_turns(seed: int) -> tuple[list[int], str]:
+        history = [ChatMessage(role="user", content="Tell me about the os module, please.")]
+        sampling = SamplingParams(max_tokens=REPLY_TOKENS, temperature=1.0, seed=seed)
+        reply = await collect(engine, chat_tokens(engine, history), sampling)
+        history += [
+            ChatMessage(role="assistant", content=reply),
+            ChatMessage(role="user", content="And what about sys?"),
+        ]
+        tokens = chat_tokens(engine, history)
+        return tokens, await collect(engine, tokens, CONTINUE)
+
+    for seed in range(6):
+        tokens, answer = runner.loop.run_until_complete(two_turns(seed))
+        assert answer == reference(runner, tiny_model, tokens)

@@ -94,10 +94,16 @@ class BatchDecoder:
         self._piece = ctypes.create_string_buffer(PIECE_BYTES)
 
     def start(self, slot: int, work: GenerationRequest, context: JobContext) -> None:
-        """Put `work` in `slot`, restoring the longest cached prefix of its prompt."""
+        """Put `work` in `slot`: continuing the settling sequence there when `claim` chose
+        it, else from the longest cached prefix of its prompt."""
         prompt = list(work.prompt_tokens)
-        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
-        restored = self._restore(slot, prompt)
+        previous = self._sequences.pop(slot, None)
+        if previous is not None and previous.settling:  # claimed: its memory is our prefix
+            llama_cpp.llama_sampler_free(previous.sampler)
+            restored = len(previous.evaluated)
+        else:
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+            restored = self._restore(slot, prompt)
         self._sequences[slot] = _Sequence(
             slot=slot,
             request=work,
@@ -144,6 +150,19 @@ class BatchDecoder:
     def busy(self) -> set[int]:
         """Slots released by the scheduler but still settling."""
         return {slot for slot, sequence in self._sequences.items() if sequence.settling}
+
+    def claim(self, work: GenerationRequest, busy: set[int]) -> int | None:
+        """The settling slot whose tokens (evaluated and still to evaluate) start `work`'s
+        prompt, longest first: the next turn arrived before its reply finished settling,
+        so it continues in place instead of re-reading the reply from a checkpoint."""
+        prompt = work.prompt_tokens
+        best, best_length = None, 0
+        for slot in busy:
+            sequence = self._sequences[slot]
+            held = sequence.evaluated + sequence.pending
+            if best_length < len(held) < len(prompt) and prompt[: len(held)] == held:
+                best, best_length = slot, len(held)
+        return best
 
     def abandon(self) -> None:
         """Free every settling slot: after a failed decode their states are suspect."""

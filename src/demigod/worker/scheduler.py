@@ -101,6 +101,11 @@ class BatchExecutor(Protocol[Work_contra]):
         """Drop the executor's own pending work (after a failed step)."""
         ...
 
+    def claim(self, work: Work_contra, busy: set[int]) -> int | None:
+        """One of the `busy` slots whose work `work` can continue, or None; `start` is then
+        called with that slot."""
+        ...
+
 
 class BatchScheduler(Generic[Work]):
     """Runs up to `slots` sequences together on one thread; at most `capacity` wait.
@@ -185,12 +190,22 @@ class BatchScheduler(Generic[Work]):
         """Pop waiting work into free slots (lock held); cancelled work ends unstarted."""
         admitted = []
         free = [s for s in range(self._slots) if s not in self._active and s not in busy]
-        while free and self._waiting:
-            work, context = self._waiting.popleft()
+        claimable = set(busy)
+        while self._waiting and (free or claimable):
+            work, context = self._waiting[0]
             if context.cancelled.is_set():
+                self._waiting.popleft()
                 context._put(_END)
                 continue
-            slot = free.pop(0)
+            # A busy slot that already holds the start of this work beats a free one.
+            slot = self._executor.claim(work, claimable)
+            if slot is not None:
+                claimable.discard(slot)
+            elif free:
+                slot = free.pop(0)
+            else:
+                break
+            self._waiting.popleft()
             self._active[slot] = context
             admitted.append((slot, work, context))
         return admitted
