@@ -28,6 +28,9 @@ _SKIPPED_DIRS = frozenset(
 
 CORPUS_NAMES = ("code", "prose")
 
+# Documentation topics are cut into passages of about this many characters (see below).
+PASSAGE_CHARS = 2000
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -49,8 +52,9 @@ class Corpus:
 def load_corpus(name: str, max_train_chars: int, max_held_out_chars: int) -> Corpus:
     """Load corpus `name` ("code" or "prose"), capping each part's total size in characters.
 
-    Documents are taken whole, in a fixed order, until the cap is reached, so the same
-    Python version always yields the same corpus. Raises ValueError for an unknown name.
+    Duplicates are dropped; documents are taken whole, in a fixed order, while they fit
+    the cap, so the same Python version always yields the same corpus. Raises ValueError
+    for an unknown name.
     """
     if name == "code":
         documents = stdlib_sources()
@@ -58,7 +62,9 @@ def load_corpus(name: str, max_train_chars: int, max_held_out_chars: int) -> Cor
         documents = documentation_topics()
     else:
         raise ValueError(f"unknown corpus {name!r}; choose one of {', '.join(CORPUS_NAMES)}")
-    train, held_out = split_documents(documents)
+    # Identical documents (repeated doc sections, boilerplate modules) would leak
+    # held-out text into training: keep each one once, at its first place.
+    train, held_out = split_documents(dict.fromkeys(documents))
     return Corpus(
         name=name,
         train=_cap(train, max_train_chars),
@@ -100,10 +106,31 @@ def stdlib_sources(stdlib: Path | None = None) -> list[str]:
 
 
 def documentation_topics() -> list[str]:
-    """The English documentation topics of `pydoc_data`, in sorted topic order."""
+    """The English documentation topics of `pydoc_data`, cut into passages.
+
+    Topics come in sorted order, each cut at paragraph breaks into passages of at least
+    PASSAGE_CHARS characters: the 79 topics are too few, and too uneven in size, to hold
+    every tenth one out.
+    """
     from pydoc_data.topics import topics
 
-    return [topics[key] for key in sorted(topics) if topics[key].strip()]
+    passages: list[str] = []
+    for key in sorted(topics):
+        passages.extend(_passages(topics[key]))
+    return passages
+
+
+def _passages(text: str) -> list[str]:
+    passages: list[str] = []
+    current = ""
+    for paragraph in text.split("\n\n"):
+        current = f"{current}\n\n{paragraph}" if current else paragraph
+        if len(current) >= PASSAGE_CHARS:
+            passages.append(current)
+            current = ""
+    if current.strip():
+        passages.append(current)
+    return [passage for passage in passages if passage.strip()]
 
 
 def _cap(documents: list[str], max_chars: int) -> tuple[str, ...]:

@@ -50,11 +50,6 @@ def toolkit_path(data_dir: Path, version: str | None = None) -> Path:
     return data_dir / f"llama.cpp-{version or engine_version()}"
 
 
-def vocab_file(toolkit: Path, name: str = "gpt-neox") -> Path:
-    """The vocab-only GGUF `models/ggml-vocab-<name>.gguf` of a toolkit."""
-    return toolkit / "models" / f"ggml-vocab-{name}.gguf"
-
-
 def ensure_toolkit(data_dir: Path, sdist: Path | None = None) -> Path:
     """Return the toolkit folder for the installed engine, installing it first if missing.
 
@@ -71,15 +66,15 @@ def ensure_toolkit(data_dir: Path, sdist: Path | None = None) -> Path:
         scratch_dir = Path(scratch)
         tarball = sdist if sdist is not None else download_sdist(version, scratch_dir)
         staging = scratch_dir / "toolkit"
-        extract_toolkit(tarball, staging)
+        extract_toolkit(tarball, staging, version)
         if target.exists() and not _is_complete(target):  # an interrupted earlier attempt
             shutil.rmtree(target)
         try:
             # A rename inside one folder is atomic: the toolkit appears whole or not at all.
             staging.rename(target)
-        except OSError:
+        except OSError as error:
             if not _is_complete(target):  # not merely a concurrent install that won
-                raise
+                raise ToolkitError(f"cannot install the toolkit into {target}: {error}") from error
     return target
 
 
@@ -113,16 +108,24 @@ def download_sdist(version: str, dest: Path) -> Path:
     return tarballs[0]
 
 
-def extract_toolkit(tarball: Path, dest: Path) -> None:
+def extract_toolkit(tarball: Path, dest: Path, version: str | None = None) -> None:
     """Extract only the converter files of a llama-cpp-python sdist into `dest`.
 
     Members are written by hand (never `extractall`): only regular files under the kept
     paths, with no absolute or `..` components, so a hostile tarball cannot write
-    elsewhere. Raises ToolkitError when the tarball is unreadable or incomplete.
+    elsewhere. With `version`, the sdist must be that version's. Raises ToolkitError when
+    the tarball is unreadable, of another version, or incomplete.
     """
+    expected_top = f"{SDIST_PACKAGE.replace('-', '_')}-{version}" if version else None
     try:
         with tarfile.open(tarball, mode="r:*") as archive:
             for member in archive:
+                top = PurePosixPath(member.name).parts[0] if member.name else ""
+                if expected_top is not None and top != expected_top:
+                    raise ToolkitError(
+                        f"{tarball} holds {top!r}, not the sdist of the installed engine "
+                        f"({expected_top}); the converter must match the engine"
+                    )
                 relative = _toolkit_relative_path(member.name)
                 if relative is None or not member.isfile():
                     continue
@@ -134,9 +137,8 @@ def extract_toolkit(tarball: Path, dest: Path) -> None:
                 with source, target.open("wb") as out:
                     shutil.copyfileobj(source, out)
     except (tarfile.TarError, OSError) as error:
-        raise ToolkitError(
-            f"cannot extract the converter toolkit from {tarball}: {error}"
-        ) from error
+        message = f"cannot extract the converter toolkit from {tarball}: {error}"
+        raise ToolkitError(message) from error
     missing = [name for name in _REQUIRED if not (dest / name).is_file()]
     if missing:
         raise ToolkitError(
