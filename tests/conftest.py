@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 SERVER_START_TIMEOUT = 60.0
+PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "var"
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init Mamba, through the real convert → quantize pipeline (seconds)."""
     from demigod.lifecycle.demo import build_test_model
 
-    return build_test_model(tmp_path_factory.mktemp("tiny-model"))
+    # The converter toolkit goes to the project's data dir, so it is fetched once, not per run.
+    return build_test_model(tmp_path_factory.mktemp("tiny-model"), data_dir=PROJECT_DATA_DIR)
 
 
 def require_binary(name: str) -> str:

@@ -117,15 +117,32 @@ def serve(
     )
 
 
-def _demo_model_configs(settings: Settings) -> list[ModelConfig]:
-    from demigod.lifecycle.demo import ensure_demo_models
+def _demo_model_configs(settings: Settings, *, build: bool = True) -> list[ModelConfig]:
+    """The demo models as served models; `build=False` names them without building."""
+    from demigod.lifecycle.demo import DEMO_RECIPES, ensure_demo_models
 
+    if not build:
+        return [
+            ModelConfig(name=r.name, path=Path(r.name), categories=[r.category])
+            for r in DEMO_RECIPES
+        ]
     return [
         ModelConfig(
-            name=demo.name, path=demo.gguf_path, categories=[demo.category], version=demo.version
+            name=demo.name,
+            path=demo.gguf_path,
+            categories=[demo.category],
+            version=_demo_version(settings, demo.name),
         )
         for demo in ensure_demo_models(settings.data_dir, console=console)
     ]
+
+
+def _demo_version(settings: Settings, name: str) -> str:
+    """A demo model's version: the first 12 hex digits of its GGUF's sha256."""
+    from demigod.lifecycle.demo import read_manifest
+
+    manifest = read_manifest(settings.data_dir, name) or {}
+    return str(manifest.get("gguf_sha256", "local"))[:12]
 
 
 @models_app.command("build-demo")
@@ -140,7 +157,12 @@ def build_demo(
     settings = _settings(config)
     demos = ensure_demo_models(settings.data_dir, console=console, force=force)
     rows = [
-        {"name": d.name, "category": d.category, "path": str(d.gguf_path), "version": d.version}
+        {
+            "name": d.name,
+            "category": d.category,
+            "path": str(d.gguf_path),
+            "version": _demo_version(settings, d.name),
+        }
         for d in demos
     ]
     if as_json:

@@ -45,6 +45,11 @@ def test_rules_come_before_the_model() -> None:
     assert (fenced.category, fenced.reason) == ("code", "rule: code fence")
     trace = "Traceback (most recent call last):\n  File 'a.py', line 1"
     assert CLASSIFIER.classify(trace).category == "code"
+    for statement in ("def foo(x): return x*2  # explain", "SELECT a, b FROM t WHERE a = 1;"):
+        found = CLASSIFIER.classify(statement)
+        assert (found.category, found.reason) == ("code", "rule: code statement")
+    # prose that merely mentions such words is left to the model
+    assert CLASSIFIER.classify("Let me tell you about my class trip").category == "chat"
 
 
 def test_low_confidence_falls_back() -> None:

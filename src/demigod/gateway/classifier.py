@@ -1,7 +1,8 @@
 """Request classification: which category (code, math, chat, long_context) a prompt is.
 
 Layered, cheapest first:
-1. rules — very long input is `long_context`; a code fence or a Python traceback is `code`;
+1. rules — very long input is `long_context`; a code fence, a stack trace or a line that
+   starts like a code statement (`def f(x):`, `#include <x>`, `SELECT a FROM`) is `code`;
 2. a linear model (softmax regression over hashed word and character n-grams), trained at
    first use from the labelled set shipped in `routing_data/labelled.jsonl` (English and
    Spanish). Below `min_confidence` the prompt falls back to `fallback` (chat).
@@ -35,6 +36,12 @@ TRAIN_STEPS, LEARNING_RATE, L2 = 400, 8.0, 1e-4  # measured best on the held-out
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _CODE_FENCE = re.compile(r"```")
+# A line that starts like a definition or statement in a common language, e.g. "def f(x):".
+_CODE_LINE = re.compile(
+    r"^\s*(def|class|import|from\s+\S+\s+import|#include|function|const|let|var|public|"
+    r"private|fn|func|SELECT|INSERT|UPDATE|CREATE)\b[^\n]*[(:{=;]",
+    re.M,
+)
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s+at \S+\(.*:\d+\)", re.M)
 
 
@@ -155,6 +162,8 @@ class RequestClassifier:
             return Classification("code", 1.0, "rule: code fence")
         if _TRACEBACK.search(text):
             return Classification("code", 1.0, "rule: stack trace")
+        if _CODE_LINE.search(text):
+            return Classification("code", 1.0, "rule: code statement")
         category, confidence = self.model().predict(text)
         if confidence < self._min_confidence:
             reason = f"model: {category} at {confidence:.2f} < {self._min_confidence}, fallback"
