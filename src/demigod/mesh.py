@@ -8,7 +8,13 @@ import time
 from dataclasses import dataclass, field
 
 from demigod.config import EngineConfig, ModelConfig
-from demigod.engines.base import Engine, StateCacheStats, StateCachingEngine
+from demigod.engines.base import (
+    BatchingEngine,
+    Engine,
+    SchedulerStats,
+    StateCacheStats,
+    StateCachingEngine,
+)
 from demigod.gateway.chat_template import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -94,6 +100,14 @@ class Mesh:
 
     def queue_depths(self) -> dict[str, int]:
         return {name: model.engine.queue_depth() for name, model in self.models.items()}
+
+    def scheduler_stats(self) -> dict[str, SchedulerStats]:
+        """Per model, the queue and batch counters of engines that schedule decode slots."""
+        return {
+            name: model.engine.scheduler_stats()
+            for name, model in self.models.items()
+            if isinstance(model.engine, BatchingEngine)
+        }
 
     def state_cache_stats(self) -> dict[str, StateCacheStats]:
         """Per model, the counters of engines that keep a recurrent-state cache."""

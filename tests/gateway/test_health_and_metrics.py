@@ -49,3 +49,28 @@ def test_requests_and_tokens_are_counted(server: Server) -> None:
 def test_request_id_is_echoed(server: Server) -> None:
     reply = httpx.get(f"{server.url}/healthz", headers={"X-Request-ID": "abc123"})
     assert reply.headers["x-request-id"] == "abc123"
+
+
+def test_queue_wait_and_batch_size_are_exported(server: Server) -> None:
+    def counters() -> dict[str, float]:
+        samples = scrape(server)
+        return {
+            name: samples.get(f'demigod_{name}_total{{model="tiny"}}', 0.0)
+            for name in (
+                "queue_admitted",
+                "queue_wait_seconds",
+                "decode_steps",
+                "decode_step_sequences",
+            )
+        }
+
+    before = counters()
+    body = {"model": "tiny", "prompt": "batch me", "max_tokens": 6, "ignore_eos": True}
+    for _ in range(3):
+        assert httpx.post(f"{server.url}/v1/completions", json=body).status_code == 200
+    after = counters()
+    assert after["queue_admitted"] - before["queue_admitted"] == 3
+    assert after["queue_wait_seconds"] >= before["queue_wait_seconds"]
+    steps = after["decode_steps"] - before["decode_steps"]
+    assert steps >= 3 * 6  # at least one step per generated token
+    assert after["decode_step_sequences"] - before["decode_step_sequences"] >= steps

@@ -131,6 +131,27 @@ class Engine(Protocol):
 
 
 @dataclass(frozen=True)
+class SchedulerStats:
+    """Cumulative scheduler counters: requests admitted to a slot and the seconds they
+    waited for it; decode steps and the sequences those steps advanced (their ratio is the
+    mean batch size)."""
+
+    admitted: int = 0
+    queue_wait_seconds: float = 0.0
+    steps: int = 0
+    stepped_sequences: int = 0
+
+
+@runtime_checkable
+class BatchingEngine(Protocol):
+    """An engine whose requests wait for, then share, decode slots."""
+
+    def scheduler_stats(self) -> SchedulerStats:
+        """Counters since the engine started."""
+        ...
+
+
+@dataclass(frozen=True)
 class StateCacheStats:
     """Recurrent-state cache counters by tier (ram, disk, shared): lookups served, lookups
     that missed the tier, bytes held."""

@@ -21,6 +21,7 @@ from demigod.engines.base import (
     EngineError,
     EngineInfo,
     GenerationRequest,
+    SchedulerStats,
     StateCacheStats,
 )
 from demigod.engines.llama_batch import BatchDecoder, tokenize
@@ -132,6 +133,10 @@ class LlamaCppEngine:
 
     def queue_depth(self) -> int:
         return self._scheduler.depth()
+
+    def scheduler_stats(self) -> SchedulerStats:
+        """Queue waits and decode-step batch sizes since the engine started."""
+        return self._scheduler.stats()
 
     def state_cache_stats(self) -> StateCacheStats | None:
         """Hits, misses and bytes of the recurrent-state cache; None when it is off."""

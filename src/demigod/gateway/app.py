@@ -28,7 +28,12 @@ from demigod.gateway.request_context import RequestContextMiddleware
 from demigod.mesh import Mesh, ServedModel
 from demigod.observability.energy import EnergyMeter, host_energy_sources
 from demigod.observability.gpu import GpuCollector
-from demigod.observability.metrics import CONTENT_TYPE, Metrics, StateCacheCollector
+from demigod.observability.metrics import (
+    CONTENT_TYPE,
+    Metrics,
+    SchedulerCollector,
+    StateCacheCollector,
+)
 from demigod.observability.probes import DeepProber
 from demigod.observability.tracing import Tracing
 from demigod.protocol import (
@@ -98,6 +103,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         state["policy"] = RoutingPolicy(mesh.models, classifier, settings.default_model)
         metrics.watch_queues(mesh.queue_depths, replica=f"{settings.host}:{settings.port}")
         metrics.watch(StateCacheCollector(mesh.state_cache_stats))
+        metrics.watch(SchedulerCollector(mesh.scheduler_stats))
         for served in mesh.models.values():
             metrics.model_load_seconds.labels(served.name).set(served.load_seconds)
         probing = (

@@ -1,12 +1,12 @@
 """A CPU training forward for transformers' `MambaForCausalLM`.
 
 Without the CUDA kernels, transformers falls back to a sequential scan whose backward
-pass slices one (batch, time, channels, state) tensor per time step; on CPU that costs
-about 20 s per step of 2048 tokens for a 4-layer toy. This module computes the same
-function with a selective scan that keeps only (batch, channels, state) tensors live
-per step and has a hand-written backward, about 20x faster. The parameters stay those
-of the transformers model, so `save_pretrained` and llama.cpp's converter see a normal
-Mamba checkpoint.
+pass slices one (batch, time, channels, state) tensor per time step: measured on 2 CPU
+cores, about 20 s for the backward of a 2048-token step of a 4-layer, 256-wide toy. This
+module computes the same function with a selective scan that keeps only (batch,
+channels, state) tensors live per step and has a hand-written backward: 0.65 s for the
+same backward. The parameters stay those of the transformers model, so `save_pretrained`
+and llama.cpp's converter see a normal Mamba checkpoint.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class SelectiveScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         u: torch.Tensor,
         delta: torch.Tensor,
@@ -42,9 +42,10 @@ class SelectiveScan(torch.autograd.Function):
         return y
 
     @staticmethod
-    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        u, delta, A, B, C = ctx.saved_tensors
         with _one_thread():
-            return _scan_backward(grad_y.contiguous(), *ctx.saved_tensors, ctx.states)
+            return _scan_backward(grad_y.contiguous(), u, delta, A, B, C, ctx.states)
 
 
 def _scan(
@@ -115,11 +116,12 @@ def mamba_hidden_states(model: MambaForCausalLM, input_ids: torch.Tensor) -> tor
     Numerically the same as `model.backbone(input_ids).last_hidden_state` (no cache, no
     attention mask), with a backward pass that is practical on CPU.
     """
-    backbone = model.backbone
-    hidden = backbone.embeddings(input_ids)
+    backbone: Any = model.backbone
+    hidden: torch.Tensor = backbone.embeddings(input_ids)
     for block in backbone.layers:
         hidden = hidden + _mixer(block.mixer, block.norm(hidden))
-    return backbone.norm_f(hidden)
+    normed: torch.Tensor = backbone.norm_f(hidden)
+    return normed
 
 
 def _mixer(mixer: Any, hidden: torch.Tensor) -> torch.Tensor:

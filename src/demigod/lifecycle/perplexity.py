@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 def perplexity(
@@ -64,6 +65,6 @@ def perplexity(
         model.close()
 
 
-def _logsumexp(logits: np.ndarray) -> np.ndarray:
+def _logsumexp(logits: NDArray[np.float64]) -> NDArray[np.float64]:
     peak = logits.max(axis=1)
-    return peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
+    return np.asarray(peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1)))

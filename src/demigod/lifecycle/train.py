@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,8 @@ NEOX_VOCAB_SIZE = 50280
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a training run did."""
+    """What a training run did. Losses are nats per token; `final_loss` is a running
+    average over the last steps (single batches are noisy)."""
 
     steps: int
     tokens_seen: int
@@ -55,8 +57,8 @@ def mamba_config(config: TrainConfig, vocab_size: int = NEOX_VOCAB_SIZE) -> Mamb
         num_hidden_layers=config.num_layers,
         state_size=config.state_size,
         tie_word_embeddings=True,
-        # mamba_ssm's initialisation (transformers defaults to std 0.1 and no residual
-        # rescaling); the larger one lets early steps blow activations past F16's range.
+        # mamba_ssm's initialisation. transformers' default (std 0.1, no residual
+        # rescaling) let early steps push activations past F16's range (NaN in llama.cpp).
         initializer_range=0.02,
         rescale_prenorm_residual=True,
         # No tokenizer ships with the checkpoint; these are GPT-NeoX's <|endoftext|>.
@@ -100,12 +102,14 @@ def train_mamba(
     torch.manual_seed(config.seed)
     used_ids, compact_stream = np.unique(tokens, return_inverse=True)
     model = new_mamba(mamba_config(config, vocab_size=len(used_ids) + 1))
-    # Decays exp(delta * A) underflow into denormal floats, which run ~10x slower on CPU.
+    threads_before = torch.get_num_threads()
+    # Decays exp(delta * A) underflow into denormal floats: steps ran up to 10x slower.
     torch.set_flush_denormal(True)
     try:
         result = _train(model, torch.from_numpy(compact_stream.astype(np.int64)), config, console)
     finally:
         torch.set_flush_denormal(False)
+        torch.set_num_threads(threads_before)
     hf_dir.mkdir(parents=True, exist_ok=True)
     expand_vocabulary(model, used_ids, config).save_pretrained(hf_dir, safe_serialization=True)
     return result
@@ -169,9 +173,9 @@ class _ThreadChooser:
     """Runs each training step with all cores or one, whichever recent steps found faster.
 
     On a busy machine every parallel op waits at a barrier for a thread the OS has
-    descheduled: measured on 2 cores under load, 17 s per step with 2 threads against 3 s
-    with 1 (idle: 1.0 s against 1.7 s). Both are timed at the start and re-timed now and
-    then, as the load changes. An explicit count is used as given.
+    descheduled: measured on 2 cores at load 6, 17 s per step with 2 threads against 3 s
+    with 1 (at load 2.5: 1.3 s against 1.8 s). Both are timed at the start and re-timed
+    now and then, as the load changes. An explicit count is used as given.
     """
 
     RECHECK_EVERY = 40  # steps between re-timings of the slower count
@@ -211,7 +215,7 @@ def _fraction_done(step: int, elapsed: float, config: TrainConfig) -> float:
 
 
 def expand_vocabulary(
-    compact: MambaForCausalLM, used_ids: NDArray[np.int64], config: TrainConfig
+    compact: MambaForCausalLM, used_ids: NDArray[np.integer[Any]], config: TrainConfig
 ) -> MambaForCausalLM:
     """A full-vocabulary copy of a compact model: seen tokens keep their trained rows,
     every other id gets the shared unseen-token row."""
@@ -241,7 +245,8 @@ def random_init(hf_dir: Path, hidden_size: int = 64, num_layers: int = 2, seed: 
 
 def _optimizer(model: MambaForCausalLM, config: TrainConfig) -> torch.optim.Optimizer:
     # No decay on norms, biases, D and A_log (Mamba's recurrence parameters).
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         is_matrix = parameter.ndim >= 2 and not name.endswith("A_log")
         (decay if is_matrix else no_decay).append(parameter)

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from demigod import __version__
-from demigod.engines.base import StateCacheStats
+from demigod.engines.base import SchedulerStats, StateCacheStats
 
 # Latency buckets from 5 ms to 10 min: first tokens sit at the low end, whole requests high
 # (a long generation on a CPU runs for minutes); 3 s, the paging threshold, is a boundary.
@@ -53,6 +53,41 @@ class _QueueDepthCollector(Collector):
         for model, depth in self._depths().items():
             family.add_metric([model, self._replica], depth)
         yield family
+
+
+class SchedulerCollector(Collector):
+    """Queue waits and decode-step batch sizes, read from the engines at scrape time.
+
+    Mean queue wait: rate(demigod_queue_wait_seconds_total) / rate(demigod_queue_admitted_total);
+    mean batch size: rate(demigod_decode_step_sequences_total) / rate(demigod_decode_steps_total).
+    """
+
+    def __init__(self, stats: Callable[[], Mapping[str, SchedulerStats]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        families = {
+            "admitted": CounterMetricFamily(
+                "demigod_queue_admitted", "Requests admitted to a decode slot", labels=["model"]
+            ),
+            "queue_wait_seconds": CounterMetricFamily(
+                "demigod_queue_wait_seconds",
+                "Seconds admitted requests waited for a decode slot",
+                labels=["model"],
+            ),
+            "steps": CounterMetricFamily(
+                "demigod_decode_steps", "Batched llama_decode steps", labels=["model"]
+            ),
+            "stepped_sequences": CounterMetricFamily(
+                "demigod_decode_step_sequences",
+                "Sequences advanced by decode steps (divide by steps: mean batch size)",
+                labels=["model"],
+            ),
+        }
+        for model, stats in self._stats().items():
+            for field_name, family in families.items():
+                family.add_metric([model], getattr(stats, field_name))
+        yield from families.values()
 
 
 class StateCacheCollector(Collector):

@@ -12,9 +12,11 @@ import asyncio
 import collections
 import logging
 import threading
+import time
+from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
-from demigod.engines.base import EngineError, GenerationEvent, QueueFullError
+from demigod.engines.base import EngineError, GenerationEvent, QueueFullError, SchedulerStats
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class JobContext:
         self._loop = loop
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self.cancelled = threading.Event()
+        self.submitted = time.monotonic()
 
     def emit(self, event: GenerationEvent) -> None:
         self._put(event)
@@ -131,6 +134,7 @@ class BatchScheduler(Generic[Work]):
         self._waiting: collections.deque[tuple[Work, JobContext]] = collections.deque()
         self._active: dict[int, JobContext] = {}
         self._closing = False
+        self._stats = SchedulerStats()
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._serve, name=f"decode-{name}", daemon=True)
         self._thread.start()
@@ -153,6 +157,10 @@ class BatchScheduler(Generic[Work]):
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def stats(self) -> SchedulerStats:
+        with self._wake:
+            return self._stats
+
     async def close(self) -> None:
         """Finish running and queued sequences, refuse new ones, then stop the thread."""
         with self._wake:
@@ -172,8 +180,15 @@ class BatchScheduler(Generic[Work]):
             for slot, work, context in admitted:
                 self._start(slot, work, context)
             self._drop_cancelled()
-            if not self._active and not self._executor.busy():
+            settling = len(self._executor.busy())  # released slots finishing their own work
+            if not self._active and not settling:
                 continue
+            with self._wake:
+                self._stats = replace(
+                    self._stats,
+                    steps=self._stats.steps + 1,
+                    stepped_sequences=self._stats.stepped_sequences + len(self._active) + settling,
+                )
             try:
                 finished = self._executor.step()
             except Exception as exc:
@@ -208,6 +223,13 @@ class BatchScheduler(Generic[Work]):
             self._waiting.popleft()
             self._active[slot] = context
             admitted.append((slot, work, context))
+            self._stats = replace(
+                self._stats,
+                admitted=self._stats.admitted + 1,
+                queue_wait_seconds=self._stats.queue_wait_seconds
+                + time.monotonic()
+                - context.submitted,
+            )
         return admitted
 
     def _start(self, slot: int, work: Work, context: JobContext) -> None:
