@@ -1,0 +1,1 @@
+"""The labelled prompts the request classifier trains on."""
