@@ -20,12 +20,17 @@ PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "var"
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def toolkit_data_dir() -> Path:
+    """The project's data dir: the converter toolkit is fetched once there, not per run."""
+    return PROJECT_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, toolkit_data_dir: Path) -> Path:
     """A random-init Mamba, through the real convert → quantize pipeline (seconds)."""
     from demigod.lifecycle.demo import build_test_model
 
-    # The converter toolkit goes to the project's data dir, so it is fetched once, not per run.
-    return build_test_model(tmp_path_factory.mktemp("tiny-model"), data_dir=PROJECT_DATA_DIR)
+    return build_test_model(tmp_path_factory.mktemp("tiny-model"), data_dir=toolkit_data_dir)
 
 
 def require_binary(name: str) -> str:

@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from demigod.lifecycle.demo import build_test_model
 from demigod.lifecycle.tokenizer import VocabTokenizer, served_vocab
 from demigod.lifecycle.toolkit import ensure_toolkit
-
-
-@pytest.fixture(scope="session")
-def toolkit_data_dir(pytestconfig: pytest.Config) -> Path:
-    """A folder kept between test runs (pytest's cache), so the toolkit downloads once."""
-    return Path(pytestconfig.cache.mkdir("demigod-lifecycle"))
 
 
 @pytest.fixture(scope="session")
@@ -24,9 +17,9 @@ def toolkit(toolkit_data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def random_gguf(tmp_path_factory: pytest.TempPathFactory, toolkit_data_dir: Path) -> Path:
-    """A random-init tiny Mamba as Q4_0 GGUF; its F16 source lies beside it."""
-    return build_test_model(tmp_path_factory.mktemp("random-model"), data_dir=toolkit_data_dir)
+def random_gguf(tiny_model: Path) -> Path:
+    """The suite's random-init tiny Mamba as Q4_0 GGUF; its F16 source lies beside it."""
+    return tiny_model
 
 
 @pytest.fixture(scope="session")
