@@ -22,17 +22,17 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import sysconfig
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
 
 OUTPUT_TOKENS = 128
 VOCAB_SIZE = 8000
@@ -110,12 +110,6 @@ def build_models(workdir: Path) -> dict[str, Path]:
     return models
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve(
     models: dict[str, Path], workdir: Path, threads: int, n_ctx: int
 ) -> tuple[str, subprocess.Popen[bytes]]:
@@ -132,18 +126,11 @@ def serve(
     log = (workdir / "server.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: see {workdir / 'server.log'}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return url, process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("server did not become ready")
+    try:
+        wait_until_ready(process, f"{url}/readyz", timeout=START_TIMEOUT, interval=0.5)
+    except ServerNotReadyError as exc:
+        raise RuntimeError(f"server {exc}: see {workdir / 'server.log'}") from exc
+    return url, process
 
 
 def counters(url: str, model: str) -> dict[str, float | str]:

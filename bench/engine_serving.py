@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+
+from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
 
 sys.path.insert(0, str(Path(__file__).parent))
 from engine_setup import BenchKit, prepare
@@ -90,12 +91,6 @@ class Results:
         return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start(name: str, command: list[str], port: int, env: dict[str, str], log: Path) -> Server:
     # Own session, no stdin: signals meant for the benchmark's group never reach the server.
     process = subprocess.Popen(
@@ -107,18 +102,11 @@ def start(name: str, command: list[str], port: int, env: dict[str, str], log: Pa
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                return Server(name, url, process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"{name} did not start; see {log}")
+    try:
+        wait_until_ready(process, f"{url}/v1/models", timeout=START_TIMEOUT, interval=0.3)
+    except ServerNotReadyError as exc:
+        raise RuntimeError(f"{name} {exc}; see {log}") from exc
+    return Server(name, url, process)
 
 
 def stop(server: Server) -> None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
 
 SERVER_START_TIMEOUT = 60.0
 PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "var"
@@ -43,12 +42,6 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -85,18 +78,11 @@ def start_server(
         command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=environment, cwd=tmp_path
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return Server(url, process, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"server not ready after {SERVER_START_TIMEOUT}s:\n{log.read_text()}")
+    try:
+        wait_until_ready(process, f"{url}/readyz", timeout=SERVER_START_TIMEOUT)
+    except ServerNotReadyError as exc:
+        raise RuntimeError(f"server {exc}:\n{log.read_text()}") from exc
+    return Server(url, process, log)
 
 
 def stop_server(server: Server) -> None:

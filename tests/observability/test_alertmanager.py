@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import free_port, require_binary
+from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
+from tests.conftest import require_binary
 from tests.observability.receiver import JsonReceiver
-from tests.observability.test_live_stack import wait_for
+from tests.observability.test_live_stack import WAIT, wait_for
 from tests.observability.test_rendered_config import render
 
 
@@ -39,17 +40,11 @@ def alertmanager(
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"alertmanager exited:\n{log.read_text()}")
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_for("alertmanager ready", ready)
+        try:
+            wait_until_ready(process, f"{url}/-/ready", timeout=WAIT, interval=0.5)
+        except ServerNotReadyError as exc:
+            pytest.fail(f"alertmanager {exc}:\n{log.read_text()}")
         yield url, webhook
     finally:
         process.terminate()

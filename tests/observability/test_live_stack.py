@@ -18,7 +18,8 @@ import yaml
 from demigod.deploy.observability import RULES_FILE
 from demigod.deploy.observability.promtail import LABEL_FIELDS, LOG_FIELDS
 from demigod.observability.gpu import GpuCollector
-from tests.conftest import Server, free_port, require_binary
+from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
+from tests.conftest import Server, require_binary
 from tests.observability.promql import exported_names, metric_names
 from tests.observability.test_rendered_config import render
 
@@ -76,17 +77,11 @@ def prometheus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iter
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited:\n{log.read_text()}")
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_for("prometheus ready", ready)
+        try:
+            wait_until_ready(process, f"{url}/-/ready", timeout=WAIT, interval=0.5)
+        except ServerNotReadyError as exc:
+            pytest.fail(f"prometheus {exc}:\n{log.read_text()}")
         yield url
     finally:
         process.terminate()
