@@ -1,0 +1,182 @@
+"""`pull`: hub repos through a local server speaking the hub's protocol, local folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demigod.lifecycle.pull import MANIFEST_NAME, PullError, conversion_files, pull, source_kind
+from tests.lifecycle.hub_server import HubRepo, HubServer
+
+REPO_ID = "demigod-tests/tiny-mamba-hf"
+
+# Files a real hub repo carries beside the checkpoint; a pull must leave them out.
+EXTRAS = {
+    "README.md": b"# tiny mamba\n",
+    "pytorch_model.bin": b"not needed: safetensors are there",
+    "flax_model.msgpack": b"not needed either",
+    ".gitattributes": b"*.safetensors filter=lfs\n",
+}
+
+
+@pytest.fixture(scope="session")
+def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-init Mamba saved by transformers (config.json + model.safetensors)."""
+    from demigod.lifecycle.train import random_init
+
+    return random_init(tmp_path_factory.mktemp("hf") / "tiny-mamba", hidden_size=32, num_layers=1)
+
+
+def checkpoint_files(folder: Path) -> tuple[str, ...]:
+    """What transformers saved: config.json, generation_config.json, model.safetensors."""
+    return tuple(sorted(p.name for p in folder.iterdir()))
+
+
+@pytest.fixture
+def hub(hf_folder: Path) -> Iterator[tuple[HubServer, HubRepo, str, str]]:
+    """The hub with REPO_ID: an old commit (config only changed) and main, tagged v1."""
+    with HubServer() as server:
+        repo = server.add_repo(REPO_ID)
+        checkpoint = {p.name: p.read_bytes() for p in hf_folder.iterdir() if p.is_file()}
+        old_config = json.loads(checkpoint["config.json"])
+        old_config["demigod_test_marker"] = "old"
+        old = repo.commit({**checkpoint, "config.json": json.dumps(old_config).encode()})
+        new = repo.commit({**checkpoint, **EXTRAS})
+        repo.refs["v1"] = new
+        yield server, repo, old, new
+
+
+def test_hub_pull_pins_the_branch_to_a_commit_and_fetches_only_what_conversion_needs(
+    hub: tuple[HubServer, HubRepo, str, str], hf_folder: Path, tmp_path: Path
+) -> None:
+    server, _, _, new = hub
+    pulled = pull(REPO_ID, tmp_path / "store", endpoint=server.url)
+
+    assert pulled.revision == new
+    assert pulled.source_uri == f"hf://{REPO_ID}"
+    assert pulled.path == tmp_path / "store" / "demigod-tests--tiny-mamba-hf" / new
+    assert pulled.files == checkpoint_files(hf_folder)
+    for name in pulled.files:
+        assert (pulled.path / name).read_bytes() == (hf_folder / name).read_bytes()
+        assert pulled.sha256[name] == hashlib.sha256((hf_folder / name).read_bytes()).hexdigest()
+    on_disk = sorted(p.name for p in pulled.path.iterdir())
+    assert on_disk == sorted([*pulled.files, MANIFEST_NAME])  # no README, .bin, .cache
+    fetched = {path.rsplit("/", 1)[-1] for method, path, _ in server.requests if method == "GET"}
+    assert not fetched & set(EXTRAS)
+
+
+def test_hub_pull_of_an_older_commit_or_a_tag(
+    hub: tuple[HubServer, HubRepo, str, str], tmp_path: Path
+) -> None:
+    server, _, old, new = hub
+    older = pull(REPO_ID, tmp_path, revision=old, endpoint=server.url)
+    assert older.revision == old
+    assert json.loads((older.path / "config.json").read_text())["demigod_test_marker"] == "old"
+    assert pull(REPO_ID, tmp_path, revision="v1", endpoint=server.url).revision == new
+
+
+def test_a_pinned_commit_already_in_the_store_needs_no_network(
+    hub: tuple[HubServer, HubRepo, str, str], tmp_path: Path
+) -> None:
+    server, _, _, new = hub
+    first = pull(REPO_ID, tmp_path, revision=new, endpoint=server.url)
+    server.requests.clear()
+    again = pull(REPO_ID, tmp_path, revision=new, endpoint="http://127.0.0.1:9")  # unreachable
+    assert again == first
+    assert server.requests == []
+
+
+def test_unknown_repo_and_revision_are_named(
+    hub: tuple[HubServer, HubRepo, str, str], tmp_path: Path
+) -> None:
+    server, _, _, _ = hub
+    with pytest.raises(PullError, match="no hub repo 'nobody/nothing'"):
+        pull("nobody/nothing", tmp_path, endpoint=server.url)
+    with pytest.raises(PullError, match="has no revision 'no-such-branch'"):
+        pull(REPO_ID, tmp_path, revision="no-such-branch", endpoint=server.url)
+
+
+def test_a_repo_without_config_json_is_refused(tmp_path: Path) -> None:
+    with HubServer() as server:
+        server.add_repo("someone/dataset-like").commit({"data.csv": b"a,b\n"})
+        with pytest.raises(PullError, match=r"no config\.json"):
+            pull("someone/dataset-like", tmp_path, endpoint=server.url)
+
+
+def test_an_interrupted_download_leaves_nothing_that_looks_complete_and_resumes(
+    hub: tuple[HubServer, HubRepo, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    # The client writes what it received in chunks (10 MiB by default; the file is ~6 MiB).
+    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 1 << 16)
+    server, _, _, new = hub
+    final = tmp_path / "demigod-tests--tiny-mamba-hf" / new
+    server.cut_after["model.safetensors"] = 1 << 20  # the connection drops after 1 MiB
+
+    with pytest.raises(PullError, match="run the pull again to resume"):
+        pull(REPO_ID, tmp_path, endpoint=server.url)
+    assert not final.exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / ".partial"]
+
+    del server.cut_after["model.safetensors"]
+    server.requests.clear()
+    pulled = pull(REPO_ID, tmp_path, endpoint=server.url)
+    assert pulled.path == final and (final / MANIFEST_NAME).is_file()
+    resumed = [r for m, p, r in server.requests if m == "GET" and p.endswith("model.safetensors")]
+    assert resumed == [f"bytes={1 << 20}-"]  # it went on from where the cut left it
+    assert not list((tmp_path / ".partial").iterdir())
+
+
+def test_local_folder_pull_copies_the_checkpoint_with_a_content_revision(
+    hf_folder: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for path in hf_folder.iterdir():
+        (source / path.name).write_bytes(path.read_bytes())
+    (source / "README.md").write_text("ignored")
+
+    pulled = pull(str(source), tmp_path / "store")
+    assert pulled.files == checkpoint_files(hf_folder)
+    assert pulled.source_uri == source.as_uri()
+    assert len(pulled.revision) == 64
+    assert pull(source.as_uri(), tmp_path / "store") == pulled  # same tree, same version
+
+    (source / "config.json").write_text((source / "config.json").read_text() + " ")
+    changed = pull(str(source), tmp_path / "store")
+    assert changed.revision != pulled.revision and changed.path != pulled.path
+
+
+def test_bad_sources_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(PullError, match=r"has no config\.json"):
+        pull(str(tmp_path), tmp_path / "store")
+    with pytest.raises(PullError, match="not a local folder"):
+        source_kind("not a repo id!")
+    with pytest.raises(PullError, match="hub repos only"):
+        pull(str(tmp_path), tmp_path / "store", revision="main")
+
+
+def test_conversion_files_prefers_safetensors_and_keeps_tokenizers() -> None:
+    repo = [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "tokenizer.json",
+        "tokenizer.model",
+        "README.md",
+        "onnx/model.onnx",
+    ]
+    assert conversion_files(repo) == [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "tokenizer.json",
+        "tokenizer.model",
+    ]
+    assert "pytorch_model.bin" in conversion_files(["config.json", "pytorch_model.bin"])
