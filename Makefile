@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+# The local demo serves without authentication (loudly); see docs/security.md.
+AUTH   ?= off
 # The venv is rebuilt when the declared dependencies change.
 STAMP  := $(VENV)/.installed
 
@@ -24,8 +26,8 @@ setup: $(STAMP)  ## create .venv and install everything
 models: setup  ## build the demo models (cached under var/)
 	$(BIN)/demigod models build-demo
 
-run: models  ## build what is missing, then serve on http://$(HOST):$(PORT)
-	$(BIN)/demigod serve --host $(HOST) --port $(PORT)
+run: models  ## build what is missing, then serve on http://$(HOST):$(PORT) (AUTH=required to log in)
+	DEMIGOD_SECURITY__AUTH=$(AUTH) $(BIN)/demigod serve --host $(HOST) --port $(PORT)
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest

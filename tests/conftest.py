@@ -68,6 +68,8 @@ def start_server(
         # One decode thread: the test client shares these two cores (see default_threads).
         "DEMIGOD_ENGINE__N_THREADS": "1",
         "DEMIGOD_DATA_DIR": str(tmp_path / "data"),
+        # The suite's servers are the local demo: no authentication (tests/security turn it on).
+        "DEMIGOD_SECURITY__AUTH": "off",
         **(env or {}),
     }
     if config is not None:

@@ -15,6 +15,7 @@ from demigod import __version__
 from demigod.config import ModelConfig, Settings, load_settings
 from demigod.deploy.cli import deploy_app
 from demigod.observability.cli import report_app, top
+from demigod.security.cli import keys_app
 
 app = typer.Typer(
     help=(
@@ -30,6 +31,7 @@ models_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(report_app, name="report")
+app.add_typer(keys_app, name="keys")
 app.command("top")(top)
 route_app = typer.Typer(help="Inspect routing decisions offline.", no_args_is_help=True)
 app.add_typer(route_app, name="route")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -133,6 +133,85 @@ class ObservabilityConfig(BaseModel):
     )
 
 
+# Asymmetric signatures only: a JWKS publishes public keys, so HMAC ("HS256") and "none"
+# can never be verified against it and must never be accepted.
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+
+
+class OIDCConfig(BaseModel):
+    """JWT access tokens from an OpenID provider (Keycloak, oidc-provider, ...)."""
+
+    issuer: str | None = Field(
+        default=None, description="exact `iss`; discovery at ISSUER/.well-known/...; None: no JWTs"
+    )
+    audience: str = Field(default="demigod", description="the gateway's id; `aud` must hold it")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description="accepted signature algorithms (never read from the token)",
+    )
+    leeway_seconds: int = Field(default=30, ge=0, le=300, description="clock skew for exp/nbf/iat")
+    tenant_claim: str = Field(
+        default="tenant",
+        description="claim naming the tenant (dotted path); else client_id/azp/sub",
+    )
+    scope_claim: str = Field(
+        default="scope",
+        description="claim with scopes or roles (space-separated string or list; dotted path, "
+        "e.g. realm_access.roles for Keycloak)",
+    )
+    model_scope_prefix: str = Field(
+        default="model:", description="scope PREFIX+NAME allows model NAME; PREFIX+* allows all"
+    )
+    jwks_refresh_min_seconds: float = Field(
+        default=30.0, ge=0, description="at most one JWKS fetch per this interval (unknown kid)"
+    )
+    jwks_max_age_seconds: float = Field(
+        default=3600.0, gt=0, description="refetch the JWKS when older (old keys kept on failure)"
+    )
+    http_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_token_bytes: int = Field(default=8192, ge=256, description="longer tokens: 401 oversized")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        bad = [alg for alg in value if alg not in JWT_ALGORITHMS]
+        if bad or not value:
+            raise ValueError(f"unsupported JWT algorithms {bad}; choose from {JWT_ALGORITHMS}")
+        return value
+
+
+class TenantConfig(BaseModel):
+    """One tenant's limits; None means unlimited."""
+
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    tokens_per_minute: int | None = Field(default=None, ge=0)
+    concurrent_requests: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    models: list[str] | None = Field(default=None, description="allowed models; None: all")
+
+
+class SecurityConfig(BaseModel):
+    """Identity (JWT, API keys), tenants and quotas (docs/security.md)."""
+
+    auth: Literal["required", "off"] = Field(
+        default="required", description="off: every request is the anonymous tenant (demo only)"
+    )
+    oidc: OIDCConfig = Field(default_factory=OIDCConfig)
+    api_keys_file: Path | None = Field(
+        default=None, description="hashed API keys; None: DATA_DIR/security/api-keys.json"
+    )
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    default_tenant: TenantConfig = Field(
+        default_factory=TenantConfig, description="limits of tenants not listed in `tenants`"
+    )
+    redis_url: str | None = Field(
+        default=None, description="shared quota counters for several replicas; None: in memory"
+    )
+    concurrency_lease_seconds: int = Field(
+        default=900, ge=1, description="a crashed replica's concurrent slots free after this"
+    )
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -155,6 +234,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
     log_level: str = "INFO"
     log_json: bool = True
 

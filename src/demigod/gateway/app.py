@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from demigod import __version__
 from demigod.config import ModelConfig, Settings
 from demigod.engines.base import SamplingParams
+from demigod.gateway.admission import Admission, AdmissionMiddleware, AdmissionPipeline, Endpoint
 from demigod.gateway.chat_template import ChatTemplateError
 from demigod.gateway.classifier import RequestClassifier
 from demigod.gateway.completions import (
-    ANONYMOUS_TENANT,
     CompletionJob,
     CompletionRunner,
     Kind,
@@ -49,6 +49,9 @@ from demigod.protocol import (
     TokenizeRequest,
     TokenizeResponse,
 )
+from demigod.security.authenticate import Authenticator, require_model
+from demigod.security.principal import ANONYMOUS
+from demigod.security.quota import QuotaGate
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "invalid request (the error names the field)",
+        401: "missing or invalid credentials (the error's code is the reason)",
+        403: "the caller may not use this model",
         404: "unknown model",
+        429: "a tenant limit is reached; retry after the Retry-After header",
         503: "model queue full; retry after the Retry-After header",
     }.items()
 }
@@ -93,9 +99,17 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     runner = CompletionRunner(metrics, energy, tracing, log_content=observability.log_content)
     prober = DeepProber(metrics)
     state: dict[str, object] = {}
+    authenticator = Authenticator(settings.security, settings.data_dir, metrics.registry)
+    quotas = QuotaGate.from_config(settings.security, metrics.registry)
+    # The request path before routing: auth -> quota -> screen. A feature adds its step
+    # here in one line (admission.add / admission.on_finish; see gateway/admission.py).
+    admission = AdmissionPipeline()
+    admission.add("auth", authenticator)
+    admission.add("quota", quotas)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await authenticator.start()
         mesh = await Mesh.load(models, settings.engine, verbose=settings.log_level == "DEBUG")
         state["mesh"] = mesh
         classifier = RequestClassifier.from_config(settings.routing)
@@ -126,6 +140,8 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
                 probing.cancel()
             await mesh.close()
             tracing.shutdown()
+            await authenticator.close()
+            await quotas.backend.close()
 
     app = FastAPI(
         title="Phoenix DemiGod",
@@ -140,13 +156,17 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             metrics.requests.labels(
                 served.name if served else "none",
                 served.version if served else "none",
-                ANONYMOUS_TENANT,
+                getattr(request.state, "principal", ANONYMOUS).tenant,
                 str(status),
             ).inc()
 
     install_error_handlers(app, on_error=record_refusal)
 
+    app.add_middleware(AdmissionMiddleware)
     app.add_middleware(RequestContextMiddleware)
+
+    async def admit(request: Request, endpoint: Endpoint, model: str, text: str) -> Admission:
+        return await admission.admit(request, endpoint, model, text)
 
     def mesh() -> Mesh:
         loaded = state.get("mesh")
@@ -169,6 +189,9 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
                 404, str(exc), type="not_found_error", param="model", code="model_not_found"
             ) from exc
         request.state.model = decision.model
+        admitted: Admission = request.state.admission
+        require_model(admitted, decision.model.name)
+        admitted.routed_model, admitted.routed_version = decision.model.name, decision.model.version
         return decision
 
     def sampling(
@@ -215,6 +238,8 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
             prompt_text=prompt_text,
             category=decision.category,
             route_reason=decision.reason,
+            tenant=request.state.admission.principal.tenant,
+            on_usage=request.state.admission.record_usage,
         )
 
     @app.post(
@@ -227,6 +252,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         body: ChatCompletionRequest, request: Request
     ) -> JSONResponse | StreamingResponse:
         """Chat completion, streamed (SSE) or not. `model` may be `auto`."""
+        await admit(request, "chat", body.model, routing_text(body))
         decision = route(request, body.model, routing_text(body))
         served = decision.model
         try:
@@ -251,6 +277,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     ) -> JSONResponse | StreamingResponse:
         """Text completion, streamed (SSE) or not. `model` may be `auto`."""
         text = body.prompt_text()
+        await admit(request, "text", body.model, text)
         decision = route(request, body.model, text)
         served = decision.model
         tokens = await asyncio.to_thread(served.engine.tokenize, text, add_special=True)
@@ -266,6 +293,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     )
     async def route_only(body: ChatCompletionRequest, request: Request) -> RouteResponse:
         """The routing decision a chat request would get, without generating."""
+        await admit(request, "route", body.model, routing_text(body))
         decision = route(request, body.model, routing_text(body))
         return RouteResponse(
             model=decision.model.name,
@@ -275,8 +303,10 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         )
 
     @app.get("/v1/models", response_model=ModelList, tags=["openai"])
-    async def list_models() -> ModelList:
-        """The served models. `auto` is accepted too and routes by the policy."""
+    async def list_models(request: Request) -> ModelList:
+        """The served models the caller may use. `auto` is accepted too and routes by the
+        policy."""
+        principal = (await admit(request, "models", "", "")).principal
         return ModelList(
             data=[
                 ModelCard(
@@ -286,6 +316,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
                     context_length=served.engine.info.n_ctx,
                 )
                 for served in mesh().models.values()
+                if principal.may_use(served.name)
             ]
         )
 
@@ -294,6 +325,7 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
     )
     async def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
         """Token ids of `content` as `model` sees them (llama-server's /tokenize)."""
+        await admit(request, "tokenize", body.model, body.content)
         served = route(request, body.model, body.content).model
         tokens = await asyncio.to_thread(
             served.engine.tokenize, body.content, add_special=body.add_special

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -78,6 +78,8 @@ class CompletionJob:
     prompt_text: str = ""  # logged only with observability.log_content
     category: str | None = None  # what the routing policy classified the request as
     route_reason: str = ""  # why the policy picked this model
+    tenant: str = ANONYMOUS_TENANT  # the authenticated principal's tenant
+    on_usage: Callable[[int, int], None] | None = None  # (prompt, completion) tokens at the end
 
 
 def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
@@ -309,7 +311,7 @@ class _Recorder:
             "gen_ai.request.temperature": sampling.temperature,
             "gen_ai.request.top_p": sampling.top_p,
             "demigod.request_id": job.request_id,
-            "demigod.tenant": ANONYMOUS_TENANT,
+            "demigod.tenant": job.tenant,
             "demigod.model.version": job.model.version,
             "demigod.stream": job.stream,
             "demigod.route.category": job.category or "none",
@@ -348,10 +350,12 @@ class _Recorder:
         elapsed = time.perf_counter() - job.received
         metrics.inflight.labels(model).dec()
         self._energy.end(model)
-        metrics.requests.labels(model, job.model.version, ANONYMOUS_TENANT, str(status)).inc()
-        metrics.request_duration.labels(model, ANONYMOUS_TENANT).observe(elapsed)
-        metrics.tokens.labels(model, ANONYMOUS_TENANT, "input").inc(len(job.prompt_tokens))
-        metrics.tokens.labels(model, ANONYMOUS_TENANT, "output").inc(self.completion_tokens)
+        metrics.requests.labels(model, job.model.version, job.tenant, str(status)).inc()
+        metrics.request_duration.labels(model, job.tenant).observe(elapsed)
+        metrics.tokens.labels(model, job.tenant, "input").inc(len(job.prompt_tokens))
+        metrics.tokens.labels(model, job.tenant, "output").inc(self.completion_tokens)
+        if job.on_usage is not None:
+            job.on_usage(len(job.prompt_tokens), self.completion_tokens)
         if (
             self._first_token_at is not None
             and self._last_token_at is not None
@@ -371,7 +375,7 @@ class _Recorder:
             extra={
                 **content,
                 "request_id": job.request_id,
-                "tenant": ANONYMOUS_TENANT,
+                "tenant": job.tenant,
                 "model": model,
                 "version": job.model.version,
                 "kind": job.kind,
