@@ -14,8 +14,10 @@ from rich.console import Console
 from demigod import __version__
 from demigod.config import ModelConfig, Settings, load_settings
 from demigod.deploy.cli import deploy_app
+from demigod.lifecycle.cli import models_app
 from demigod.observability.cli import report_app, top
 from demigod.security.cli import keys_app
+from demigod.registry.cli import registry_app
 
 app = typer.Typer(
     help=(
@@ -27,8 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-models_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(registry_app, name="registry")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(report_app, name="report")
 app.add_typer(keys_app, name="keys")
@@ -102,15 +104,16 @@ def serve(
 
     settings = _settings(config, host=host, port=port)
     configure_logging(settings.log_level, settings.log_json)
-    served = [parse_model_option(value) for value in model or []] or settings.models
+    served = [parse_model_option(value) for value in model or []]
+    aliases: dict[str, dict[str, str]] = {}
     if not served:
-        served = _demo_model_configs(settings)
+        served, aliases = _registry_model_configs(settings)
     for entry in served:
         if not entry.path.is_file():
             console.print(f"[red]model {entry.name!r}: file not found:[/red] {entry.path}")
             raise typer.Exit(2)
     uvicorn.run(
-        create_app(settings, served),
+        create_app(settings, served, aliases=aliases),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -119,63 +122,36 @@ def serve(
     )
 
 
-def _demo_model_configs(settings: Settings, *, build: bool = True) -> list[ModelConfig]:
-    """The demo models as served models; `build=False` names them without building."""
-    from demigod.lifecycle.demo import DEMO_RECIPES, ensure_demo_models
+def _registry_model_configs(
+    settings: Settings,
+) -> tuple[list[ModelConfig], dict[str, dict[str, str]]]:
+    """The config's models plus the `stable` version of each registered model; with
+    neither, the demo models, built and put through the registry first."""
+    from demigod.lifecycle.artefacts import ArtefactError
+    from demigod.lifecycle.cli import demo_stable_versions, open_registry
+    from demigod.lifecycle.serving import stable_models
+    from demigod.registry import RegistryError
 
-    if not build:
-        return [
-            ModelConfig(name=r.name, path=Path(r.name), categories=[r.category])
-            for r in DEMO_RECIPES
-        ]
+    try:
+        with open_registry(settings) as registry:
+            found = stable_models(registry, exclude={m.name for m in settings.models})
+        if not settings.models and not found.models:
+            demo_stable_versions(settings, progress=lambda step: console.print(step))
+            with open_registry(settings) as registry:
+                found = stable_models(registry)
+    except (RegistryError, ArtefactError) as exc:
+        console.print(f"[red]registry:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return [*settings.models, *found.models], found.aliases
+
+
+def _demo_model_configs(settings: Settings) -> list[ModelConfig]:
+    """The demo models' names and categories, without building them."""
+    from demigod.lifecycle.demo import DEMO_RECIPES
+
     return [
-        ModelConfig(
-            name=demo.name,
-            path=demo.gguf_path,
-            categories=[demo.category],
-            version=_demo_version(settings, demo.name),
-        )
-        for demo in ensure_demo_models(settings.data_dir, console=console)
+        ModelConfig(name=r.name, path=Path(r.name), categories=[r.category]) for r in DEMO_RECIPES
     ]
-
-
-def _demo_version(settings: Settings, name: str) -> str:
-    """A demo model's version: the first 12 hex digits of its GGUF's sha256."""
-    from demigod.lifecycle.demo import read_manifest
-
-    manifest = read_manifest(settings.data_dir, name) or {}
-    return str(manifest.get("gguf_sha256", "local"))[:12]
-
-
-@models_app.command("build-demo")
-def build_demo(
-    force: Annotated[bool, typer.Option(help="rebuild even when cached")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
-    config: ConfigOption = None,
-) -> None:
-    """Build the demo models (train, convert to GGUF, quantize Q4_0, validate) or reuse them."""
-    from demigod.lifecycle.demo import ensure_demo_models
-
-    settings = _settings(config)
-    demos = ensure_demo_models(settings.data_dir, console=console, force=force)
-    rows = [
-        {
-            "name": d.name,
-            "category": d.category,
-            "path": str(d.gguf_path),
-            "version": _demo_version(settings, d.name),
-        }
-        for d in demos
-    ]
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    from rich.table import Table
-
-    table = Table("name", "category", "version", "path")
-    for row in rows:
-        table.add_row(row["name"], row["category"], row["version"], row["path"])
-    Console().print(table)
 
 
 @route_app.command("classify")
@@ -198,7 +174,7 @@ def route_classify(
     settings = _settings(config)
     configs = [parse_model_option(value) for value in model or []] or settings.models
     if not configs:
-        configs = _demo_model_configs(settings, build=False)
+        configs = _demo_model_configs(settings)
     classifier = RequestClassifier.from_config(settings.routing)
     policy = RoutingPolicy({c.name: c for c in configs}, classifier, settings.default_model)
     try:

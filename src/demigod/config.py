@@ -212,6 +212,39 @@ class SecurityConfig(BaseModel):
     )
 
 
+class PromotionGates(BaseModel):
+    """What `demigod models promote` requires of a version before it becomes `stable`."""
+
+    max_perplexity_delta: float = Field(
+        default=0.05, ge=0, description="perplexity at most this much above its F16 reference"
+    )
+    min_hemlock_pass_rate: float = Field(default=0.95, ge=0, le=1)
+    eval_score_epsilon: float = Field(
+        default=0.01, ge=0, description="lm-eval score at least the current stable's minus this"
+    )
+
+
+class LifecycleConfig(BaseModel):
+    """The model lifecycle (docs/lifecycle.md): promotion gates, validation, retirement."""
+
+    gates: PromotionGates = Field(default_factory=PromotionGates)
+    retire_after_days: int = Field(
+        default=90, ge=1, description="versions neither served nor promoted this long retire"
+    )
+    validation_text: Path | None = Field(
+        default=None, description="held-out text for perplexity; None: the shipped one"
+    )
+    validation_n_ctx: int = Field(default=512, ge=16, description="perplexity window, tokens")
+    validation_stride: int = Field(default=256, ge=1, description="sliding window step")
+    validation_max_tokens: int = Field(default=4096, ge=16, description="of the held-out text")
+    hemlock_suite: Path | None = Field(
+        default=None, description="Hemlock regression suite (YAML); None: the shipped one"
+    )
+    lm_eval_tasks: list[str] | None = Field(
+        default=None, description="lm-evaluation-harness tasks; None: the shipped offline task"
+    )
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -231,6 +264,12 @@ class Settings(BaseSettings):
         default=None,
         description="where auto goes when no model serves the category; None: first chat model",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="model registry (SQLAlchemy URL, e.g. postgresql+psycopg://...); "
+        "None: SQLite in data_dir/registry.db",
+    )
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)

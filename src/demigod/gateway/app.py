@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -85,8 +85,13 @@ def route_header(decision: RouteDecision[ServedModel]) -> str:
     )
 
 
-def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
-    """The gateway for `models`; they load at startup and close at shutdown."""
+def create_app(
+    settings: Settings,
+    models: list[ModelConfig],
+    aliases: Mapping[str, Mapping[str, str]] | None = None,
+) -> FastAPI:
+    """The gateway for `models`; they load at startup and close at shutdown. `aliases`
+    (model -> alias -> version label, from the registry) resolve `model@alias`."""
     metrics = Metrics()
     observability = settings.observability
     energy = EnergyMeter(
@@ -114,7 +119,9 @@ def create_app(settings: Settings, models: list[ModelConfig]) -> FastAPI:
         state["mesh"] = mesh
         classifier = RequestClassifier.from_config(settings.routing)
         await asyncio.to_thread(classifier.model)  # train now, not on the first request
-        state["policy"] = RoutingPolicy(mesh.models, classifier, settings.default_model)
+        state["policy"] = RoutingPolicy(
+            mesh.models, classifier, settings.default_model, aliases=aliases
+        )
         metrics.watch_queues(mesh.queue_depths, replica=f"{settings.host}:{settings.port}")
         metrics.watch(StateCacheCollector(mesh.state_cache_stats))
         metrics.watch(SchedulerCollector(mesh.scheduler_stats))

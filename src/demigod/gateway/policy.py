@@ -1,6 +1,8 @@
 """The routing policy: which served model answers a request.
 
-An explicit model name always wins. `auto` classifies the prompt (gateway.classifier) and
+An explicit model name always wins; `name@alias` and `name@version` pick a version of it
+(aliases come from the registry: `stable`, `candidate`, ...) and must name the version
+that is served. `auto` classifies the prompt (gateway.classifier) and
 picks the first model that serves that category; when none does, the configured default
 model, else the first `chat` model, else the first model.
 """
@@ -23,14 +25,21 @@ class Routable(Protocol):
     @property
     def categories(self) -> list[str]: ...
 
+    @property
+    def version(self) -> str: ...
+
 
 M = TypeVar("M", bound=Routable)
 
 
+VERSION_SEPARATOR = "@"
+
+
 class UnknownModelError(LookupError):
-    def __init__(self, name: str, known: list[str]) -> None:
+    def __init__(self, name: str, known: list[str], detail: str | None = None) -> None:
         available = ", ".join([*known, AUTO]) if known else "none"
-        super().__init__(f"model {name!r} does not exist; available: {available}")
+        what = detail or f"model {name!r} does not exist"
+        super().__init__(f"{what}; available: {available}")
         self.name = name
 
 
@@ -48,18 +57,22 @@ class RoutingPolicy(Generic[M]):
         models: Mapping[str, M],
         classifier: RequestClassifier,
         default: str | None = None,
+        aliases: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if default is not None and default not in models:
             raise ValueError(f"default_model {default!r} is not among the served models")
         self._models = models
         self._classifier = classifier
         self._default = default
+        self._aliases = aliases or {}
 
     def resolve(self, requested: str, prompt: str = "") -> RouteDecision[M]:
         """The model that answers a request for `requested` (a name or `auto`) with `prompt`.
 
         Raises UnknownModelError for a name that is not served.
         """
+        if VERSION_SEPARATOR in requested:
+            return self._resolve_version(requested)
         if requested != AUTO:
             if requested not in self._models:
                 raise UnknownModelError(requested, sorted(self._models))
@@ -76,6 +89,23 @@ class RoutingPolicy(Generic[M]):
             f"{found.reason}; no {found.category} model, fallback",
             found.confidence,
         )
+
+    def _resolve_version(self, requested: str) -> RouteDecision[M]:
+        name, _, ref = requested.partition(VERSION_SEPARATOR)
+        if name not in self._models:
+            raise UnknownModelError(name, sorted(self._models))
+        model = self._models[name]
+        label = self._aliases.get(name, {}).get(ref, ref)
+        if label != model.version:
+            known = self._aliases.get(name, {})
+            what = f"alias {ref!r} is version {label!r}" if ref in known else f"{ref!r}"
+            raise UnknownModelError(
+                requested,
+                [f"{name}@{model.version}"]
+                + [f"{name}@{alias}" for alias, v in sorted(known.items()) if v == model.version],
+                detail=f"{name}: {what} is not served",
+            )
+        return RouteDecision(model, None, f"explicit model, version {label}")
 
     def _fallback(self) -> M:
         if self._default is not None:

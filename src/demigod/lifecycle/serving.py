@@ -1,0 +1,46 @@
+"""What `demigod serve` takes from the registry: each model's `stable` version, verified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from demigod.config import ModelConfig
+from demigod.lifecycle.artefacts import local_path, verify
+from demigod.registry import READY, STABLE, Registry
+
+
+@dataclass(frozen=True)
+class RegistryServing:
+    """The served registry models, and every model's alias -> version label map (what
+    `model@alias` resolves through)."""
+
+    models: list[ModelConfig]
+    aliases: dict[str, dict[str, str]]
+
+
+def stable_models(registry: Registry, *, exclude: set[str] | None = None) -> RegistryServing:
+    """A ModelConfig for the `stable` version of every registered model not in `exclude`,
+    its artefact's sha256 verified first (raises ArtefactError when missing or corrupt),
+    and each one marked as used (retirement counts from there)."""
+    configs: list[ModelConfig] = []
+    aliases: dict[str, dict[str, str]] = {}
+    for model in registry.list_models():
+        model_aliases = registry.aliases(model.name)
+        aliases[model.name] = {name: alias.version for name, alias in model_aliases.items()}
+        if model.name in (exclude or set()) or STABLE not in model_aliases:
+            continue
+        version = registry.get_version(model.name, STABLE)
+        if version.status != READY:
+            continue
+        path = verify(local_path(version.storage_uri), version.sha256)
+        configs.append(
+            ModelConfig(
+                name=model.name,
+                path=Path(path),
+                categories=model.categories or ["chat"],
+                version=version.label,
+            )
+        )
+        registry.mark_used(model.name, version.label)
+    return RegistryServing(configs, aliases)
