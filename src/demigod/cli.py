@@ -16,8 +16,8 @@ from demigod.config import ModelConfig, Settings, load_settings
 from demigod.deploy.cli import deploy_app
 from demigod.lifecycle.cli import models_app
 from demigod.observability.cli import report_app, top
-from demigod.security.cli import keys_app
 from demigod.registry.cli import registry_app
+from demigod.security.cli import keys_app
 
 app = typer.Typer(
     help=(
