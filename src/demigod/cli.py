@@ -17,6 +17,7 @@ from demigod.deploy.cli import deploy_app
 from demigod.lifecycle.cli import models_app
 from demigod.observability.cli import report_app, top
 from demigod.registry.cli import registry_app
+from demigod.security.audit.cli import audit_app
 from demigod.security.cli import keys_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(report_app, name="report")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 app.command("top")(top)
 route_app = typer.Typer(help="Inspect routing decisions offline.", no_args_is_help=True)
 app.add_typer(route_app, name="route")

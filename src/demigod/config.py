@@ -245,6 +245,52 @@ class LifecycleConfig(BaseModel):
     )
 
 
+class AuditConfig(BaseModel):
+    """The tamper-evident audit log (docs/audit.md): hash-chained JSONL, signed checkpoints."""
+
+    enabled: bool = Field(default=True, description="one record per API request and admin event")
+    dir: Path | None = Field(
+        default=None, description="where the log lives; None: <data_dir>/audit"
+    )
+    node: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="this process's chain (a subfolder of dir); None: <hostname>-<port>",
+    )
+    include_text: bool = Field(
+        default=False, description="store request bodies in records, not only their sha256"
+    )
+    checkpoint_every_records: int = Field(
+        default=1000, ge=1, description="sign a Merkle checkpoint after this many records..."
+    )
+    checkpoint_every_seconds: float = Field(
+        default=300.0, gt=0, description="...or this long after the first unsealed record"
+    )
+    signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM); None: <data_dir>/audit-signing-key.pem, "
+        "generated with mode 0600 on first use",
+    )
+    tsa_url: str | None = Field(
+        default=None, description="RFC 3161 timestamp authority; None: checkpoints unstamped"
+    )
+    tsa_cert_path: Path | None = Field(
+        default=None, description="PEM: the TSA's certificate or its CA, trusted by verify"
+    )
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0)
+    retention_days: int = Field(
+        default=183, ge=1, description="segments older than this are deleted (>= 6 months)"
+    )
+    rotate_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=4096, description="start a new segment past this size"
+    )
+    max_group_records: int = Field(
+        default=256,
+        ge=1,
+        description="group commit: most records written per fsync; responses wait for theirs",
+    )
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -274,6 +320,8 @@ class Settings(BaseSettings):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     log_level: str = "INFO"
     log_json: bool = True
 

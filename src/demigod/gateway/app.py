@@ -49,6 +49,8 @@ from demigod.protocol import (
     TokenizeRequest,
     TokenizeResponse,
 )
+from demigod.security.audit.middleware import AuditMiddleware
+from demigod.security.audit.store import AuditLog
 from demigod.security.authenticate import Authenticator, require_model
 from demigod.security.principal import ANONYMOUS
 from demigod.security.quota import QuotaGate
@@ -85,6 +87,14 @@ def route_header(decision: RouteDecision[ServedModel]) -> str:
     )
 
 
+def _served_models(mesh: Mesh) -> dict[str, object]:
+    return {
+        "models": [
+            {"name": served.name, "version": served.version} for served in mesh.models.values()
+        ]
+    }
+
+
 def create_app(
     settings: Settings,
     models: list[ModelConfig],
@@ -112,9 +122,13 @@ def create_app(
     admission.add("auth", authenticator)
     admission.add("quota", quotas)
 
+    audit_log = AuditLog.from_settings(settings) if settings.audit.enabled else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await authenticator.start()
+        if audit_log is not None:
+            await asyncio.to_thread(audit_log.open)
         mesh = await Mesh.load(models, settings.engine, verbose=settings.log_level == "DEBUG")
         state["mesh"] = mesh
         classifier = RequestClassifier.from_config(settings.routing)
@@ -140,9 +154,14 @@ def create_app(
             else None
         )
         log.info("mesh ready", extra={"models": sorted(mesh.models), "port": settings.port})
+        if audit_log is not None:
+            await audit_log.append("gateway.start", _served_models(mesh))
         try:
             yield
         finally:
+            if audit_log is not None:
+                await audit_log.append("gateway.stop", _served_models(mesh))
+                await asyncio.to_thread(audit_log.close)
             if probing is not None:
                 probing.cancel()
             await mesh.close()
@@ -156,6 +175,7 @@ def create_app(
         description="OpenAI-compatible inference mesh for attention-free language models.",
         lifespan=lifespan,
     )
+    app.state.audit_log = audit_log  # admin and lifecycle events: audit_log.record_event()
 
     def record_refusal(request: Request, status: int) -> None:
         if request.url.path.startswith("/v1/") and request.method == "POST":
@@ -170,6 +190,9 @@ def create_app(
     install_error_handlers(app, on_error=record_refusal)
 
     app.add_middleware(AdmissionMiddleware)
+    app.add_middleware(
+        AuditMiddleware, audit_log=lambda: audit_log, include_text=settings.audit.include_text
+    )
     app.add_middleware(RequestContextMiddleware)
 
     async def admit(request: Request, endpoint: Endpoint, model: str, text: str) -> Admission:
@@ -199,6 +222,7 @@ def create_app(
         admitted: Admission = request.state.admission
         require_model(admitted, decision.model.name)
         admitted.routed_model, admitted.routed_version = decision.model.name, decision.model.version
+        request.state.route_decision = decision
         return decision
 
     def sampling(

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from demigod.config import Settings, load_settings
 from demigod.security.api_keys import APIKeyRecord, APIKeyStore, KeyNotFoundError
+from demigod.security.audit.events import record_admin_event
 from demigod.security.authenticate import api_keys_path
 
 keys_app = typer.Typer(
@@ -71,6 +72,7 @@ def create(
             "it gets security.default_tenant's limits"
         )
     key, record = store.create(name=name, tenant=tenant, models=model or None)
+    record_admin_event(settings, "key.create", _public(record))
     if as_json:
         typer.echo(json.dumps({"key": key, **_public(record)}))
         return
@@ -105,12 +107,13 @@ def revoke(
     config: ConfigOption = None,
 ) -> None:
     """Revoke a key: gateways refuse it from their next request on."""
-    _, store = _store(config)
+    settings, store = _store(config)
     try:
         record = store.revoke(key_id)
     except KeyNotFoundError as exc:
         console.print(f"[red]no key with id {key_id!r}[/red] (see demigod keys list --all)")
         raise typer.Exit(1) from exc
+    record_admin_event(settings, "key.revoke", _public(record))
     if as_json:
         typer.echo(json.dumps(_public(record)))
         return

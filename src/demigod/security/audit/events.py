@@ -1,0 +1,38 @@
+"""Admin and lifecycle events from outside the gateway process (CLIs, lifecycle jobs).
+
+Each writer process has its own chain: the gateway writes `<hostname>-<port>`; these go to
+`admin-<hostname>`, locked while written, so two commands never interleave a chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from demigod.config import Settings
+from demigod.security.audit.records import AuditRecord
+from demigod.security.audit.store import AuditLog, AuditLogUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def admin_node() -> str:
+    host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())
+    return f"admin-{host or 'node'}"
+
+
+def record_admin_event(settings: Settings, kind: str, data: dict[str, Any]) -> AuditRecord | None:
+    """Append one durable, sealed record (e.g. `key.create`) to the admin chain. Returns
+    None when the audit log is disabled. Raises AuditLogUnavailableError when it cannot be
+    written: an admin action that must be audited should not pass silently."""
+    if not settings.audit.enabled:
+        return None
+    audit = AuditLog.from_settings(settings, node=admin_node()).open()
+    try:
+        record = audit.submit(kind, data).result(timeout=30)
+    except TimeoutError as exc:
+        raise AuditLogUnavailableError("the audit log did not confirm the write") from exc
+    finally:
+        audit.close()  # seals the record into a signed (and timestamped) checkpoint
+    return record
