@@ -101,3 +101,55 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     running = start_server([f"tiny={tiny_model}"], tmp_path_factory.mktemp("server"))
     yield running
     stop_server(running)
+
+
+class FamilyModels:
+    """Tiny random-init models of each architecture family, built once per run on demand:
+    `hf(family)` the HF folder, `gguf(family)` its Q4_0 through the real convert/quantize."""
+
+    def __init__(self, root: Path, toolkit: Path, mamba_gguf: Path | None = None) -> None:
+        self._root, self._toolkit = root, toolkit
+        if mamba_gguf is not None:  # the suite's tiny model is a Mamba built the same way
+            folder = root / "mamba"
+            folder.mkdir(parents=True, exist_ok=True)
+            for suffix, source in (
+                ("hf", mamba_gguf.parent / "demigod-test-hf"),
+                ("mamba.F16.gguf", mamba_gguf.parent / "demigod-test.F16.gguf"),
+                ("mamba.Q4_0.gguf", mamba_gguf),
+            ):
+                (folder / suffix).symlink_to(source)
+
+    def hf(self, family: str) -> Path:
+        from demigod.lifecycle.tiny_models import build_tiny
+
+        folder = self._root / family / "hf"
+        if not (folder / "config.json").is_file():
+            build_tiny(family, folder, self._toolkit)
+        return folder
+
+    def f16(self, family: str) -> Path:
+        from demigod.lifecycle.convert import convert_hf_to_gguf
+
+        path = self._root / family / f"{family}.F16.gguf"
+        if not path.is_file():
+            convert_hf_to_gguf(self.hf(family), path, self._toolkit)
+        return path
+
+    def gguf(self, family: str) -> Path:
+        from demigod.lifecycle.quantize import quantize_gguf
+
+        path = self._root / family / f"{family}.Q4_0.gguf"
+        if not path.is_file():
+            quantize_gguf(self.f16(family), path, "Q4_0", threads=1)
+        return path
+
+
+@pytest.fixture(scope="session")
+def family_models(
+    tmp_path_factory: pytest.TempPathFactory, toolkit_data_dir: Path, tiny_model: Path
+) -> FamilyModels:
+    """Tiny models of every family in demigod.lifecycle.architectures (see FamilyModels)."""
+    from demigod.lifecycle.toolkit import ensure_toolkit
+
+    toolkit = ensure_toolkit(toolkit_data_dir)
+    return FamilyModels(tmp_path_factory.mktemp("families"), toolkit, mamba_gguf=tiny_model)

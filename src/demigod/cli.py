@@ -48,7 +48,8 @@ ModelOption = Annotated[
         "--model",
         "-m",
         help=(
-            "serve a GGUF file directly, as NAME=FILE.gguf[:category,...] (repeatable); "
+            "serve a GGUF file directly, as NAME=FILE.gguf[:category,...] (repeatable; a "
+            "Hugging Face folder instead of a file is served by transformers); "
             "replaces the configured and demo models"
         ),
     ),
@@ -80,6 +81,7 @@ def parse_model_option(value: str) -> ModelConfig:
             name=name,
             path=Path(path),
             categories=[c for c in categories.split(",") if c] or ["chat"],
+            backend="transformers" if Path(path).is_dir() else "llama.cpp",
         )
     except ValidationError as exc:
         raise typer.BadParameter(f"{value!r}: {exc.errors()[0]['msg']}") from exc
@@ -111,7 +113,7 @@ def serve(
     if not served:
         served, aliases = _registry_model_configs(settings)
     for entry in served:
-        if not entry.path.is_file():
+        if not (entry.path.is_dir() if entry.backend == "transformers" else entry.path.is_file()):
             console.print(f"[red]model {entry.name!r}: file not found:[/red] {entry.path}")
             raise typer.Exit(2)
     uvicorn.run(

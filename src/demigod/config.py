@@ -27,10 +27,15 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
 
 class ModelConfig(BaseModel):
-    """One model the mesh serves from a GGUF file."""
+    """One model the mesh serves: a GGUF file (llama.cpp) or a Hugging Face checkpoint
+    folder (transformers, for families llama.cpp cannot run; docs/architectures.md)."""
 
     name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=128)
     path: Path
+    backend: Literal["llama.cpp", "transformers"] = Field(
+        default="llama.cpp",
+        description="llama.cpp: path is a GGUF file; transformers: an HF folder",
+    )
     categories: list[str] = Field(default_factory=lambda: ["chat"])
     version: str = Field(default="local", description="shown in metrics and /v1/models")
 

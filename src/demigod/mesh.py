@@ -127,7 +127,12 @@ class Mesh:
 
 
 async def _load_engine(config: ModelConfig, engine_config: EngineConfig, verbose: bool) -> Engine:
-    from demigod.engines.llama_cpp import LlamaCppEngine  # the only engine so far
+    """The engine `config.backend` names, loaded off the event loop."""
+    if config.backend == "transformers":
+        from demigod.engines.transformers_engine import TransformersEngine
+
+        return await asyncio.to_thread(TransformersEngine, config.name, config.path, engine_config)
+    from demigod.engines.llama_cpp import LlamaCppEngine
 
     return await asyncio.to_thread(
         LlamaCppEngine, config.name, config.path, engine_config, verbose=verbose

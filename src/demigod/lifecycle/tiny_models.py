@@ -4,8 +4,8 @@ For tests and demos without internet: each builder writes a Hugging Face folder 
 safetensors weights and the tokenizer files the pinned llama.cpp converter wants) in
 seconds. The tokenizers are made offline:
 
-- Mamba, Mamba2: no tokenizer files; the converter embeds its builtin GPT-NeoX vocab.
-- Jamba, Granite hybrid: a SentencePiece `tokenizer.model` trained here on Python's own
+- Mamba: no tokenizer files; the converter embeds its builtin GPT-NeoX vocab (50280 ids).
+- Mamba2, Jamba, Granite hybrid: a SentencePiece `tokenizer.model` trained here on Python's own
   documentation strings.
 - Falcon-H1, Zamba2: GPT-2's byte-level BPE, rebuilt from the converter toolkit's
   `models/ggml-vocab-gpt-2.gguf` (the converter recognises its pre-tokenizer by hash).
@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,8 +32,8 @@ KV_HEADS = 2
 SSM_HEAD_DIM = 16
 SSM_STATE = 16
 SENTENCEPIECE_VOCAB = 512
-# Multiple of 16, as llama.cpp pads Mamba2 vocabularies; holds GPT-NeoX's 50277 tokens.
-NEOX_PADDED_VOCAB = 50288
+RWKV_HIDDEN = 128
+RWKV_HEAD_DIM = 64
 RWKV_VOCAB_FILE = "rwkv_vocab_v20230424.txt"
 RWKV_EOT_ID = 261  # the converter's hard-wired end-of-turn id ("\n\n" in the world vocab)
 
@@ -78,7 +79,7 @@ def _mamba2(hf_dir: Path, toolkit: Path) -> None:
     from transformers import Mamba2Config, Mamba2ForCausalLM
 
     config = Mamba2Config(
-        vocab_size=NEOX_PADDED_VOCAB,
+        vocab_size=_sentencepiece(hf_dir),
         hidden_size=HIDDEN,
         num_hidden_layers=LAYERS,
         expand=2,
@@ -212,15 +213,15 @@ def _rwkv7(hf_dir: Path, toolkit: Path) -> None:
     from safetensors.torch import save_file
 
     vocab = _rwkv_world_vocab(hf_dir)
-    head = SSM_HEAD_DIM
+    head = RWKV_HEAD_DIM
     # Low-rank sizes as the converter's defaults would compute them, rounded to 32.
     ranks = {"decay": 32, "a": 32, "v": 32, "gate": 64}
     config = {
         "architectures": ["RWKV7ForCausalLM"],
         "model_type": "rwkv7",
         "vocab_size": vocab,
-        "hidden_size": HIDDEN,
-        "intermediate_size": 4 * HIDDEN,
+        "hidden_size": RWKV_HIDDEN,
+        "intermediate_size": 4 * RWKV_HIDDEN,
         "num_hidden_layers": LAYERS,
         "head_dim": head,
         "norm_eps": 1e-5,
@@ -238,8 +239,8 @@ def _rwkv7(hf_dir: Path, toolkit: Path) -> None:
 
 def _rwkv7_weights(vocab: int, ranks: dict[str, int]) -> dict[str, torch.Tensor]:
     """fla-hub's RWKV7ForCausalLM tensor names and shapes, random values."""
-    h, f = HIDDEN, 4 * HIDDEN
-    n_heads = h // SSM_HEAD_DIM
+    h, f = RWKV_HIDDEN, 4 * RWKV_HIDDEN
+    n_heads = h // RWKV_HEAD_DIM
 
     def rand(*shape: int, scale: float = 0.1) -> torch.Tensor:
         return (torch.randn(*shape) * scale).contiguous()
@@ -263,7 +264,7 @@ def _rwkv7_weights(vocab: int, ranks: dict[str, int]) -> dict[str, torch.Tensor]
             weights[f"{a}.{name}"] = rand(1, 1, h)
         weights[f"{a}.k_k"] = rand(h)
         weights[f"{a}.k_a"] = rand(h)
-        weights[f"{a}.r_k"] = rand(n_heads, SSM_HEAD_DIM)
+        weights[f"{a}.r_k"] = rand(n_heads, RWKV_HEAD_DIM)
         for proj in ("r_proj", "k_proj", "v_proj", "o_proj"):
             weights[f"{a}.{proj}.weight"] = rand(h, h)
         for lora, rank in (("w", ranks["decay"]), ("a", ranks["a"]), ("g", ranks["gate"])):
@@ -320,7 +321,7 @@ def _sentencepiece(hf_dir: Path) -> int:
     return SENTENCEPIECE_VOCAB
 
 
-def _gpt2_tokenizer(hf_dir: Path, toolkit: Path) -> object:
+def _gpt2_tokenizer(hf_dir: Path, toolkit: Path) -> Any:
     """GPT-2's tokenizer rebuilt from the toolkit's vocab-only GGUF, saved into `hf_dir`."""
     from transformers import GPT2TokenizerFast
 
@@ -346,7 +347,19 @@ def _rwkv_world_vocab(hf_dir: Path) -> int:
     Format, one token a line: `<id> <python literal of str or bytes> <byte length>`.
     """
     pieces: list[bytes] = [bytes([b]) for b in range(256)]  # ids 1..256
-    common = [b"\r\n", b"  ", b"   ", b"    ", b"\n\n", b"the", b" the", b" a", b"ing", b"er", b"on"]
+    common = [
+        b"\r\n",
+        b"  ",
+        b"   ",
+        b"    ",
+        b"\n\n",
+        b"the",
+        b" the",
+        b" a",
+        b"ing",
+        b"er",
+        b"on",
+    ]
     common += [b" " + word for word in (b"of", b"to", b"and", b"in", b"is", b"it", b"that")]
     pieces.extend(common)
     if pieces[RWKV_EOT_ID - 1] != b"\n\n":
@@ -362,15 +375,15 @@ def _rwkv_world_vocab(hf_dir: Path) -> int:
     return 320  # token 0 (<s>) + pieces, padded to a multiple of 64
 
 
-def _gguf_reader(path: Path) -> object:
+def _gguf_reader(path: Path) -> Any:
     gguf_py = str(path.parent.parent / "gguf-py")
     if gguf_py not in sys.path:
         sys.path.insert(0, gguf_py)
-    import gguf  # the toolkit's own gguf-py, matched to its converter
+    import gguf  # type: ignore[import-not-found]  # the toolkit's own gguf-py
 
     return gguf.GGUFReader(str(path))
 
 
-def _gguf_strings(reader: object, key: str) -> list[str]:
-    field = reader.fields[key]  # type: ignore[attr-defined]
+def _gguf_strings(reader: Any, key: str) -> list[str]:
+    field = reader.fields[key]
     return [bytes(field.parts[index]).decode("utf-8") for index in field.data]
