@@ -7,14 +7,13 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from demigod.security.api_keys import APIKeyError, APIKeyStore
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import Server
 
 HELLO = {"model": "tiny", "prompt": "hello", "max_tokens": 1}
 
@@ -50,25 +49,6 @@ def keys_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "DEMIGOD_DATA_DIR": str(data_dir)},
         timeout=60,
     )
-
-
-CONFIG = """
-security:
-  auth: required
-  tenants:
-    acme: {requests_per_minute: 3}
-    other: {models: [nothing-served]}
-"""
-
-
-@pytest.fixture(scope="module")
-def secured(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("secured")
-    running = start_server(
-        [f"tiny={tiny_model}"], tmp, env={"DEMIGOD_SECURITY__AUTH": "required"}, config=CONFIG
-    )
-    yield running
-    stop_server(running)
 
 
 def data_dir_of(server: Server) -> Path:

@@ -9,10 +9,13 @@ answered 401 with an OpenAI error object whose `code` is the reason, and counted
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from demigod.config import SecurityConfig
 from demigod.gateway.admission import Admission
@@ -40,6 +43,25 @@ class AuthFailure(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class JWKSCollector(Collector):
+    """JWKS fetches and failed fetches, read from the cache at scrape time."""
+
+    def __init__(self, jwks: JWKSCache) -> None:
+        self._jwks = jwks
+
+    def collect(self) -> Iterable[Metric]:
+        fetches = CounterMetricFamily(
+            "demigod_jwks_fetches", "JWKS requests sent to the OpenID provider"
+        )
+        fetches.add_metric([], self._jwks.fetches)
+        failures = CounterMetricFamily(
+            "demigod_jwks_fetch_failures",
+            "JWKS fetches that failed (the last good keys were kept)",
+        )
+        failures.add_metric([], self._jwks.failures)
+        yield from (fetches, failures)
 
 
 def api_keys_path(security: SecurityConfig, data_dir: Path) -> Path:
@@ -70,6 +92,7 @@ class Authenticator:
                 max_age=oidc.jwks_max_age_seconds,
             )
             self.verifier = JWTVerifier(oidc, jwks)
+            registry.register(JWKSCollector(jwks))
         self.failures = Counter(
             "demigod_auth_failures",
             "Requests refused 401, by reason",
