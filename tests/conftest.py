@@ -55,7 +55,11 @@ class Server:
 
 
 def start_server(
-    models: list[str], tmp_path: Path, env: dict[str, str] | None = None, config: str | None = None
+    models: list[str],
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    config: str | None = None,
+    timeout: float = SERVER_START_TIMEOUT,
 ) -> Server:
     """`demigod serve` in a subprocess, as a user runs it; returns once /readyz says ready."""
     port = free_port()
@@ -81,7 +85,7 @@ def start_server(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(process, f"{url}/readyz", timeout=SERVER_START_TIMEOUT)
+        wait_until_ready(process, f"{url}/readyz", timeout=timeout)
     except ServerNotReadyError as exc:
         raise RuntimeError(f"server {exc}:\n{log.read_text()}") from exc
     return Server(url, process, log)
