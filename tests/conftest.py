@@ -157,3 +157,39 @@ def family_models(
 
     toolkit = ensure_toolkit(toolkit_data_dir)
     return FamilyModels(tmp_path_factory.mktemp("families"), toolkit, mamba_gguf=tiny_model)
+
+
+@dataclass
+class S3Server:
+    """moto's standalone S3-protocol server; `endpoint_url` is what clients point at."""
+
+    endpoint_url: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-protocol server (moto's, from PyPI) on a free port, in its own process."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(process, f"{url}/moto-api/", timeout=SERVER_START_TIMEOUT)
+    except ServerNotReadyError as exc:
+        raise RuntimeError(f"moto server {exc}:\n{log.read_text()}") from exc
+    yield S3Server(url, process)
+    process.terminate()
+    process.wait(timeout=15)
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials in the environment, where boto3 (and so demigod) reads them."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "demigod-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "demigod-test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -296,6 +296,28 @@ class AuditConfig(BaseModel):
     )
 
 
+class SnapshotConfig(BaseModel):
+    """Where retired versions are snapshotted: any S3-compatible store (AWS, MinIO, Ceph).
+    Credentials come from the environment as boto3 reads them (AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role), never from this file."""
+
+    endpoint_url: str | None = Field(
+        default=None, description="e.g. http://minio:9000; None: AWS S3 itself"
+    )
+    bucket: str | None = Field(default=None, description="None: snapshots are not configured")
+    prefix: str = Field(default="demigod/snapshots/", description="key prefix inside the bucket")
+    region: str | None = Field(default=None, description="None: from the environment")
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="path", description="path: bucket in the URL path (MinIO, Ceph, AWS)"
+    )
+    multipart_threshold_bytes: int = Field(
+        default=64 * 1024**2, ge=5 * 1024**2, description="larger files upload in parts"
+    )
+    multipart_chunk_bytes: int = Field(
+        default=16 * 1024**2, ge=5 * 1024**2, description="part size (S3's minimum is 5 MiB)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -321,6 +343,7 @@ class Settings(BaseSettings):
         "None: SQLite in data_dir/registry.db",
     )
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)

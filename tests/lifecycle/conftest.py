@@ -26,3 +26,12 @@ def random_gguf(tiny_model: Path) -> Path:
 def served_tokenizer(toolkit: Path, tmp_path_factory: pytest.TempPathFactory) -> VocabTokenizer:
     """The tokenizer the converter embeds in the models it writes."""
     return VocabTokenizer(served_vocab(toolkit, tmp_path_factory.mktemp("vocab")))
+
+
+@pytest.fixture(scope="session")
+def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-init Mamba saved by transformers (config.json,
+    generation_config.json, model.safetensors)."""
+    from demigod.lifecycle.train import random_init
+
+    return random_init(tmp_path_factory.mktemp("hf") / "tiny-mamba", hidden_size=32, num_layers=1)

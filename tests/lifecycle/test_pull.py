@@ -23,14 +23,6 @@ EXTRAS = {
 }
 
 
-@pytest.fixture(scope="session")
-def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random-init Mamba saved by transformers (config.json + model.safetensors)."""
-    from demigod.lifecycle.train import random_init
-
-    return random_init(tmp_path_factory.mktemp("hf") / "tiny-mamba", hidden_size=32, num_layers=1)
-
-
 def checkpoint_files(folder: Path) -> tuple[str, ...]:
     """What transformers saved: config.json, generation_config.json, model.safetensors."""
     return tuple(sorted(p.name for p in folder.iterdir()))
