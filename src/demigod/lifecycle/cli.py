@@ -53,8 +53,13 @@ def load(config: Path | None) -> Settings:
 
 
 def open_registry(settings: Settings) -> Registry:
-    """The configured registry (migrated to the newest schema on open)."""
-    return Registry.open(settings.database_url, settings.data_dir)
+    """The configured registry (migrated to the newest schema on open); its lifecycle
+    events are also appended to the audit log."""
+    from demigod.security.audit.events import subscribe_registry
+
+    registry = Registry.open(settings.database_url, settings.data_dir)
+    subscribe_registry(registry, settings)
+    return registry
 
 
 def _errors() -> tuple[type[Exception], ...]:

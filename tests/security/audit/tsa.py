@@ -64,9 +64,10 @@ class LocalTSA:
     def reply(self, request_der: bytes) -> bytes:
         request = tsp.TimeStampReq.load(request_der)
         if self.refuse:
-            return tsp.TimeStampResp(
-                {"status": {"status": "rejection", "status_string": ["refused for the test"]}}
+            status = tsp.PKIStatusInfo(
+                {"status": "rejection", "status_string": ["refused for the test"]}
             ).dump()
+            return b"\x30" + bytes([len(status)]) + status  # TimeStampResp without a token
         self._serial += 1
         tst_info = tsp.TSTInfo(
             {

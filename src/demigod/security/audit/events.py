@@ -36,3 +36,17 @@ def record_admin_event(settings: Settings, kind: str, data: dict[str, Any]) -> A
     finally:
         audit.close()  # seals the record into a signed (and timestamped) checkpoint
     return record
+
+
+def subscribe_registry(registry: Any, settings: Settings) -> None:
+    """Record every lifecycle event of `registry` (its `on_event` hooks: register, convert,
+    validate, promote, retire, ...) as a sealed `lifecycle.<action>` admin record.
+    Lifecycle events are rare, so each is written and checkpointed on its own, and the
+    admin chain is never held locked between them."""
+    if not settings.audit.enabled:
+        return
+
+    def hook(event: Any) -> None:
+        record_admin_event(settings, f"lifecycle.{event.action}", event.to_json())
+
+    registry.on_event.append(hook)

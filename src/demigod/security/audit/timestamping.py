@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
-from asn1crypto import algos, cms, tsp
+from asn1crypto import algos, cms, core, tsp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +31,16 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512,
     "sha1": hashes.SHA1,
 }
+
+
+class _TimeStampResp(core.Sequence):  # type: ignore[misc]
+    """RFC 3161 TimeStampResp; asn1crypto's own makes the token mandatory, but a refusal
+    (status rejection) carries none."""
+
+    _fields = [  # noqa: RUF012 (asn1crypto reads this class attribute)
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
 
 
 class TimestampError(Exception):
@@ -65,7 +75,7 @@ def build_request(digest: bytes, nonce: int) -> bytes:
 def token_from_response(response_der: bytes) -> bytes:
     """The TimeStampToken (DER ContentInfo) in a TimeStampResp. Raises TimestampError."""
     try:
-        response = tsp.TimeStampResp.load(response_der)
+        response = _TimeStampResp.load(response_der)
         status = response["status"]["status"].native
     except (ValueError, TypeError) as exc:
         raise TimestampError(f"TSA reply is not a TimeStampResp: {exc}") from exc
@@ -74,7 +84,7 @@ def token_from_response(response_der: bytes) -> bytes:
         failure = response["status"]["fail_info"].native
         raise TimestampError(f"TSA refused: {status} {text or ''} {failure or ''}".strip())
     token = response["time_stamp_token"]
-    if token.native is None:
+    if isinstance(token, core.Void) or token.native is None:
         raise TimestampError("TSA granted but sent no token")
     return bytes(token.dump())
 
