@@ -19,6 +19,7 @@ from demigod.observability.cli import report_app, top
 from demigod.registry.cli import registry_app
 from demigod.security.audit.cli import audit_app
 from demigod.security.cli import keys_app
+from demigod.security.waf.cli import waf_app
 
 app = typer.Typer(
     help=(
@@ -36,6 +37,7 @@ app.add_typer(deploy_app, name="deploy")
 app.add_typer(report_app, name="report")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(waf_app, name="waf")
 app.command("top")(top)
 route_app = typer.Typer(help="Inspect routing decisions offline.", no_args_is_help=True)
 app.add_typer(route_app, name="route")

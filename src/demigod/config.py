@@ -318,6 +318,35 @@ class SnapshotConfig(BaseModel):
     )
 
 
+WafAction = Literal["block", "flag", "log"]
+
+
+class WafConfig(BaseModel):
+    """The prompt-injection screen (demigod.security.waf) on the chat and completion routes."""
+
+    enabled: bool = True
+    default_action: WafAction = Field(
+        default="block",
+        description="block: 400 prompt_injection; flag: x-demigod-waf header + log; log: log only",
+    )
+    tenant_actions: dict[str, WafAction] = Field(
+        default_factory=dict, description="per-tenant action, overriding default_action"
+    )
+    threshold: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="model score that counts as an injection (chosen at <= 2 % false positives)",
+    )
+    roles: list[Literal["system", "user", "assistant", "tool", "developer"]] = Field(
+        default_factory=lambda: ["user", "tool"],
+        description="chat message roles screened (tool results carry fetched documents)",
+    )
+    max_chars: int = Field(
+        default=200_000, ge=1, description="characters read per message (bounded cost)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -350,6 +379,7 @@ class Settings(BaseSettings):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    waf: WafConfig = Field(default_factory=WafConfig)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -54,6 +54,7 @@ from demigod.security.audit.store import AuditLog
 from demigod.security.authenticate import Authenticator, require_model
 from demigod.security.principal import ANONYMOUS
 from demigod.security.quota import QuotaGate
+from demigod.security.waf.enforcement import RequestScreen
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ def create_app(
     admission = AdmissionPipeline()
     admission.add("auth", authenticator)
     admission.add("quota", quotas)
+    waf = RequestScreen(settings.waf, metrics)
+    admission.add("screen", waf.admit)
 
     audit_log = AuditLog.from_settings(settings) if settings.audit.enabled else None
 
@@ -133,6 +136,7 @@ def create_app(
         state["mesh"] = mesh
         classifier = RequestClassifier.from_config(settings.routing)
         await asyncio.to_thread(classifier.model)  # train now, not on the first request
+        await asyncio.to_thread(waf.warm)
         state["policy"] = RoutingPolicy(
             mesh.models, classifier, settings.default_model, aliases=aliases
         )

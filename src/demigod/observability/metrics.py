@@ -225,6 +225,12 @@ class Metrics:
             ["rule"],
             registry=registry,
         )
+        self.waf_flagged = Counter(
+            "demigod_waf_flagged",
+            "Requests the prompt firewall let through but flagged (action flag or log), by rule",
+            ["rule", "action"],
+            registry=registry,
+        )
         self.upstream_up = Gauge(
             "demigod_upstream_up",
             "1 while the gateway reaches the model replica, else 0",

@@ -1,0 +1,73 @@
+"""`demigod waf ...`: the prompt-injection screen offline, for evaluations and triage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from demigod.config import load_settings
+
+waf_app = typer.Typer(help="The prompt-injection screen (WAF), offline.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@waf_app.command("scan")
+def scan(
+    jsonl: Annotated[
+        Path,
+        typer.Option("--jsonl", help='input: one JSON object per line with a "prompt"; - is stdin'),
+    ],
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="model score that blocks [default: waf.threshold]"),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
+        ),
+    ] = None,
+) -> None:
+    """Screen prompts as the gateway would, one JSON line out per line in.
+
+    Out: the input line's fields plus "verdict" ("block" or "allow"), "score" (1.0 when a
+    rule matched, else the model's probability of injection) and "rules" (matched rule ids).
+    """
+    from demigod.security.waf.screen import PromptScreen
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    screen = PromptScreen(
+        threshold=settings.waf.threshold if threshold is None else threshold,
+        max_chars=settings.waf.max_chars,
+    )
+    try:
+        text = sys.stdin.read() if str(jsonl) == "-" else jsonl.read_text(encoding="utf-8")
+    except OSError as exc:
+        console.print(f"[red]cannot read {jsonl}:[/red] {exc.strerror}")
+        raise typer.Exit(2) from exc
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TypeError("each line must be a JSON object")
+            prompt = row.get("prompt")
+            if not isinstance(prompt, str):
+                raise TypeError('"prompt" must be a string')
+        except (ValueError, TypeError) as exc:
+            console.print(f"[red]{jsonl}:{number}: bad line:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        verdict = screen.screen_text(prompt)
+        row.update(verdict=verdict.verdict, score=verdict.score, rules=list(verdict.rules))
+        typer.echo(json.dumps(row, ensure_ascii=False))

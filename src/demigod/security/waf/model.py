@@ -1,0 +1,143 @@
+"""The learned layer: logistic regression over hashed word and character n-grams.
+
+It reuses the request classifier's featuriser and trainer (demigod.gateway.classifier),
+with two labels, `injection` and `benign`, trained from `data/labelled.jsonl` (English and
+Spanish, with hard negatives: questions *about* prompt injection, text that legitimately
+says "ignore", "system" or "override"). Training takes about a second on one core and
+happens once per process; scoring a window takes well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from demigod.gateway.classifier import LinearModel, features
+from demigod.security.waf.normalize import clean, fold
+
+DATA_FILE = "labelled.jsonl"
+INJECTION, BENIGN = "injection", "benign"
+# Long text is scored in overlapping windows (the maximum counts), so one injected
+# sentence in a long pasted document is not diluted by the rest.
+WINDOW_CHARS, WINDOW_STRIDE = 800, 600
+# Logistic regression by full-batch gradient descent on the cross-entropy + L2 loss.
+TRAIN_STEPS, LEARNING_RATE, L2 = 1000, 8.0, 1e-4
+HELD_OUT_EVERY = 5  # every fifth example is held out, never trained on
+CV_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class LabelledText:
+    prompt: str
+    label: str  # "injection" or "benign"
+    language: str  # "en" or "es"
+
+    @property
+    def is_injection(self) -> bool:
+        return self.label == INJECTION
+
+
+def load_labelled() -> list[LabelledText]:
+    """The labelled set shipped with the package. Raises ValueError on a malformed line."""
+    text = resources.files("demigod.security.waf.data").joinpath(DATA_FILE).read_text("utf-8")
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("label") not in (INJECTION, BENIGN) or row.get("lang") not in ("en", "es"):
+            raise ValueError(f"{DATA_FILE}:{number}: label must be injection|benign, lang en|es")
+        rows.append(LabelledText(row["prompt"], row["label"], row["lang"]))
+    return rows
+
+
+def split_labelled(rows: Sequence[LabelledText]) -> tuple[list[LabelledText], list[LabelledText]]:
+    """Deterministic train / held-out split: every fifth example is held out."""
+    train = [r for i, r in enumerate(rows) if i % HELD_OUT_EVERY]
+    return train, [r for i, r in enumerate(rows) if not i % HELD_OUT_EVERY]
+
+
+def windows(text: str) -> list[str]:
+    """Overlapping windows of at most WINDOW_CHARS covering `text`."""
+    if len(text) <= WINDOW_CHARS:
+        return [text]
+    last = len(text) - WINDOW_CHARS
+    starts = [*range(0, last, WINDOW_STRIDE), last]
+    return [text[start : start + WINDOW_CHARS] for start in starts]
+
+
+class InjectionModel:
+    """P(injection) for a text: the highest over its windows."""
+
+    def __init__(self, linear: LinearModel) -> None:
+        self._linear = linear
+
+    @classmethod
+    def train(cls, rows: Iterable[LabelledText]) -> InjectionModel:
+        """Gradient descent in the dual: the weights stay in the span of the training
+        vectors (w = X^T a), so each step costs n x n, not n x 16384 — a fraction of a
+        second for a few hundred examples, the same weights as the primal steps."""
+        rows = list(rows)
+        x = np.stack([features(fold(clean(r.prompt))) for r in rows]).astype(np.float64)
+        y = np.array([r.is_injection for r in rows], dtype=np.float64)
+        gram = x @ x.T
+        dual = np.zeros(len(rows))
+        bias = 0.0
+        for _ in range(TRAIN_STEPS):
+            error = (_sigmoid(gram @ dual + bias) - y) / len(rows)
+            dual -= LEARNING_RATE * (error + L2 * dual)
+            bias -= LEARNING_RATE * float(error.sum())
+        weight = (x.T @ dual).astype(np.float32)
+        # As a two-label softmax model (benign, injection), so LinearModel predicts with it.
+        weights = np.stack([-weight / 2, weight / 2], axis=1)
+        return cls(LinearModel([BENIGN, INJECTION], weights, np.array([-bias / 2, bias / 2])))
+
+    def score_folded(self, folded: str) -> float:
+        """P(injection) of text already normalised with `fold(clean(text))`."""
+        best = 0.0
+        for window in windows(folded):
+            label, probability = self._linear.predict(window)
+            best = max(best, probability if label == INJECTION else 1.0 - probability)
+        return best
+
+    def score(self, text: str) -> float:
+        return self.score_folded(fold(clean(text)))
+
+
+@functools.cache
+def shipped_model() -> InjectionModel:
+    """Trained on the shipped set's training split, once per process."""
+    return InjectionModel.train(split_labelled(load_labelled())[0])
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def threshold_at_fpr(benign_scores: Sequence[float], max_false_positive_rate: float) -> float:
+    """The lowest threshold (score >= threshold blocks) whose false-positive rate on
+    `benign_scores` is at most `max_false_positive_rate`."""
+    ordered = sorted(benign_scores, reverse=True)
+    allowed = int(max_false_positive_rate * len(ordered))  # benign scores allowed above it
+    if allowed >= len(ordered):
+        return 0.0
+    # Just above the (allowed+1)-th highest benign score.
+    return float(np.nextafter(ordered[allowed], np.inf))
+
+
+def out_of_fold_scores(
+    rows: Sequence[LabelledText], score: Callable[[InjectionModel, LabelledText], float]
+) -> list[float]:
+    """Each row scored by a model trained on the other folds (CV_FOLDS folds)."""
+    scores = [0.0] * len(rows)
+    for fold_index in range(CV_FOLDS):
+        train = [r for i, r in enumerate(rows) if i % CV_FOLDS != fold_index]
+        model = InjectionModel.train(train)
+        for i in range(fold_index, len(rows), CV_FOLDS):
+            scores[i] = score(model, rows[i])
+    return scores

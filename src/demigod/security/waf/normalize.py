@@ -1,0 +1,98 @@
+"""Normalisation before screening: what an attacker does to hide words from a pattern.
+
+Unicode NFKC (full-width and ligature forms), zero-width and bidi control characters
+removed, Cyrillic and Greek lookalike letters folded to Latin, and for the rules also
+case and diacritics folded ("Instrucción" -> "instruccion") and whitespace collapsed.
+Base64 and hex spans are decoded so their text can be screened as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+
+# Zero-width characters, soft hyphen, word joiners and the bidi embedding/override/isolate
+# controls: invisible in a rendered prompt, they split words so patterns do not match.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\U000e0000-\U000e007f]"
+)
+
+# Lookalikes of Latin letters in Cyrillic, Greek and Armenian (escaped: they look Latin),
+# and the Latin letter each one folds to, position by position.
+LOOKALIKES = (
+    "\u0430\u0432\u0435\u0451\u043a\u043c\u043d\u043e\u0440\u0441\u0442\u0443\u0445\u0455"
+    "\u0456\u0457\u0458\u0501\u051b\u051d\u04bb\u0261\u04cf\u0578\u057d\u0410\u0412\u0415"
+    "\u0401\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u0405\u0406\u0407\u0408"
+    "\u0500\u051a\u051c\u04ba\u04c0\u03b1\u03b5\u03b9\u03ba\u03bd\u03bf\u03c1\u03c4\u03c5"
+    "\u03c7\u03b3\u03f2\u03f3\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f"
+    "\u03a1\u03a4\u03a5\u03a7"
+)
+LATIN = "abeekmhopctyxsiijdqwhglnuABEEKMHOPCTYXSIIJDQWHIaeikvoptuxycjABEZHIKMNOPTYX"
+_HOMOGLYPH_TABLE = str.maketrans(LOOKALIKES, LATIN)
+
+# Digits and symbols used as letters ("1gn0re prev10us 1nstruct10ns"), for the rules only.
+_LEET_TABLE = str.maketrans("013457@$", "oieastas")
+_LEET_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$])[\w@$]+\b")
+_SPACES = re.compile(r"\s+")
+
+# A base64 span: 24+ characters of the alphabet (short words are not worth decoding).
+_BASE64_SPAN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}")
+# A hex span: 16+ byte pairs, optionally `\x`- or space-separated.
+_HEX_SPAN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[ :]?){16,}")
+MAX_DECODED_SPANS = 8
+
+
+def clean(text: str) -> str:
+    """NFKC, invisible characters removed, homoglyphs folded: the text the model reads."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text)
+    return text.translate(_HOMOGLYPH_TABLE)
+
+
+def fold(cleaned: str) -> str:
+    """Case, diacritics, digit-for-letter swaps and whitespace folded: the text rules match."""
+    text = unicodedata.normalize("NFKD", cleaned.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = _LEET_WORD.sub(lambda m: m.group().translate(_LEET_TABLE), text)
+    return _SPACES.sub(" ", text)
+
+
+def _readable(raw: bytes) -> str | None:
+    """`raw` as text when it is mostly printable UTF-8, else None (random binary)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(ch.isprintable() or ch.isspace() for ch in text)
+    mostly_printable = text and printable / len(text) >= 0.9
+    return text if mostly_printable and any(c.isalpha() for c in text) else None
+
+
+def decoded_spans(text: str) -> list[str]:
+    """The readable text hidden in base64 and hex spans of `text` (at most a few)."""
+    found: list[str] = []
+    for match in _BASE64_SPAN.finditer(text):
+        span = match.group().rstrip("=")
+        span += "=" * (-len(span) % 4)
+        try:
+            raw = base64.b64decode(span.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if (decoded := _readable(raw)) is not None:
+            found.append(decoded)
+        if len(found) >= MAX_DECODED_SPANS:
+            return found
+    for match in _HEX_SPAN.finditer(text):
+        digits = re.sub(r"\\x|0x|[ :]", "", match.group())
+        try:
+            raw = bytes.fromhex(digits[: len(digits) // 2 * 2])
+        except ValueError:
+            continue
+        if (decoded := _readable(raw)) is not None:
+            found.append(decoded)
+        if len(found) >= MAX_DECODED_SPANS:
+            break
+    return found

@@ -1,0 +1,113 @@
+"""The prompt-injection screen: normalisation, then rules, then the learned model.
+
+`PromptScreen.screen(segments)` reads every segment (a user message, a tool result, a
+pasted document) and the base64/hex spans decoded from it, and returns one `Verdict`:
+`block` when a rule matches or the model's score reaches the threshold, else `allow`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from demigod.config import WafConfig
+from demigod.security.waf.model import InjectionModel, shipped_model
+from demigod.security.waf.normalize import clean, decoded_spans, fold
+from demigod.security.waf.rules import RULES, RULESET_VERSION, Rule, match_rules
+
+# Chosen on the training part of the labelled set (out-of-fold scores, <= 2 % false
+# positives; docs/security-waf.md, `python -m demigod.security.waf.evaluate`).
+DEFAULT_THRESHOLD: float = WafConfig.model_fields["threshold"].default
+# Text beyond this many characters per segment is not read (bounded cost per request).
+DEFAULT_MAX_CHARS: int = WafConfig.model_fields["max_chars"].default
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a request to screen, and where it came from (e.g. `messages[2]`)."""
+
+    source: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: Literal["block", "allow"]
+    score: float  # 1.0 when a rule matched, else the model's P(injection)
+    rules: tuple[str, ...]  # ids of the rules that matched, e.g. ("PI-001",)
+    model_score: float  # the model's highest P(injection) over segments and windows
+    sources: tuple[str, ...] = field(default=())  # segments that matched or scored highest
+    ruleset: str = RULESET_VERSION
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict == "block"
+
+
+class PromptScreen:
+    """Thread-safe; the model is trained on first use (or pass `model`)."""
+
+    def __init__(
+        self,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        rules: tuple[Rule, ...] = RULES,
+        model: InjectionModel | None = None,
+        model_factory: Callable[[], InjectionModel] = shipped_model,
+    ) -> None:
+        self.threshold = threshold
+        self._max_chars = max_chars
+        self._rules = rules
+        self._model = model
+        self._model_factory = model_factory
+        self._lock = threading.Lock()
+
+    def model(self) -> InjectionModel:
+        with self._lock:
+            if self._model is None:
+                self._model = self._model_factory()
+            return self._model
+
+    def screen_text(self, text: str) -> Verdict:
+        return self.screen([Segment("prompt", text)])
+
+    def screen(self, segments: Iterable[Segment]) -> Verdict:
+        """The verdict over all `segments` (a rule match anywhere, or the highest score)."""
+        model = self.model()
+        rules: list[str] = []
+        sources: list[str] = []
+        best_score, best_source = 0.0, ""
+        for segment in segments:
+            for source, folded in self._readings(segment):
+                matched = match_rules(folded, self._rules)
+                if matched:
+                    rules += [rule for rule in matched if rule not in rules]
+                    sources.append(source)
+                score = model.score_folded(folded)
+                if score > best_score:
+                    best_score, best_source = score, source
+        flagged_by_model = best_score >= self.threshold
+        if flagged_by_model and best_source not in sources:
+            sources.append(best_source)
+        return Verdict(
+            verdict="block" if rules or flagged_by_model else "allow",
+            score=1.0 if rules else round(best_score, 4),
+            rules=tuple(rules),
+            model_score=round(best_score, 4),
+            sources=tuple(sources),
+        )
+
+    def _readings(self, segment: Segment) -> Iterable[tuple[str, str]]:
+        """The folded text of `segment`, then of each base64/hex span decoded from it."""
+        cleaned = clean(segment.text[: self._max_chars])
+        yield segment.source, fold(cleaned)
+        for index, decoded in enumerate(decoded_spans(cleaned)):
+            source = f"{segment.source}:decoded[{index}]"
+            inner = clean(decoded)
+            yield source, fold(inner)
+            # One more level: base64 of hex, hex of base64.
+            for inner_index, twice in enumerate(decoded_spans(inner)):
+                yield f"{source}:decoded[{inner_index}]", fold(clean(twice))
