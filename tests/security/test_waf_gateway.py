@@ -67,7 +67,8 @@ def test_clean_and_system_messages_pass(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def flagging_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    config = "waf:\n  default_action: flag\n  tenant_actions: {someone-else: block}\n"
+    # The per-tenant action overrides the default (the suite runs with auth off: "anonymous").
+    config = "waf:\n  default_action: block\n  tenant_actions: {anonymous: flag}\n"
     running = start_server(
         [f"tiny={tiny_model}"], tmp_path_factory.mktemp("waf-flag"), config=config
     )

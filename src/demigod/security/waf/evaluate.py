@@ -13,6 +13,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 
+from demigod.config import WafConfig
 from demigod.security.waf.model import (
     InjectionModel,
     LabelledText,
@@ -30,6 +31,7 @@ TARGET_FALSE_POSITIVE_RATE = 0.02
 class Rates:
     language: str
     layer: str  # "model" or "screen" (rules or model)
+    threshold: str  # "chosen" (on the training part) or "configured" (waf.threshold)
     injections: int
     benign: int
     true_positive_rate: float
@@ -38,7 +40,8 @@ class Rates:
 
 @dataclass(frozen=True)
 class Evaluation:
-    threshold: float
+    threshold: float  # chosen on the training part
+    configured_threshold: float
     train_size: int
     held_out_size: int
     rates: list[Rates]
@@ -47,17 +50,25 @@ class Evaluation:
 def choose_threshold(train: list[LabelledText], max_fpr: float) -> float:
     """The model threshold at <= `max_fpr` false positives on out-of-fold training scores."""
     scores = out_of_fold_scores(train, lambda model, row: model.score(row.prompt))
-    return threshold_at_fpr(
-        [s for s, r in zip(scores, train, strict=True) if not r.is_injection], max_fpr
-    )
+    # Measured on the written benign examples (hard negatives included), not the easy
+    # background prompts, which would let the threshold drop.
+    benign = [
+        s
+        for s, r in zip(scores, train, strict=True)
+        if not r.is_injection and r.language != "mixed"
+    ]
+    return threshold_at_fpr(benign, max_fpr)
 
 
-def _rates(language: str, layer: str, rows: list[LabelledText], blocked: list[bool]) -> Rates:
+def _rates(
+    language: str, layer: str, which: str, rows: list[LabelledText], blocked: list[bool]
+) -> Rates:
     positives = [b for b, r in zip(blocked, rows, strict=True) if r.is_injection]
     negatives = [b for b, r in zip(blocked, rows, strict=True) if not r.is_injection]
     return Rates(
         language,
         layer,
+        which,
         len(positives),
         len(negatives),
         round(sum(positives) / max(len(positives), 1), 4),
@@ -69,15 +80,17 @@ def evaluate(max_fpr: float = TARGET_FALSE_POSITIVE_RATE) -> Evaluation:
     train, held_out = split_labelled(load_labelled())
     threshold = choose_threshold(train, max_fpr)
     model = InjectionModel.train(train)
-    screen = PromptScreen(threshold=threshold, model=model)
+    configured = WafConfig().threshold
     rates = []
-    for language in ("en", "es", "all"):
-        rows = [r for r in held_out if language in ("all", r.language)]
-        by_model = [model.score(r.prompt) >= threshold for r in rows]
-        by_screen = [screen.screen_text(r.prompt).blocked for r in rows]
-        rates += [_rates(language, "model", rows, by_model)]
-        rates += [_rates(language, "screen", rows, by_screen)]
-    return Evaluation(round(threshold, 4), len(train), len(held_out), rates)
+    for which, cut in (("chosen", threshold), ("configured", configured)):
+        screen = PromptScreen(threshold=cut, model=model)
+        for language in ("en", "es", "all"):
+            rows = [r for r in held_out if language in ("all", r.language)]
+            by_model = [model.score(r.prompt) >= cut for r in rows]
+            by_screen = [screen.screen_text(r.prompt).blocked for r in rows]
+            rates += [_rates(language, "model", which, rows, by_model)]
+            rates += [_rates(language, "screen", which, rows, by_screen)]
+    return Evaluation(round(threshold, 4), configured, len(train), len(held_out), rates)
 
 
 def main(argv: list[str]) -> None:
@@ -86,11 +99,15 @@ def main(argv: list[str]) -> None:
         print(json.dumps(asdict(result)))
         return
     sizes = f"train {result.train_size}, held out {result.held_out_size}"
-    print(f"threshold {result.threshold} ({sizes})")
-    print(f"{'lang':<5} {'layer':<7} {'inj':>4} {'benign':>6} {'TPR':>7} {'FPR':>7}")
+    print(
+        f"chosen threshold {result.threshold}, configured {result.configured_threshold} ({sizes})"
+    )
+    print(
+        f"{'threshold':<11} {'lang':<5} {'layer':<7} {'inj':>4} {'benign':>6} {'TPR':>7} {'FPR':>7}"
+    )
     for r in result.rates:
         print(
-            f"{r.language:<5} {r.layer:<7} {r.injections:>4} {r.benign:>6} "
+            f"{r.threshold:<11} {r.language:<5} {r.layer:<7} {r.injections:>4} {r.benign:>6} "
             f"{r.true_positive_rate:>7.1%} {r.false_positive_rate:>7.1%}"
         )
 

@@ -17,6 +17,7 @@ from importlib import resources
 
 import numpy as np
 
+from demigod.gateway import classifier
 from demigod.gateway.classifier import LinearModel, features
 from demigod.security.waf.normalize import clean, fold
 
@@ -35,15 +36,22 @@ CV_FOLDS = 5
 class LabelledText:
     prompt: str
     label: str  # "injection" or "benign"
-    language: str  # "en" or "es"
+    language: str  # "en", "es", or "mixed" (the background prompts)
 
     @property
     def is_injection(self) -> bool:
         return self.label == INJECTION
 
 
-def load_labelled() -> list[LabelledText]:
-    """The labelled set shipped with the package. Raises ValueError on a malformed line."""
+def load_background() -> list[LabelledText]:
+    """Everyday prompts (the routing classifier's code/math/chat set, EN and ES) as benign
+    examples, language "mixed": they teach the model what ordinary traffic looks like."""
+    return [LabelledText(row.prompt, BENIGN, "mixed") for row in classifier.load_labelled()]
+
+
+def load_labelled(*, background: bool = True) -> list[LabelledText]:
+    """The labelled set shipped with the package, plus (by default) the background
+    prompts interleaved. Raises ValueError on a malformed line."""
     text = resources.files("demigod.security.waf.data").joinpath(DATA_FILE).read_text("utf-8")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -53,7 +61,18 @@ def load_labelled() -> list[LabelledText]:
         if row.get("label") not in (INJECTION, BENIGN) or row.get("lang") not in ("en", "es"):
             raise ValueError(f"{DATA_FILE}:{number}: label must be injection|benign, lang en|es")
         rows.append(LabelledText(row["prompt"], row["label"], row["lang"]))
-    return rows
+    if not background:
+        return rows
+    written = {row.prompt for row in rows}
+    extra = [row for row in load_background() if row.prompt not in written]
+    # Interleave so the every-fifth held-out split takes a fair share of both.
+    step = max(len(rows) // max(len(extra), 1), 1)
+    mixed: list[LabelledText] = []
+    for index, row in enumerate(rows):
+        mixed.append(row)
+        if index % step == step - 1 and extra:
+            mixed.append(extra.pop())
+    return mixed + extra
 
 
 def split_labelled(rows: Sequence[LabelledText]) -> tuple[list[LabelledText], list[LabelledText]]:

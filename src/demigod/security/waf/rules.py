@@ -151,6 +151,9 @@ RULES: tuple[Rule, ...] = (
         "any",
         r"\b(?:note|message|instruction)s? (?:to|for) (?:the |any )?(?:ai|assistant|llm|language "
         r"model|chatbot)\b",
+        r"\b(?:ai|llm|language model|assistant|chatbot|bot)s? (?:reading|processing|"
+        r"summari[sz]ing|parsing|that reads?) this\b",
+        r"\b(?:ia|modelo|asistente)s? (?:que (?:lea|procese|resuma)n?) (?:esto|este)\b",
         r"\bif you are an? (?:ai|llm|language model|assistant)(?: reading| processing| "
         r"summari[sz]ing)?\b[^.?!\n]{0,40}\b(?:must|should|ignore|instead|do not|don't)\b",
         r"\b(?:nota|mensaje|instrucciones?) (?:para|a) (?:la |el )?(?:ia|asistente|modelo)\b",
