@@ -60,3 +60,54 @@ def render_observability_command(
         return
     for path in written:
         console.print(f"wrote {path}")
+
+
+@render_app.command("caddy")
+def render_caddy_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write the Caddyfile into")],
+    gateway: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT Caddy proxies to [default: host:port from the config]"),
+    ] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(
+            help="public domain: ACME certificates [default: localhost, Caddy's local CA]"
+        ),
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="ACME account e-mail (with --domain)")] = None,
+    https_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="HTTPS port without --domain")
+    ] = 8443,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="larger request bodies are refused with 413")
+    ] = 10 * 1024 * 1024,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="list the written files as JSON")] = False,
+) -> None:
+    """A Caddyfile for Caddy in front of the gateway: TLS, request size limit, security
+    headers, streaming reverse proxy (no per-IP rate limit: Debian's Caddy lacks the module)."""
+    from demigod.deploy.caddy import CaddySite, render_caddy
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if email and not domain:
+        console.print("[red]--email needs --domain[/red] (local certificates need no account)")
+        raise typer.Exit(2)
+    host = "127.0.0.1" if settings.host in _ANY_ADDRESS else settings.host
+    site = CaddySite(
+        gateway=gateway or f"{host}:{settings.port}",
+        domain=domain,
+        email=email,
+        https_port=https_port,
+        max_body_bytes=max_body_bytes,
+    )
+    written = render_caddy(site, out)
+    if as_json:
+        typer.echo(json.dumps([str(path) for path in written]))
+        return
+    for path in written:
+        console.print(f"wrote {path}")
