@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from demigod import __version__
+from demigod.canary.cli import canary_app
 from demigod.config import ModelConfig, Settings, load_settings
 from demigod.deploy.cli import deploy_app
 from demigod.lifecycle.cli import models_app
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(registry_app, name="registry")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(canary_app, name="canary")
 app.add_typer(report_app, name="report")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
@@ -168,6 +170,9 @@ def route_classify(
     ],
     model: ModelOption = None,
     config: ConfigOption = None,
+    tenant: Annotated[
+        str, typer.Option(help="the tenant routing.rules see for every prompt")
+    ] = "anonymous",
 ) -> None:
     """Classify prompts and name the model `auto` would pick, one JSON line out per line in.
 
@@ -176,13 +181,24 @@ def route_classify(
     """
     from demigod.gateway.classifier import RequestClassifier
     from demigod.gateway.policy import RoutingPolicy
+    from demigod.gateway.versions import split_versions
 
     settings = _settings(config)
     configs = [parse_model_option(value) for value in model or []] or settings.models
     if not configs:
         configs = _demo_model_configs(settings)
     classifier = RequestClassifier.from_config(settings.routing)
-    policy = RoutingPolicy({c.name: c for c in configs}, classifier, settings.default_model)
+    try:
+        policy = RoutingPolicy(
+            {c.name: c for c in split_versions(configs)[0]},
+            classifier,
+            settings.default_model,
+            settings.routing.rules,
+            chars_per_token=settings.routing.chars_per_token,
+        )
+    except ValueError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     try:
         text = sys.stdin.read() if str(jsonl) == "-" else jsonl.read_text(encoding="utf-8")
     except OSError as exc:
@@ -199,7 +215,7 @@ def route_classify(
         except (ValueError, KeyError, TypeError) as exc:
             console.print(f"[red]{jsonl}:{number}: bad line:[/red] {exc}")
             raise typer.Exit(2) from exc
-        decision = policy.resolve("auto", prompt)
+        decision = policy.resolve("auto", prompt, tenant)
         row.update(
             category=decision.category,
             model=decision.model.name,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -86,6 +86,18 @@ class EngineConfig(BaseModel):
     state_cache: StateCacheConfig = Field(default_factory=StateCacheConfig)
 
 
+class RoutingRule(BaseModel):
+    """One `routing.rules` entry: `auto` goes to `model` when every condition given holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="served model (or consensus group) to use")
+    tenant: str | None = Field(default=None, description="only this tenant; None: any")
+    category: str | None = Field(default=None, description="only this category; None: any")
+    min_prompt_tokens: int | None = Field(default=None, ge=0, description="estimated, inclusive")
+    max_prompt_tokens: int | None = Field(default=None, ge=0, description="estimated, inclusive")
+
+
 class RoutingConfig(BaseModel):
     """How model "auto" picks a model."""
 
@@ -96,6 +108,63 @@ class RoutingConfig(BaseModel):
         default=0.45, ge=0, le=1, description="below this the classifier's guess is not used"
     )
     fallback_category: str = Field(default="chat", description="routed when confidence is low")
+    chars_per_token: float = Field(
+        default=4.0, gt=0, description="prompt tokens are estimated as characters / this"
+    )
+    rules: list[RoutingRule] = Field(
+        default_factory=list,
+        description="tried in order before the category match; the first that matches wins",
+    )
+
+
+class CanaryConfig(BaseModel):
+    """Versions of one model name and the canary controller (docs/routing.md)."""
+
+    state_file: Path = Field(
+        default=Path("var/canary.json"),
+        description="file-backed canary store: each model's versions and candidate weight",
+    )
+    refresh_seconds: float = Field(
+        default=1.0, gt=0, description="how often the gateway re-reads the canary store"
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="static candidate share in percent per model, used until the store has one",
+    )
+    steps: list[float] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
+        min_length=1,
+        description="candidate percent after each healthy analysis window; ends at 100",
+    )
+    window_seconds: float = Field(default=300.0, gt=0, description="one analysis window")
+    min_requests: int = Field(
+        default=20, ge=1, description="candidate requests a window needs before it can advance"
+    )
+    probes_per_window: int = Field(
+        default=3, ge=0, description="deep probes the controller sends each version per window"
+    )
+    max_error_rate_increase: float = Field(
+        default=0.01, ge=0, le=1, description="candidate 5xx ratio may exceed stable's by this"
+    )
+    max_p95_increase_ratio: float = Field(
+        default=0.25, ge=0, description="candidate p95 may exceed stable's by this fraction"
+    )
+    p95_slack_seconds: float = Field(
+        default=0.05, ge=0, description="absolute p95 allowance on top of the ratio (bucket size)"
+    )
+    max_probe_pass_drop: float = Field(
+        default=0.0, ge=0, le=1, description="candidate probe pass rate may trail stable's by this"
+    )
+    session_pins: int = Field(
+        default=100_000, ge=0, description="sessions remembered per gateway so they keep a version"
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_rise_to_100(cls, steps: list[float]) -> list[float]:
+        if any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError("steps must rise strictly, each in (0, 100], and end at 100")
+        return steps
 
 
 class ObservabilityConfig(BaseModel):
@@ -375,6 +444,7 @@ class Settings(BaseSettings):
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 

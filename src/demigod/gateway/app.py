@@ -6,11 +6,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from demigod import __version__
+from demigod.canary.store import FileCanaryStore
+from demigod.canary.sync import follow_store
 from demigod.config import ModelConfig, Settings
 from demigod.engines.base import SamplingParams
 from demigod.gateway.admission import Admission, AdmissionMiddleware, AdmissionPipeline, Endpoint
@@ -25,6 +28,12 @@ from demigod.gateway.completions import (
 from demigod.gateway.errors import APIError, install_error_handlers
 from demigod.gateway.policy import RouteDecision, RoutingPolicy, UnknownModelError
 from demigod.gateway.request_context import RequestContextMiddleware
+from demigod.gateway.versions import (
+    UnknownVersionError,
+    VersionRouter,
+    split_pinned,
+    split_versions,
+)
 from demigod.mesh import Mesh, ServedModel
 from demigod.observability.energy import EnergyMeter, host_energy_sources
 from demigod.observability.gpu import GpuCollector
@@ -72,6 +81,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 ROUTE_HEADER = "x-demigod-route"
+SESSION_HEADER = "x-session-id"
+
+
+def request_session(request: Request, user: str | None) -> str | None:
+    """What keeps a conversation on one version: `X-Session-Id`, else the body's `user`."""
+    return request.headers.get(SESSION_HEADER) or user or None
 
 
 def routing_text(body: ChatCompletionRequest) -> str:
@@ -132,13 +147,37 @@ def create_app(
         await authenticator.start()
         if audit_log is not None:
             await asyncio.to_thread(audit_log.open)
-        mesh = await Mesh.load(models, settings.engine, verbose=settings.log_level == "DEBUG")
+        stable_configs, candidate_configs = split_versions(models)
+        verbose = settings.log_level == "DEBUG"
+        mesh = await Mesh.load(stable_configs, settings.engine, verbose=verbose)
+        candidates = await Mesh.load(candidate_configs, settings.engine, verbose=verbose)
         state["mesh"] = mesh
         classifier = RequestClassifier.from_config(settings.routing)
         await asyncio.to_thread(classifier.model)  # train now, not on the first request
         await asyncio.to_thread(waf.warm)
         state["policy"] = RoutingPolicy(
-            mesh.models, classifier, settings.default_model, aliases=aliases
+            mesh.models,
+            classifier,
+            settings.default_model,
+            aliases,
+            settings.routing.rules,
+            chars_per_token=settings.routing.chars_per_token,
+        )
+        versions = VersionRouter(candidates.models, max_pins=settings.canary.session_pins)
+        state["versions"] = versions
+        following = (
+            asyncio.create_task(
+                follow_store(
+                    FileCanaryStore(settings.canary.state_file),
+                    versions,
+                    mesh.models,
+                    settings.canary.weights,
+                    metrics,
+                    settings.canary.refresh_seconds,
+                )
+            )
+            if candidates.models
+            else None
         )
         metrics.watch_queues(mesh.queue_depths, replica=f"{settings.host}:{settings.port}")
         metrics.watch(StateCacheCollector(mesh.state_cache_stats))
@@ -168,7 +207,10 @@ def create_app(
                 await asyncio.to_thread(audit_log.close)
             if probing is not None:
                 probing.cancel()
+            if following is not None:
+                following.cancel()
             await mesh.close()
+            await candidates.close()
             tracing.shutdown()
             await authenticator.close()
             await quotas.backend.close()
@@ -210,15 +252,28 @@ def create_app(
             )
         return loaded
 
-    def route(request: Request, name: str, prompt: str = "") -> RouteDecision[ServedModel]:
-        policy = state.get("policy")
-        if not isinstance(policy, RoutingPolicy):
+    def route(
+        request: Request, name: str, prompt: str = "", user: str | None = None
+    ) -> RouteDecision[ServedModel]:
+        policy, versions = state.get("policy"), state.get("versions")
+        if not isinstance(policy, RoutingPolicy) or not isinstance(versions, VersionRouter):
             raise APIError(
                 503, "models are still loading", type="server_error", headers={"Retry-After": "1"}
             )
+        name, pinned = split_pinned(name)
         try:
-            decision: RouteDecision[ServedModel] = policy.resolve(name, prompt)
-        except UnknownModelError as exc:
+            decision: RouteDecision[ServedModel] = policy.resolve(
+                name, prompt, request.state.admission.principal.tenant
+            )
+            if pinned is not None:
+                served = versions.pinned(decision.model, pinned, policy.aliases(name))
+                decision = replace(decision, model=served, reason="explicit model and version")
+            else:
+                choice = versions.choose(decision.model, request_session(request, user))
+                if choice.reason:
+                    reason = f"{decision.reason}; {choice.reason}"
+                    decision = replace(decision, model=choice.served, reason=reason)
+        except (UnknownModelError, UnknownVersionError) as exc:
             raise APIError(
                 404, str(exc), type="not_found_error", param="model", code="model_not_found"
             ) from exc
@@ -288,7 +343,7 @@ def create_app(
     ) -> JSONResponse | StreamingResponse:
         """Chat completion, streamed (SSE) or not. `model` may be `auto`."""
         await admit(request, "chat", body.model, routing_text(body))
-        decision = route(request, body.model, routing_text(body))
+        decision = route(request, body.model, routing_text(body), body.user)
         served = decision.model
         try:
             prompt = served.chat_template.render(body.messages)
@@ -313,7 +368,7 @@ def create_app(
         """Text completion, streamed (SSE) or not. `model` may be `auto`."""
         text = body.prompt_text()
         await admit(request, "text", body.model, text)
-        decision = route(request, body.model, text)
+        decision = route(request, body.model, text, body.user)
         served = decision.model
         tokens = await asyncio.to_thread(served.engine.tokenize, text, add_special=True)
         response = await runner.respond(
@@ -329,7 +384,7 @@ def create_app(
     async def route_only(body: ChatCompletionRequest, request: Request) -> RouteResponse:
         """The routing decision a chat request would get, without generating."""
         await admit(request, "route", body.model, routing_text(body))
-        decision = route(request, body.model, routing_text(body))
+        decision = route(request, body.model, routing_text(body), body.user)
         return RouteResponse(
             model=decision.model.name,
             version=decision.model.version,

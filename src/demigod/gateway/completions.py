@@ -352,6 +352,7 @@ class _Recorder:
         self._energy.end(model)
         metrics.requests.labels(model, job.model.version, job.tenant, str(status)).inc()
         metrics.request_duration.labels(model, job.tenant).observe(elapsed)
+        metrics.version_request_duration.labels(model, job.model.version).observe(elapsed)
         metrics.tokens.labels(model, job.tenant, "input").inc(len(job.prompt_tokens))
         metrics.tokens.labels(model, job.tenant, "output").inc(self.completion_tokens)
         if job.on_usage is not None:

@@ -157,6 +157,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.version_request_duration = Histogram(
+            "demigod_version_request_duration_seconds",
+            "Time from request received to last byte, by model version (canary analysis)",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.time_to_first_token = Histogram(
             "demigod_time_to_first_token_seconds",
             "Time from request received to first generated token",

@@ -1,0 +1,1 @@
+"""Canary rollouts: the store of versions and weights, the pure decision, the controller."""

@@ -1,0 +1,197 @@
+"""`demigod canary start|status|promote|abort MODEL`: run and steer canary rollouts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from demigod.canary.controller import CanaryController, CanaryError, WindowReport, end_rollout
+from demigod.canary.decision import WindowStats
+from demigod.canary.store import FileCanaryStore
+from demigod.config import Settings, load_settings
+from demigod.gateway.versions import split_versions
+
+canary_app = typer.Typer(
+    help=(
+        "Canary rollouts between a model's stable and candidate versions (two `models` "
+        "entries with the same name; docs/routing.md). `start` steps the candidate's weight "
+        "after each healthy analysis window and rolls it back to 0 % when it is worse."
+    ),
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+
+ModelArgument = Annotated[str, typer.Argument(help="the model name with two versions")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+EXIT_ROLLED_BACK = 1
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _store(settings: Settings) -> FileCanaryStore:
+    return FileCanaryStore(settings.canary.state_file)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]{message}[/red]")
+    return typer.Exit(2)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _describe(report: WindowReport) -> str:
+    def one(name: str, stats: WindowStats) -> str:
+        p95 = "-" if stats.p95_seconds is None else f"{stats.p95_seconds:.3f}s"
+        return (
+            f"{name}: {stats.requests} req, {_percent(stats.error_rate)} err, p95 {p95}, "
+            f"probes {stats.probes_passed}/{stats.probes}"
+        )
+
+    decision = report.decision
+    return (
+        f"[bold]{decision.action}[/bold] at {report.weight:g}% -> {decision.weight:g}%: "
+        f"{decision.reason}\n  {one('stable', report.stable)}\n  "
+        f"{one('candidate', report.candidate)}"
+    )
+
+
+@canary_app.command("start")
+def start(
+    model: ModelArgument,
+    url: Annotated[
+        str | None,
+        typer.Option(help="the gateway to analyse [default: http://HOST:PORT from the config]"),
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start MODEL's canary and follow it to the end (promoted or rolled back).
+
+    Each `canary.window_seconds` the gateway's /metrics are compared per version (5xx
+    rate, p95 latency) together with deep probes sent to each version; the weight then
+    steps through `canary.steps`, holds, or goes back to 0 %. Exit status: 0 promoted,
+    1 rolled back or aborted, 2 bad usage.
+    """
+    settings = _settings(config)
+    stable, candidates = split_versions(settings.models)
+    candidate = next((c for c in candidates if c.name == model), None)
+    if candidate is None:
+        names = ", ".join(c.name for c in candidates) or "none"
+        raise _fail(f"model {model!r} has no candidate version in the config; with one: {names}")
+    stable_version = next(c.version for c in stable if c.name == model)
+    controller = CanaryController(
+        _store(settings),
+        settings.canary,
+        url or f"http://{settings.host}:{settings.port}",
+        model,
+        stable=stable_version,
+        candidate=candidate.version,
+    )
+
+    def report(window: WindowReport) -> None:
+        if as_json:
+            typer.echo(json.dumps({"event": "window", **asdict(window)}))
+        else:
+            console.print(_describe(window))
+
+    console.print(
+        f"canary of {model}: {stable_version} (stable) vs {candidate.version} (candidate), "
+        f"steps {settings.canary.steps}, windows of {settings.canary.window_seconds:g}s"
+    )
+    try:
+        with console.status(f"analysing {model}…", spinner="dots"):
+            final = controller.run(report)
+    except CanaryError as exc:
+        raise _fail(str(exc)) from exc
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot read the gateway's metrics: {exc}") from exc
+    if as_json:
+        typer.echo(json.dumps({"event": "end", **asdict(final)}))
+    else:
+        colour = "green" if final.status == "promoted" else "red"
+        console.print(f"[{colour}]{model}: {final.status} at {final.weight:g}%[/{colour}]")
+    if final.status != "promoted":
+        raise typer.Exit(EXIT_ROLLED_BACK)
+
+
+@canary_app.command("status")
+def status(
+    model: Annotated[str | None, typer.Argument(help="one model; default: all")] = None,
+    events: Annotated[int, typer.Option(help="recent events to show per model")] = 5,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Each rollout's versions, candidate weight, status and recent events."""
+    store = _store(_settings(config))
+    states = {n: s for n, s in store.states().items() if model is None or n == model}
+    if model is not None and not states:
+        raise _fail(f"no canary of {model!r} in the store")
+    recent = {name: store.events(name)[-events:] if events else [] for name in states}
+    if as_json:
+        rows = [
+            {**asdict(state), "events": [asdict(e) for e in recent[name]]}
+            for name, state in states.items()
+        ]
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("model", "stable", "candidate", "weight %", "status", "reason")
+    for state in states.values():
+        table.add_row(
+            state.model,
+            state.stable,
+            state.candidate,
+            f"{state.weight:g}",
+            state.status,
+            state.reason,
+        )
+    Console().print(table)
+    for name, found in recent.items():
+        for event in found:
+            Console().print(f"  {name}: {event.action} -> {event.weight:g}%: {event.reason}")
+
+
+def _end(model: str, action: str, config: Path | None, as_json: bool) -> None:
+    try:
+        state = end_rollout(_store(_settings(config)), model, action)
+    except CanaryError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(asdict(state)))
+    else:
+        console.print(f"{model}: {state.status}, candidate {state.candidate} at {state.weight:g}%")
+
+
+@canary_app.command("promote")
+def promote(model: ModelArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Send all of MODEL's traffic to its candidate now (ends a running `start`).
+
+    With the static config, make the candidate the first `models` entry afterwards."""
+    _end(model, "promote", config, as_json)
+
+
+@canary_app.command("abort")
+def abort(model: ModelArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Send all of MODEL's traffic back to stable now (ends a running `start`)."""
+    _end(model, "abort", config, as_json)
