@@ -193,7 +193,7 @@ def route_classify(
             {c.name: c for c in split_versions(configs)[0]},
             classifier,
             settings.default_model,
-            settings.routing.rules,
+            rules=settings.routing.rules,
             chars_per_token=settings.routing.chars_per_token,
         )
     except ValueError as exc:

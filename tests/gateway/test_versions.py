@@ -93,6 +93,9 @@ def test_an_explicit_version_is_served_or_refused() -> None:
     assert versions.pinned(STABLE, "v1") == STABLE
     with pytest.raises(UnknownVersionError, match="available: v1, v2"):
         versions.pinned(STABLE, "v3")
+    assert versions.pinned(STABLE, "candidate") == CANDIDATE
+    assert versions.pinned(STABLE, "stable") == STABLE
+    assert versions.pinned(STABLE, "beta", {"beta": "v2"}) == CANDIDATE
 
 
 def test_split_versions_takes_the_first_entry_as_stable() -> None:

@@ -159,8 +159,8 @@ def create_app(
             mesh.models,
             classifier,
             settings.default_model,
-            aliases,
-            settings.routing.rules,
+            aliases=aliases,
+            rules=settings.routing.rules,
             chars_per_token=settings.routing.chars_per_token,
         )
         versions = VersionRouter(candidates.models, max_pins=settings.canary.session_pins)

@@ -102,8 +102,8 @@ class RoutingPolicy(Generic[M]):
         classifier: RequestClassifier,
         default: str | None = None,
         aliases: Mapping[str, Mapping[str, str]] | None = None,
-        rules: Sequence[RoutingRule] = (),
         *,
+        rules: Sequence[RoutingRule] = (),
         chars_per_token: float = 4.0,
         extra_targets: Sequence[str] = (),
     ) -> None:

@@ -34,10 +34,8 @@ V = TypeVar("V", bound=Versioned)
 
 
 class UnknownVersionError(LookupError):
-    def __init__(self, name: str, version: str, known: Iterable[str]) -> None:
-        super().__init__(
-            f"model {name!r} has no version {version!r}; available: {', '.join(sorted(known))}"
-        )
+    def __init__(self, name: str, what: str, known: Iterable[str]) -> None:
+        super().__init__(f"{name}: {what} is not served; available: {', '.join(sorted(known))}")
 
 
 def split_pinned(requested: str) -> tuple[str, str | None]:
@@ -128,7 +126,8 @@ class VersionRouter(Generic[V]):
         if candidate is not None and label in (CANDIDATE, candidate.version):
             return candidate
         known = [stable.version] + ([candidate.version] if candidate is not None else [])
-        raise UnknownVersionError(stable.name, ref, known)
+        what = f"alias {ref!r} is version {label!r}" if label != ref else repr(ref)
+        raise UnknownVersionError(stable.name, what, known)
 
     def _pin(self, key: tuple[str, str], version: str) -> None:
         if self._max_pins <= 0:
