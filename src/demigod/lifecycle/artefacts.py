@@ -118,13 +118,14 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     removed = []
     for partial in folder.glob(f".*{PARTIAL_MARK}*"):
         pid = partial.name.rsplit(PARTIAL_MARK, 1)[0].rsplit(".", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not is_alive(int(pid)):
             _remove(partial)
             removed.append(partial)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
+    """Whether process `pid` runs (ours counts as running)."""
     if pid == os.getpid():
         return True
     try:

@@ -41,6 +41,10 @@ ConfigOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 NameArgument = Annotated[str, typer.Argument(help="model name")]
 VersionArgument = Annotated[str, typer.Argument(help="version label (v3) or alias (candidate)")]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(help="hub URL (default: HF_ENDPOINT or huggingface.co) or S3 endpoint URL"),
+]
 QUANT_HELP = "Q4_0, Q4_K_M, Q5_K_M or Q8_0"
 
 
@@ -65,6 +69,7 @@ def open_registry(settings: Settings) -> Registry:
 def _errors() -> tuple[type[Exception], ...]:
     from demigod.lifecycle.artefacts import ArtefactError
     from demigod.lifecycle.convert import ConversionError
+    from demigod.lifecycle.pull import PullError
     from demigod.lifecycle.quantize import QuantizationError
     from demigod.lifecycle.toolkit import ToolkitError
     from demigod.registry import RegistryError
@@ -75,6 +80,7 @@ def _errors() -> tuple[type[Exception], ...]:
         ConversionError,
         QuantizationError,
         ToolkitError,
+        PullError,
         ValueError,
         OSError,
     )
@@ -270,6 +276,7 @@ def register(
 def pull_command(
     source: Annotated[str, typer.Argument(help="hub repo id, local folder or s3:// URI")],
     revision: Annotated[str | None, typer.Option(help="branch, tag or commit")] = None,
+    endpoint: EndpointOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -280,7 +287,7 @@ def pull_command(
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         progress(f"pulling {source}")
-        pulled = pull(settings, source, revision=revision)
+        pulled = pull(settings, source, revision=revision, endpoint=endpoint)
         return {
             "path": str(pulled.path),
             "source_uri": pulled.source_uri,
@@ -491,6 +498,7 @@ def ship_command(
     name: Annotated[str | None, typer.Option(help="model name [default: from SOURCE]")] = None,
     quant: Annotated[str, typer.Option(help=QUANT_HELP)] = "Q4_K_M",
     revision: Annotated[str | None, typer.Option(help="upstream revision")] = None,
+    endpoint: EndpointOption = None,
     category: Annotated[list[str] | None, typer.Option(help="request category")] = None,
     promote: Annotated[
         bool, typer.Option("--promote", help="promote to stable if every gate passes")
@@ -515,6 +523,7 @@ def ship_command(
                 name=name,
                 qtype=quant,
                 revision=revision,
+                endpoint=endpoint,
                 promote_to_stable=promote,
                 categories=category,
                 hemlock=hemlock,

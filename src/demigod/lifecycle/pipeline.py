@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from demigod.config import Settings
-from demigod.lifecycle.artefacts import file_uri, local_path, verify
+from demigod.lifecycle.artefacts import file_uri, is_alive, local_path, verify
 from demigod.lifecycle.evaluation import EvaluationResult
 from demigod.lifecycle.gates import PERPLEXITY_DELTA_METRIC, PERPLEXITY_SUITE
 from demigod.lifecycle.register import register_artefact
@@ -61,7 +62,9 @@ class Pulled:
     revision: str | None
 
 
-def pull(settings: Settings, source: str, *, revision: str | None = None) -> Pulled:
+def pull(
+    settings: Settings, source: str, *, revision: str | None = None, endpoint: str | None = None
+) -> Pulled:
     """Fetch `source` (hub repo id, local folder, s3:// URI) into data_dir/sources.
 
     A local folder needs no fetching and is used where it is. Raises StepUnavailableError
@@ -74,7 +77,9 @@ def pull(settings: Settings, source: str, *, revision: str | None = None) -> Pul
         if local.is_dir():
             return Pulled(local.resolve(), file_uri(local), revision)
         raise
-    pulled = module.pull(source, settings.data_dir / SOURCES_DIR, revision=revision)
+    pulled = module.pull(
+        source, settings.data_dir / SOURCES_DIR, revision=revision, endpoint=endpoint
+    )
     return Pulled(Path(pulled.path), str(pulled.source_uri), pulled.revision)
 
 
@@ -352,7 +357,11 @@ def _work_dir(settings: Settings) -> Iterator[Path]:
     """Scratch space on the data dir's filesystem (so the store can hard-link)."""
     root = settings.data_dir / WORK_DIR
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root) as work:
+    for stale in root.glob("*-*"):  # left by a killed step: PID-prefixed, process gone
+        pid = stale.name.split("-", 1)[0]
+        if pid.isdigit() and not is_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=f"{os.getpid()}-") as work:
         yield Path(work)
 
 
@@ -431,6 +440,7 @@ def ship(
     name: str | None = None,
     qtype: str = "Q4_K_M",
     revision: str | None = None,
+    endpoint: str | None = None,
     promote_to_stable: bool = False,
     categories: list[str] | None = None,
     hemlock: bool = True,
@@ -456,7 +466,7 @@ def ship(
         return _Timer()
 
     with step("pull"):
-        pulled = pull(settings, source, revision=revision)
+        pulled = pull(settings, source, revision=revision, endpoint=endpoint)
     with step("convert"):
         report.reference = convert(
             registry,

@@ -104,11 +104,11 @@ def register_artefact(
     """
     if not artefact.exists():
         raise RegistrationError(f"{artefact} does not exist")
+    derived: dict[str, Any] = {}
     if backend == "llama.cpp":
         facts = gguf_facts(artefact)
         quantization = quantization or facts.quantization
-        architecture = architecture or facts.architecture
-        family = family or facts.architecture
+        derived = {"architecture": facts.architecture, "family": facts.architecture}
         suffix = f".{quantization}.gguf"
     else:
         if not (artefact / "config.json").is_file():
@@ -124,6 +124,7 @@ def register_artefact(
         parameter_count=parameter_count,
         licence=licence,
         categories=categories,
+        defaults=derived,
         actor=actor,
     )
     version = registry.add_version(

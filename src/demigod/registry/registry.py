@@ -127,9 +127,11 @@ class Registry:
         parameter_count: int | None = None,
         licence: str | None = None,
         categories: list[str] | None = None,
+        defaults: dict[str, Any] | None = None,
         actor: str | None = None,
     ) -> ModelInfo:
-        """The model `name`, created if new; given fields fill or update the record."""
+        """The model `name`, created if new; given fields update the record, `defaults`
+        (same field names) only fill fields that are still empty."""
         fields: dict[str, Any] = {
             "architecture": architecture,
             "family": family,
@@ -148,6 +150,9 @@ class Registry:
                         events.append(self._event(name, None, "model.created", actor, None, {}))
                     for key, value in fields.items():
                         if value is not None:
+                            setattr(row, key, value)
+                    for key, value in (defaults or {}).items():
+                        if value is not None and getattr(row, key) is None:
                             setattr(row, key, value)
                     session.flush()
                     return _model_info(row)
