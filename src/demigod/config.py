@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -317,6 +317,12 @@ class LifecycleConfig(BaseModel):
     lm_eval_tasks: list[str] | None = Field(
         default=None, description="lm-evaluation-harness tasks; None: the shipped offline task"
     )
+
+    @model_validator(mode="after")
+    def _stride_within_window(self) -> LifecycleConfig:
+        if self.validation_stride > self.validation_n_ctx:
+            raise ValueError("validation_stride must not exceed validation_n_ctx")
+        return self
 
 
 class AuditConfig(BaseModel):

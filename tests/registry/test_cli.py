@@ -28,6 +28,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DEMIGOD_ENGINE__N_THREADS", "1")
     monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_TEXT", str(text))
     monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_N_CTX", "64")
+    monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_STRIDE", "32")
     monkeypatch.delenv("DEMIGOD_DATABASE_URL", raising=False)
     return data
 

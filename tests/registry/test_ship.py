@@ -37,6 +37,7 @@ def test_ship_stops_at_candidate_when_a_gate_fails(
     monkeypatch.setenv("DEMIGOD_ENGINE__N_THREADS", "1")
     monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_TEXT", str(text))
     monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_N_CTX", "64")
+    monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_STRIDE", "32")
     result = CliRunner().invoke(
         app,
         [*("models", "ship", str(hf_mamba), "--quant", "Q4_0", "--promote"), *NO_SUITES],

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from demigod.config import PromotionGates
+from demigod.lifecycle.validation import PERPLEXITY_DELTA as PERPLEXITY_DELTA_METRIC
+from demigod.lifecycle.validation import SUITE as PERPLEXITY_SUITE
 from demigod.registry import EvaluationRecord, VersionInfo
 
 # (suite, metric) names the validation steps record and the gates read.
-PERPLEXITY_SUITE = "perplexity"
-PERPLEXITY_DELTA_METRIC = "perplexity_delta"  # candidate / F16 reference - 1
 HEMLOCK_SUITE = "hemlock"
 HEMLOCK_PASS_RATE_METRIC = "pass_rate"
 LM_EVAL_SUITE = "lm_eval"

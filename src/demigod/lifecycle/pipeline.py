@@ -25,7 +25,6 @@ from typing import Any
 from demigod.config import Settings
 from demigod.lifecycle.artefacts import file_uri, is_alive, local_path, verify
 from demigod.lifecycle.evaluation import EvaluationResult
-from demigod.lifecycle.gates import PERPLEXITY_DELTA_METRIC, PERPLEXITY_SUITE
 from demigod.lifecycle.register import register_artefact
 from demigod.registry import Registry, RegistryError, VersionInfo
 
@@ -220,9 +219,12 @@ def validate(
     config = settings.lifecycle
     text = _validation_text(settings)
     started = time.perf_counter()
-    progress("perplexity" + (f" vs {target.reference}" if reference_path else ""))
-    report.results += _perplexity_results(settings, path, reference_path, text)
-    report.seconds["perplexity"] = round(time.perf_counter() - started, 2)
+    if target.backend == "llama.cpp":
+        progress("perplexity" + (f" vs {target.reference}" if reference_path else ""))
+        report.results += _perplexity_results(settings, path, reference_path, text)
+        report.seconds["perplexity"] = round(time.perf_counter() - started, 2)
+    else:
+        report.skipped["perplexity"] = "perplexity is measured on GGUF versions only"
     suites = [("hemlock", hemlock), ("lm_eval", lm_eval)]
     wanted = [suite for suite, on in suites if on]
     modules: dict[str, Any] = {}
@@ -261,48 +263,19 @@ def validate(
 def _perplexity_results(
     settings: Settings, path: Path, reference: Path | None, text: str
 ) -> list[EvaluationResult]:
+    from demigod.lifecycle.validation import validate_gguf
+
     config = settings.lifecycle
-    try:
-        module = _step_module("validation", "sliding-window validation")
-    except StepUnavailableError:
-        module = None
-    if module is not None:
-        results: list[EvaluationResult] = module.validate_gguf(
-            path,
-            reference,
-            text=text,
-            n_ctx=config.validation_n_ctx,
-            stride=config.validation_stride,
-        )
-        return results
-    # Until the sliding-window library lands: llama.cpp's perplexity in disjoint windows.
-    from demigod.lifecycle.perplexity import perplexity
-    from demigod.lifecycle.toolkit import engine_version
-
-    tools = {"llama-cpp-python": engine_version(), "method": "disjoint-windows"}
-
-    def measure(gguf: Path) -> float:
-        return perplexity(
-            gguf,
-            text,
-            n_ctx=config.validation_n_ctx,
-            max_tokens=config.validation_max_tokens,
-            threads=settings.engine.n_threads,
-        )
-
-    own = measure(path)
-    results = [EvaluationResult(PERPLEXITY_SUITE, "perplexity", own, None, None, tools)]
-    if reference is not None:
-        base = measure(reference)
-        delta = own / base - 1
-        limit = settings.lifecycle.gates.max_perplexity_delta
-        results += [
-            EvaluationResult(PERPLEXITY_SUITE, "reference_perplexity", base, None, None, tools),
-            EvaluationResult(
-                PERPLEXITY_SUITE, PERPLEXITY_DELTA_METRIC, delta, limit, delta <= limit, tools
-            ),
-        ]
-    return results
+    return validate_gguf(
+        path,
+        reference,
+        text=text,
+        n_ctx=config.validation_n_ctx,
+        stride=config.validation_stride,
+        max_tokens=config.validation_max_tokens,
+        threads=settings.engine.n_threads,
+        max_perplexity_delta=config.gates.max_perplexity_delta if reference else None,
+    )
 
 
 def _validation_text(settings: Settings) -> str:

@@ -38,6 +38,7 @@ def stable_models(registry: Registry, *, exclude: set[str] | None = None) -> Reg
             ModelConfig(
                 name=model.name,
                 path=Path(path),
+                backend=version.backend,  # type: ignore[arg-type]
                 categories=model.categories or ["chat"],
                 version=version.label,
             )
