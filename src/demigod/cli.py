@@ -15,6 +15,7 @@ from demigod import __version__
 from demigod.canary.cli import canary_app
 from demigod.config import ModelConfig, Settings, load_settings
 from demigod.deploy.cli import deploy_app
+from demigod.gateway.cli import gateway, worker
 from demigod.lifecycle.cli import models_app
 from demigod.observability.cli import report_app, top
 from demigod.registry.cli import registry_app
@@ -41,6 +42,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(waf_app, name="waf")
 app.command("top")(top)
+app.command("worker")(worker)
+app.command("gateway")(gateway)
 route_app = typer.Typer(help="Inspect routing decisions offline.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
 

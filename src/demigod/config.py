@@ -422,6 +422,63 @@ class WafConfig(BaseModel):
     )
 
 
+class UpstreamConfig(BaseModel):
+    """A model served by OpenAI-compatible endpoints elsewhere: `demigod worker`s, vLLM,
+    llama-server, TGI, Ollama, trtllm-serve. Each URL is one replica."""
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=128)
+    urls: list[str] = Field(min_length=1, description="base URL of each replica, without /v1")
+    served_name: str | None = Field(
+        default=None, description="the model name the upstream knows; None: the same name"
+    )
+    categories: list[str] = Field(default_factory=lambda: ["chat"])
+    version: str = "remote"
+    fallback: list[str] = Field(
+        default_factory=list, description="models tried in order when no replica can serve"
+    )
+    health_path: str = Field(
+        default="/readyz", description="GET; 200 means ready (llama-server, vLLM: /health)"
+    )
+    api_key: str | None = Field(default=None, description="sent as Authorization: Bearer")
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"upstream URL must start with http:// or https://: {url!r}")
+        return [url.rstrip("/") for url in urls]
+
+
+class GatewayConfig(BaseModel):
+    """How the gateway balances, checks and retries upstream replicas (docs/gateway.md)."""
+
+    health_interval_seconds: float = Field(
+        default=1.0, gt=0, description="GET each replica's health_path this often"
+    )
+    health_timeout_seconds: float = Field(default=1.0, gt=0)
+    breaker_failures: int = Field(
+        default=5, ge=1, description="consecutive failed requests that open a replica's breaker"
+    )
+    breaker_open_seconds: float = Field(
+        default=5.0, gt=0, description="then one trial request (half-open) may close it again"
+    )
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    request_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="whole request, streams included"
+    )
+    max_attempts: int = Field(
+        default=2,
+        ge=1,
+        description="replicas tried per model for a request failing before "
+        "its first byte (connect error, 5xx)",
+    )
+    retry_after_seconds: int = Field(default=1, ge=1, description="on 503 when none can serve")
+    max_connections: int = Field(
+        default=1000, ge=1, description="pooled upstream connections per gateway process"
+    )
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -449,6 +506,10 @@ class Settings(BaseSettings):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    upstreams: list[UpstreamConfig] = Field(
+        default_factory=list, description="models served by remote OpenAI-compatible replicas"
+    )
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from demigod import __version__
 from demigod.canary.store import FileCanaryStore
 from demigod.canary.sync import follow_store
-from demigod.config import ModelConfig, Settings
+from demigod.config import ModelConfig, Settings, UpstreamConfig
 from demigod.engines.base import SamplingParams
 from demigod.gateway.admission import Admission, AdmissionMiddleware, AdmissionPipeline, Endpoint
 from demigod.gateway.chat_template import ChatTemplateError
@@ -26,8 +26,10 @@ from demigod.gateway.completions import (
     default_max_tokens,
 )
 from demigod.gateway.errors import APIError, install_error_handlers
+from demigod.gateway.passthrough import UpstreamProxy
 from demigod.gateway.policy import RouteDecision, RoutingPolicy, UnknownModelError
 from demigod.gateway.request_context import RequestContextMiddleware
+from demigod.gateway.upstreams import RemoteModel, Upstreams
 from demigod.gateway.versions import (
     UnknownVersionError,
     VersionRouter,
@@ -115,9 +117,11 @@ def create_app(
     settings: Settings,
     models: list[ModelConfig],
     aliases: Mapping[str, Mapping[str, str]] | None = None,
+    upstreams: list[UpstreamConfig] | None = None,
 ) -> FastAPI:
     """The gateway for `models`; they load at startup and close at shutdown. `aliases`
-    (model -> alias -> version label, from the registry) resolve `model@alias`."""
+    (model -> alias -> version label, from the registry) resolve `model@alias`. Remote
+    `upstreams` (default: the config's) are forwarded to by gateway.passthrough."""
     metrics = Metrics()
     observability = settings.observability
     energy = EnergyMeter(
@@ -130,6 +134,8 @@ def create_app(
     runner = CompletionRunner(metrics, energy, tracing, log_content=observability.log_content)
     prober = DeepProber(metrics)
     state: dict[str, object] = {}
+    upstream_configs = settings.upstreams if upstreams is None else upstreams
+    remote = Upstreams(upstream_configs, settings.gateway, metrics) if upstream_configs else None
     authenticator = Authenticator(settings.security, settings.data_dir, metrics.registry)
     quotas = QuotaGate.from_config(settings.security, metrics.registry)
     # The request path before routing: auth -> quota -> screen. A feature adds its step
@@ -152,11 +158,18 @@ def create_app(
         mesh = await Mesh.load(stable_configs, settings.engine, verbose=verbose)
         candidates = await Mesh.load(candidate_configs, settings.engine, verbose=verbose)
         state["mesh"] = mesh
+        if remote is not None:
+            if clash := sorted(set(mesh.models) & set(remote.models)):
+                raise ValueError(f"names both embedded and upstream: {', '.join(clash)}")
+            await remote.start()
         classifier = RequestClassifier.from_config(settings.routing)
-        await asyncio.to_thread(classifier.model)  # train now, not on the first request
+        routable: dict[str, ServedModel | RemoteModel] = {**mesh.models}
+        routable.update(remote.models if remote else {})
+        if len(routable) > 1:  # a lone model (a worker) gets every request: train lazily
+            await asyncio.to_thread(classifier.model)  # train now, not on the first request
         await asyncio.to_thread(waf.warm)
         state["policy"] = RoutingPolicy(
-            mesh.models,
+            routable,
             classifier,
             settings.default_model,
             aliases=aliases,
@@ -211,6 +224,8 @@ def create_app(
                 following.cancel()
             await mesh.close()
             await candidates.close()
+            if remote is not None:
+                await remote.close()
             tracing.shutdown()
             await authenticator.close()
             await quotas.backend.close()
@@ -235,6 +250,19 @@ def create_app(
 
     install_error_handlers(app, on_error=record_refusal)
 
+    def current_policy() -> RoutingPolicy[ServedModel | RemoteModel] | None:
+        policy = state.get("policy")
+        return policy if isinstance(policy, RoutingPolicy) else None
+
+    if remote is not None:  # inside admission's middleware: its finish callbacks see it
+        app.add_middleware(
+            UpstreamProxy,
+            upstreams=remote,
+            policy=current_policy,
+            admission=admission,
+            metrics=metrics,
+            tracing=tracing,
+        )
     app.add_middleware(AdmissionMiddleware)
     app.add_middleware(
         AuditMiddleware, audit_log=lambda: audit_log, include_text=settings.audit.include_text
@@ -242,6 +270,9 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
 
     async def admit(request: Request, endpoint: Endpoint, model: str, text: str) -> Admission:
+        # gateway.passthrough admits first when upstreams are configured: not twice
+        if isinstance(done := getattr(request.state, "admission", None), Admission):
+            return done
         return await admission.admit(request, endpoint, model, text)
 
     def mesh() -> Mesh:
@@ -408,6 +439,11 @@ def create_app(
                 for served in mesh().models.values()
                 if principal.may_use(served.name)
             ]
+            + [
+                ModelCard(id=model.name, created=model.created, categories=model.categories)
+                for model in (remote.models.values() if remote else ())
+                if principal.may_use(model.name)
+            ]
         )
 
     @app.post(
@@ -431,10 +467,13 @@ def create_app(
     async def readyz() -> JSONResponse:
         """Ready when every model is loaded and its engine is healthy."""
         loaded = state.get("mesh")
-        ready = isinstance(loaded, Mesh) and loaded.ready()
+        ready = isinstance(loaded, Mesh) and (
+            loaded.ready() if loaded.models or remote is None else remote.any_available()
+        )
         body = {
             "status": "ready" if ready else "not ready",
             "models": sorted(loaded.models) if isinstance(loaded, Mesh) else [],
+            "upstreams": sorted(remote.models) if remote else [],
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -1,0 +1,320 @@
+"""What the gateway costs: a fake OpenAI upstream measured direct, through `demigod
+gateway` and through a LiteLLM proxy, same upstream, same machine, same run.
+
+Run: .venv/bin/python bench/gateway_overhead.py [--seconds 10] [--connections 64]
+     [--workdir var/bench] [--skip-litellm]
+
+- The upstream is `--fake-upstream PORT` of this script: a raw asyncio (uvloop when
+  installed) HTTP/1.1 server that answers every request with one canned chat completion,
+  keep-alive, no parsing beyond the headers; it runs alone in one process (one core).
+  Its own ceiling is measured too (row `upstream direct`).
+- Load comes from `wrk` (Debian package): one connection for latency (p50, p99), then
+  `--connections` connections for requests/s.
+- `demigod gateway --upstream fake=URL --workers N` for N = 1, 2: routing (policy) and
+  metrics on, as shipped; auth is not in this build.
+- LiteLLM proxy `--num_workers N` for N = 1, 2, installed with pip into
+  `<workdir>/litellm-venv` on first run, configured with the same upstream, no database.
+
+Prints a table and one JSON line. Never run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
+
+MODEL = "fake"
+START_TIMEOUT = 120.0
+REQUEST_BODY = json.dumps(
+    {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Say hello in one word."}],
+        "max_tokens": 8,
+    }
+)
+CANNED = json.dumps(
+    {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+    }
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(CANNED)).encode()
+    + b"\r\n\r\n"
+    + CANNED
+)
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+class _FakeOpenAI(asyncio.Protocol):
+    """Answers each complete request (headers + content-length body) with RESPONSE."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            match = _CONTENT_LENGTH.search(self.buffer, 0, end + 2)
+            total = end + 4 + (int(match.group(1)) if match else 0)
+            if len(self.buffer) < total:
+                return
+            self.buffer = self.buffer[total:]
+            self.transport.write(RESPONSE)
+
+
+def run_fake_upstream(port: int) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(
+        loop.create_server(_FakeOpenAI, "127.0.0.1", port, backlog=4096)
+    )
+    loop.run_until_complete(server.serve_forever())
+
+
+@dataclass
+class Row:
+    target: str
+    processes: int
+    p50_ms_1conn: float
+    p99_ms_1conn: float
+    rps: float
+    connections: int
+
+
+WRK_SCRIPT = f"""
+wrk.method = "POST"
+wrk.body = {json.dumps(REQUEST_BODY)}
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, requests/s) of `wrk --latency` against url; non-2xx responses fail."""
+    threads = min(connections, 2)
+    done = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            script,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"errors under load against {url}:\n{out}")
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return p50, p99, rps
+
+
+def measure(name: str, processes: int, url: str, args: argparse.Namespace, script: Path) -> Row:
+    wrk(url, 1, 2, script)  # warm up: connections, lazy imports, caches
+    p50, p99, _ = wrk(url, 1, args.seconds, script)
+    _, _, rps = wrk(url, args.connections, args.seconds, script)
+    row = Row(name, processes, round(p50, 3), round(p99, 3), round(rps, 1), args.connections)
+    print(
+        f"{row.target:<18} {row.processes:>5} {row.p50_ms_1conn:>10.3f} "
+        f"{row.p99_ms_1conn:>10.3f} {row.rps:>10.1f}",
+        flush=True,
+    )
+    return row
+
+
+def start(command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    process = subprocess.Popen(
+        command,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    try:
+        wait_until_ready(process, ready_url, timeout=START_TIMEOUT)
+    except ServerNotReadyError as exc:
+        raise RuntimeError(f"{command[:4]} {exc}; see {log}") from exc
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, 15)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+
+
+def litellm_binary(workdir: Path) -> Path:
+    venv = workdir / "litellm-venv"
+    binary = venv / "bin" / "litellm"
+    if not binary.exists():
+        print(f"installing LiteLLM proxy into {venv} (pip)...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([venv / "bin" / "pip", "install", "-q", "litellm[proxy]"], check=True)
+    return binary
+
+
+def litellm_version(workdir: Path) -> str:
+    done = subprocess.run(
+        [workdir / "litellm-venv" / "bin" / "pip", "show", "litellm"],
+        capture_output=True,
+        text=True,
+    )
+    found = re.search(r"Version: (\S+)", done.stdout)
+    return found.group(1) if found else "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--fake-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fake_upstream:
+        run_fake_upstream(args.fake_upstream)
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian package wrk)")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    script = logs / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    rows: list[Row] = []
+    upstream_port = free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    upstream = start(
+        [sys.executable, __file__, "--fake-upstream", str(upstream_port)],
+        f"{upstream_url}/readyz",
+        logs / "upstream.log",
+    )
+    print(f"{'target':<18} {'procs':>5} {'p50 ms c1':>10} {'p99 ms c1':>10} {'req/s':>10}")
+    try:
+        path = "/v1/chat/completions"
+        rows.append(measure("upstream direct", 1, upstream_url + path, args, script))
+        for workers in (1, 2):
+            port = free_port()
+            gateway = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "demigod",
+                    "gateway",
+                    "--port",
+                    str(port),
+                    "--upstream",
+                    f"{MODEL}={upstream_url}",
+                    "--workers",
+                    str(workers),
+                ],
+                f"http://127.0.0.1:{port}/readyz",
+                logs / f"gateway-{workers}.log",
+                env={"DEMIGOD_LOG_LEVEL": "WARNING"},
+            )
+            try:
+                url = f"http://127.0.0.1:{port}{path}"
+                rows.append(measure("demigod gateway", workers, url, args, script))
+            finally:
+                stop(gateway)
+        if not args.skip_litellm:
+            binary = litellm_binary(args.workdir)
+            config = logs / "litellm.yaml"
+            config.write_text(
+                f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n"
+                f"      model: openai/{MODEL}\n      api_base: {upstream_url}/v1\n"
+                "      api_key: fake\n"
+                "litellm_settings:\n  telemetry: false\n"
+            )
+            for workers in (1, 2):
+                port = free_port()
+                proxy = start(
+                    [
+                        str(binary),
+                        "--config",
+                        str(config),
+                        "--port",
+                        str(port),
+                        "--host",
+                        "127.0.0.1",
+                        "--num_workers",
+                        str(workers),
+                    ],
+                    f"http://127.0.0.1:{port}/health/liveliness",
+                    logs / f"litellm-{workers}.log",
+                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
+                )
+                try:
+                    url = f"http://127.0.0.1:{port}{path}"
+                    rows.append(measure("litellm proxy", workers, url, args, script))
+                finally:
+                    stop(proxy)
+    finally:
+        stop(upstream)
+    summary: dict[str, object] = {
+        "bench": "gateway_overhead",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
+        "litellm": None if args.skip_litellm else litellm_version(args.workdir),
+        "rows": [asdict(row) for row in rows],
+    }
+    direct = rows[0]
+    gateways = {row.processes: row for row in rows if row.target == "demigod gateway"}
+    litellms = {row.processes: row for row in rows if row.target == "litellm proxy"}
+    summary["gateway_added_p50_ms"] = round(gateways[1].p50_ms_1conn - direct.p50_ms_1conn, 3)
+    summary["gateway_vs_litellm_rps"] = {
+        n: round(gateways[n].rps / litellms[n].rps, 1) for n in litellms if n in gateways
+    }
+    if litellms:
+        summary["litellm_added_p50_ms"] = round(litellms[1].p50_ms_1conn - direct.p50_ms_1conn, 3)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

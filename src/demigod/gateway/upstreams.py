@@ -1,0 +1,185 @@
+"""Models served by remote replicas: their replicas' health, breakers and metrics.
+
+`Upstreams` holds one `RemoteModel` per `upstreams:` entry (or `--upstream NAME=URL`),
+checks every replica's health path in the background, and exports
+`demigod_upstream_up{model,replica}` plus the in-flight count and breaker state of each
+replica. The request path (gateway.passthrough) picks replicas with gateway.balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from demigod.config import GatewayConfig, UpstreamConfig
+from demigod.engines.remote_openai import RemoteOpenAI
+from demigod.gateway.balancer import Replica
+from demigod.gateway.breaker import CircuitBreaker
+from demigod.observability.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class RemoteModel:
+    """A model the gateway forwards to; routable like an embedded `ServedModel`."""
+
+    name: str
+    categories: list[str]
+    version: str
+    served_name: str
+    replicas: list[Replica]
+    fallback: list[str]
+    health_path: str
+    api_key: str | None = None
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def available(self, now: float) -> bool:
+        return any(replica.available(now) for replica in self.replicas)
+
+
+class _ReplicaCollector(Collector):
+    """In-flight requests and breaker state per replica, read at scrape time."""
+
+    def __init__(self, models: dict[str, RemoteModel]) -> None:
+        self._models = models
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["model", "replica"]
+        outstanding = GaugeMetricFamily(
+            "demigod_upstream_outstanding_requests",
+            "Requests this gateway process has in flight to the replica",
+            labels=labels,
+        )
+        breaker = GaugeMetricFamily(
+            "demigod_upstream_breaker_state",
+            "Circuit breaker of the replica: 0 closed, 1 half-open, 2 open",
+            labels=labels,
+        )
+        now = time.monotonic()
+        for model in self._models.values():
+            for replica in model.replicas:
+                outstanding.add_metric([model.name, replica.url], replica.outstanding)
+                breaker.add_metric([model.name, replica.url], replica.breaker.state(now))
+        yield outstanding
+        yield breaker
+
+
+class Upstreams:
+    """Every remote model of one gateway process, with the client that reaches them."""
+
+    def __init__(
+        self, configs: list[UpstreamConfig], settings: GatewayConfig, metrics: Metrics
+    ) -> None:
+        names = [config.name for config in configs]
+        if duplicates := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"upstream names must be unique; repeated: {', '.join(duplicates)}")
+        self.settings = settings
+        self.models: dict[str, RemoteModel] = {
+            config.name: RemoteModel(
+                name=config.name,
+                categories=config.categories,
+                version=config.version,
+                served_name=config.served_name or config.name,
+                replicas=[
+                    Replica(
+                        url,
+                        CircuitBreaker(settings.breaker_failures, settings.breaker_open_seconds),
+                    )
+                    for url in config.urls
+                ],
+                fallback=config.fallback,
+                health_path=config.health_path,
+                api_key=config.api_key,
+            )
+            for config in configs
+        }
+        self.client = RemoteOpenAI(
+            max_connections=settings.max_connections,
+            connect_timeout=settings.connect_timeout_seconds,
+            request_timeout=settings.request_timeout_seconds,
+            health_timeout=settings.health_timeout_seconds,
+        )
+        self._up = metrics.upstream_up
+        registry = metrics.registry
+        self.attempts = Counter(
+            "demigod_upstream_attempts",
+            "Requests sent to a replica, by outcome (ok, http_4xx, http_5xx, connect_error, "
+            "broken, timeout)",
+            ["model", "replica", "outcome"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "demigod_upstream_retries",
+            "Requests sent again to another replica after failing before their first byte",
+            ["model"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "demigod_upstream_fallbacks",
+            "Requests answered by a fallback model because no replica of theirs could",
+            ["model", "fallback"],
+            registry=registry,
+        )
+        metrics.watch(_ReplicaCollector(self.models))
+        self._checking: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the client pool, check every replica once, then keep checking."""
+        await self.client.start()
+        for model in self.models.values():
+            for replica in model.replicas:
+                self._up.labels(model.name, replica.url).set(0)
+        await self.check_all()
+        self._checking = asyncio.create_task(self._check_forever())
+
+    async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
+        await self.client.close()
+
+    def any_available(self) -> bool:
+        now = time.monotonic()
+        return any(model.available(now) for model in self.models.values())
+
+    def mark_down(self, model: RemoteModel, replica: Replica, reason: str) -> None:
+        """Passive health: a refused connection takes the replica out until a check passes."""
+        if replica.healthy:
+            log.warning(
+                "upstream replica down",
+                extra={"model": model.name, "replica": replica.url, "reason": reason},
+            )
+        replica.healthy = False
+        self._up.labels(model.name, replica.url).set(0)
+
+    async def check_all(self) -> None:
+        checks = [
+            self._check(model, replica)
+            for model in self.models.values()
+            for replica in model.replicas
+        ]
+        await asyncio.gather(*checks)
+
+    async def _check(self, model: RemoteModel, replica: Replica) -> None:
+        ready = await self.client.ready(replica.url + model.health_path)
+        if ready and not replica.healthy:
+            log.info("upstream replica up", extra={"model": model.name, "replica": replica.url})
+        if not ready:
+            self.mark_down(model, replica, "health check failed")
+        replica.healthy = ready
+        self._up.labels(model.name, replica.url).set(1 if ready else 0)
+
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval_seconds)
+            try:
+                await self.check_all()
+            except Exception:  # a bug here must not stop the checks for good
+                log.exception("upstream health check failed")

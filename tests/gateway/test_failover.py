@@ -1,0 +1,188 @@
+"""Failover with real processes: a gateway in front of two `demigod worker`s, one killed.
+
+Under steady load, `kill -9` one worker: every non-streamed request still succeeds (a
+request that was on the dead worker is retried on the other), streams that were on it end
+with an SSE error event rather than hanging, and the gateway stops sending new requests
+there within a second. Restart it: traffic returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from demigod.processes import free_port, wait_until_ready
+
+pytestmark = pytest.mark.timeout(120)
+
+GATEWAY_CONFIG = """
+gateway:
+  health_interval_seconds: 0.25
+  health_timeout_seconds: 0.5
+  breaker_open_seconds: 1.0
+  request_timeout_seconds: 30
+"""
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DEMIGOD_ENGINE__N_THREADS": "1",
+        "DEMIGOD_SECURITY__AUTH": "off",
+        "DEMIGOD_DATA_DIR": str(tmp_path / "data"),
+        "DEMIGOD_ENGINE__STATE_CACHE__DISK_DIR": str(tmp_path / "state"),
+    }
+
+
+def start(command: list[str], port: int, tmp_path: Path, ready: str) -> subprocess.Popen[bytes]:
+    log = (tmp_path / f"{port}.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demigod", *command, "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=environment(tmp_path),
+        cwd=tmp_path,
+    )
+    wait_until_ready(process, f"http://127.0.0.1:{port}{ready}", timeout=60)
+    return process
+
+
+def start_worker(model: Path, port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
+    return start(["worker", "--model", f"tiny={model}"], port, tmp_path, "/readyz")
+
+
+@dataclass
+class Cluster:
+    gateway: str
+    workers: dict[str, subprocess.Popen[bytes]]  # replica URL -> process
+    ports: dict[str, int]
+    tmp_path: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def cluster(tiny_model: Path, tmp_path: Path) -> Iterator[Cluster]:
+    ports = {f"http://127.0.0.1:{port}": port for port in (free_port(), free_port())}
+    workers = {url: start_worker(tiny_model, port, tmp_path) for url, port in ports.items()}
+    config = tmp_path / "mesh.yaml"
+    config.write_text(GATEWAY_CONFIG)
+    gateway_port = free_port()
+    upstreams = [arg for url in ports for arg in ("--upstream", f"tiny={url}")]
+    gateway = start(
+        ["gateway", "--config", str(config), *upstreams], gateway_port, tmp_path, "/readyz"
+    )
+    running = Cluster(f"http://127.0.0.1:{gateway_port}", workers, ports, tmp_path, [gateway])
+    yield running
+    for process in [*running.processes, *running.workers.values()]:
+        process.terminate()
+    for process in [*running.processes, *running.workers.values()]:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def chat(max_tokens: int, **extra: object) -> dict[str, object]:
+    return {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "Tell me a story about replicas."}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        **extra,
+    }
+
+
+def metric(gateway: str, name: str, replica: str) -> float:
+    """The sum of `name`'s samples for `replica` on the gateway's /metrics."""
+    total = 0.0
+    for line in httpx.get(f"{gateway}/metrics").text.splitlines():
+        if line.startswith(name + "{") and f'replica="{replica}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def stream_events(gateway: str, results: list[tuple[str, list[str]]]) -> None:
+    """One long stream; appends (replica, data lines) when it ends."""
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "POST",
+            f"{gateway}/v1/chat/completions",
+            json=chat(1500, stream=True, ignore_eos=True),
+        ) as response,
+    ):
+        replica = response.headers["x-demigod-replica"]
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    results.append((replica, lines))
+
+
+def test_kill_one_worker_under_load_then_restart(cluster: Cluster, tiny_model: Path) -> None:
+    gateway = cluster.gateway
+    statuses: list[int] = []
+    served_by: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def steady_load() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                reply = client.post(f"{gateway}/v1/chat/completions", json=chat(4))
+                statuses.append(reply.status_code)
+                if reply.status_code == 200:
+                    served_by.append((time.monotonic(), reply.headers["x-demigod-replica"]))
+
+    streams: list[tuple[str, list[str]]] = []
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        loaders = [pool.submit(steady_load) for _ in range(3)]
+        streamers = [pool.submit(stream_events, gateway, streams) for _ in range(4)]
+        time.sleep(1.5)  # streams under way on both replicas, load flowing to both
+        assert {replica for _, replica in served_by} == set(cluster.workers)
+
+        victim = next(iter(cluster.workers))
+        survivor = next(url for url in cluster.workers if url != victim)
+        cluster.workers[victim].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        # The gateway marks it down within a second (a refused connect or a health check).
+        while metric(gateway, "demigod_upstream_up", victim) != 0:
+            assert time.monotonic() - killed < 1.0, "dead replica still marked up after 1 s"
+            time.sleep(0.02)
+        time.sleep(max(0.0, killed + 1.0 - time.monotonic()))
+        attempts_after_1s = metric(gateway, "demigod_upstream_attempts_total", victim)
+        for streamer in streamers:
+            streamer.result(timeout=30)  # every stream ends: none hangs
+        time.sleep(1.0)
+        assert metric(gateway, "demigod_upstream_attempts_total", victim) == attempts_after_1s
+        assert not [t for t, url in served_by if url == victim and t > killed + 0.5]
+
+        cluster.workers[victim] = start_worker(tiny_model, cluster.ports[victim], cluster.tmp_path)
+        restarted = time.monotonic()
+        while not [t for t, url in served_by if url == victim and t > restarted]:
+            assert time.monotonic() - restarted < 15, "traffic did not return to the replica"
+            time.sleep(0.1)
+        stop.set()
+        for loader in loaders:
+            loader.result(timeout=30)
+
+    assert statuses and set(statuses) == {200}, f"non-streamed failures: {statuses}"
+    assert any(url == survivor for _, url in served_by)
+    on_victim = [lines for replica, lines in streams if replica == victim]
+    on_survivor = [lines for replica, lines in streams if replica == survivor]
+    assert on_victim, "no stream was on the killed replica"
+    for lines in on_victim:
+        assert lines[-1] == "data: [DONE]"
+        error = json.loads(lines[-2].removeprefix("data: "))
+        assert error["error"]["code"] == "upstream_failed"
+    for lines in on_survivor:
+        assert lines[-1] == "data: [DONE]"
+        assert "error" not in json.loads(lines[-2].removeprefix("data: "))

@@ -1,0 +1,220 @@
+"""The gateway in front of fake OpenAI upstreams: retries, breaker, fallback, 503,
+session affinity, header propagation. The gateway is the real `demigod gateway` process;
+the upstreams are small Starlette apps on free ports that echo what they received."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from demigod.processes import free_port, wait_until_ready
+
+
+@dataclass
+class FakeUpstream:
+    url: str
+    status: int = 200
+    requests: int = 0
+
+
+def fake_app(upstream: FakeUpstream) -> Starlette:
+    async def chat(request: Request) -> JSONResponse | StreamingResponse:
+        upstream.requests += 1
+        body = await request.json()
+        if upstream.status != 200:
+            return JSONResponse({"error": {"message": "broken"}}, status_code=upstream.status)
+        if body.get("stream"):
+
+            async def events() -> Iterator[bytes]:  # type: ignore[misc]
+                yield b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse(
+            {
+                "object": "chat.completion",
+                "replica": upstream.url,
+                "model": body["model"],
+                "headers": dict(request.headers),
+            }
+        )
+
+    async def readyz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ready"})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/readyz", readyz),
+        ]
+    )
+
+
+def serve_in_thread(upstream: FakeUpstream, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(
+        uvicorn.Config(fake_app(upstream), port=port, log_level="warning", lifespan="off")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return server
+
+
+@dataclass
+class Setup:
+    gateway: str
+    upstreams: dict[str, FakeUpstream]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    tmp = tmp_path_factory.mktemp("upstreams")
+    names = ["broken", "ok", "pair-a", "pair-b"]
+    ports = {name: free_port() for name in names}
+    upstreams = {
+        name: FakeUpstream(f"http://127.0.0.1:{port}", status=500 if name == "broken" else 200)
+        for name, port in ports.items()
+    }
+    servers = [serve_in_thread(upstreams[name], ports[name]) for name in names]
+    dead = f"http://127.0.0.1:{free_port()}"
+    u = {name: upstream.url for name, upstream in upstreams.items()}
+    config = tmp / "mesh.yaml"
+    config.write_text(
+        f"""
+upstreams:
+  - name: flaky
+    urls: [{u["broken"]}, {u["ok"]}]
+    served_name: upstream-flaky
+  - name: gone
+    urls: [{dead}]
+    fallback: [flaky]
+  - name: nothing
+    urls: [{dead}]
+  - name: pair
+    urls: [{u["pair-a"]}, {u["pair-b"]}]
+gateway:
+  breaker_failures: 2
+  breaker_open_seconds: 60
+  health_interval_seconds: 0.5
+"""
+    )
+    port = free_port()
+    log = (tmp / "gateway.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demigod", "gateway", "--config", str(config), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "DEMIGOD_SECURITY__AUTH": "off", "DEMIGOD_DATA_DIR": str(tmp)},
+        cwd=tmp,
+    )
+    wait_until_ready(process, f"http://127.0.0.1:{port}/readyz", timeout=60)
+    yield Setup(f"http://127.0.0.1:{port}", upstreams)
+    process.terminate()
+    process.wait(timeout=10)
+    for server in servers:
+        server.should_exit = True
+
+
+def chat(model: str, **extra: object) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": "hello"}], **extra}
+
+
+def test_a_5xx_is_retried_on_another_replica_and_opens_the_breaker(setup: Setup) -> None:
+    broken = setup.upstreams["broken"]
+    for _ in range(6):
+        reply = httpx.post(f"{setup.gateway}/v1/chat/completions", json=chat("flaky"))
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["replica"] == setup.upstreams["ok"].url
+        assert reply.json()["model"] == "upstream-flaky"  # served_name is what goes upstream
+    assert broken.requests == 2  # two failures opened its breaker; no more traffic there
+    metrics = httpx.get(f"{setup.gateway}/metrics").text
+    assert f'demigod_upstream_breaker_state{{model="flaky",replica="{broken.url}"}} 2.0' in metrics
+
+
+def test_no_replica_up_falls_back_to_the_next_model(setup: Setup) -> None:
+    reply = httpx.post(f"{setup.gateway}/v1/chat/completions", json=chat("gone"))
+    assert reply.status_code == 200, reply.text
+    assert "model=flaky" in reply.headers["x-demigod-route"]
+    assert "fallback from gone" in reply.headers["x-demigod-route"]
+
+
+def test_nothing_can_serve_is_503_with_retry_after(setup: Setup) -> None:
+    reply = httpx.post(f"{setup.gateway}/v1/chat/completions", json=chat("nothing"))
+    assert reply.status_code == 503
+    assert reply.headers["retry-after"] == "1"
+    assert reply.json()["error"]["code"] == "no_healthy_upstream"
+    metrics = httpx.get(f"{setup.gateway}/metrics").text
+    assert 'demigod_upstream_up{model="nothing"' in metrics
+    assert 'demigod_requests_total{model="nothing",status="503"' in metrics.replace(
+        'tenant="anonymous",', ""
+    ).replace('version="remote",', "")
+
+
+def test_a_session_sticks_to_one_replica_and_sessions_spread(setup: Setup) -> None:
+    url = f"{setup.gateway}/v1/chat/completions"
+    by_header = {
+        httpx.post(url, json=chat("pair"), headers={"x-session-id": "s-1"}).json()["replica"]
+        for _ in range(8)
+    }
+    by_user = {httpx.post(url, json=chat("pair", user="alice")).json()["replica"] for _ in range(8)}
+    assert len(by_header) == 1 and len(by_user) == 1
+    spread = {
+        httpx.post(url, json=chat("pair", user=f"user-{i}")).json()["replica"] for i in range(20)
+    }
+    assert spread == {setup.upstreams["pair-a"].url, setup.upstreams["pair-b"].url}
+
+
+def test_trace_context_and_request_id_reach_the_upstream(setup: Setup) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    reply = httpx.post(
+        f"{setup.gateway}/v1/chat/completions",
+        json=chat("pair"),
+        headers={"traceparent": traceparent, "x-request-id": "req-42"},
+    )
+    seen = reply.json()["headers"]
+    assert seen["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert seen["x-request-id"] == "req-42"
+    assert reply.headers["x-request-id"] == "req-42"
+    assert "authorization" not in seen  # the client's credentials stay at the gateway
+
+
+def test_streams_pass_through(setup: Setup) -> None:
+    with httpx.stream(
+        "POST", f"{setup.gateway}/v1/chat/completions", json=chat("pair", stream=True)
+    ) as reply:
+        lines = [line for line in reply.iter_lines() if line]
+    assert lines == ['data: {"choices":[{"delta":{"content":"hi"}}]}', "data: [DONE]"]
+
+
+def test_models_lists_upstreams_and_unknown_models_are_404(setup: Setup) -> None:
+    names = {card["id"] for card in httpx.get(f"{setup.gateway}/v1/models").json()["data"]}
+    assert names == {"flaky", "gone", "nothing", "pair"}
+    reply = httpx.post(f"{setup.gateway}/v1/chat/completions", json=chat("missing"))
+    assert reply.status_code == 404
+    assert reply.json()["error"]["param"] == "model"
+
+
+def test_gateway_without_upstreams_is_a_clear_cli_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "demigod", "gateway"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no upstreams" in done.stderr
