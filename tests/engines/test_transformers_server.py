@@ -12,13 +12,18 @@ import pytest
 
 from tests.conftest import FamilyModels, Server, start_server, stop_server
 
+TRANSFORMERS_START = 180.0
+
 
 @pytest.fixture(scope="module")
 def zamba_server(
     family_models: FamilyModels, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     folder: Path = family_models.hf("zamba2")
-    running = start_server([f"zamba={folder}"], tmp_path_factory.mktemp("zamba-server"))
+    # transformers' import and model load add tens of seconds on two busy cores
+    running = start_server(
+        [f"zamba={folder}"], tmp_path_factory.mktemp("zamba-server"), timeout=TRANSFORMERS_START
+    )
     yield running
     stop_server(running)
 
