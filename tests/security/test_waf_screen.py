@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,8 @@ from hypothesis import strategies as st
 
 from demigod.config import WafConfig
 from demigod.security.waf.evaluate import evaluate
-from demigod.security.waf.model import load_labelled, split_labelled, threshold_at_fpr, windows
+from demigod.security.waf.features import WINDOW_WORDS, window_ranges
+from demigod.security.waf.model import load_labelled, split_labelled, threshold_at_fpr
 from demigod.security.waf.normalize import clean, decoded_spans, fold
 from demigod.security.waf.rules import RULES, RULESET_VERSION, match_rules
 from demigod.security.waf.screen import PromptScreen, Segment
@@ -156,9 +158,25 @@ def test_threshold_keeps_false_positives_under_the_target(scores: list[float], f
     assert sum(s >= threshold for s in scores) <= fpr * len(scores)
 
 
-@given(st.text(max_size=3000))
-@settings(max_examples=30, deadline=None)
-def test_windows_cover_the_whole_text(text: str) -> None:
-    parts = windows(text)
-    assert parts[0] == text[: len(parts[0])] and text.endswith(parts[-1])
-    assert all(len(part) <= 800 for part in parts)
+@given(st.integers(0, 2000))
+def test_windows_cover_every_word(count: int) -> None:
+    ranges = window_ranges(count)
+    assert ranges[0].start == 0 and ranges[-1].stop == count
+    assert all(len(r) <= WINDOW_WORDS for r in ranges)
+    assert all(a.stop > b.start for a, b in itertools.pairwise(ranges))  # overlap
+
+
+FRAGMENTS = [
+    "ignore", "previous", "instructions", "ignora", "las", "instrucciones", "anteriores",
+    "your", "system prompt", "reveal", "you are now", "unrestricted", "<|im_start|>", "system",
+    "developer mode", "enable", "tus", "filtros", "desactiva", "note to the ai", "hello", ".",
+    "\n", "  ", "modo", "dios", "activa", "act as", "evil", "mensaje del sistema", "muestra",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_keyword_prefilter_never_hides_a_match(parts: list[str]) -> None:
+    folded = fold(clean(" ".join(parts)))
+    for rule in RULES:
+        assert rule.matches(folded) == (rule.pattern.search(folded) is not None), rule.id

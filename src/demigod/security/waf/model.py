@@ -1,10 +1,10 @@
 """The learned layer: logistic regression over hashed word and character n-grams.
 
-It reuses the request classifier's featuriser and trainer (demigod.gateway.classifier),
-with two labels, `injection` and `benign`, trained from `data/labelled.jsonl` (English and
-Spanish, with hard negatives: questions *about* prompt injection, text that legitimately
-says "ignore", "system" or "override"). Training takes about a second on one core and
-happens once per process; scoring a window takes well under a millisecond.
+The request classifier's features (see features.py), two labels, trained from
+`data/labelled.jsonl` (English and Spanish, with hard negatives: questions *about* prompt
+injection, text that legitimately says "ignore", "system" or "override") plus everyday
+prompts as background negatives. Training takes well under a second on one core and
+happens once per process; long text is scored in overlapping word windows.
 """
 
 from __future__ import annotations
@@ -18,14 +18,11 @@ from importlib import resources
 import numpy as np
 
 from demigod.gateway import classifier
-from demigod.gateway.classifier import LinearModel, features
+from demigod.security.waf.features import window_vectors
 from demigod.security.waf.normalize import clean, fold
 
 DATA_FILE = "labelled.jsonl"
 INJECTION, BENIGN = "injection", "benign"
-# Long text is scored in overlapping windows (the maximum counts), so one injected
-# sentence in a long pasted document is not diluted by the rest.
-WINDOW_CHARS, WINDOW_STRIDE = 800, 600
 # Logistic regression by full-batch gradient descent on the cross-entropy + L2 loss.
 TRAIN_STEPS, LEARNING_RATE, L2 = 1000, 8.0, 1e-4
 HELD_OUT_EVERY = 5  # every fifth example is held out, never trained on
@@ -81,20 +78,12 @@ def split_labelled(rows: Sequence[LabelledText]) -> tuple[list[LabelledText], li
     return train, [r for i, r in enumerate(rows) if not i % HELD_OUT_EVERY]
 
 
-def windows(text: str) -> list[str]:
-    """Overlapping windows of at most WINDOW_CHARS covering `text`."""
-    if len(text) <= WINDOW_CHARS:
-        return [text]
-    last = len(text) - WINDOW_CHARS
-    starts = [*range(0, last, WINDOW_STRIDE), last]
-    return [text[start : start + WINDOW_CHARS] for start in starts]
-
-
 class InjectionModel:
     """P(injection) for a text: the highest over its windows."""
 
-    def __init__(self, linear: LinearModel) -> None:
-        self._linear = linear
+    def __init__(self, weight: np.ndarray, bias: float) -> None:
+        self._weight = weight
+        self._bias = bias
 
     @classmethod
     def train(cls, rows: Iterable[LabelledText]) -> InjectionModel:
@@ -102,7 +91,7 @@ class InjectionModel:
         vectors (w = X^T a), so each step costs n x n, not n x 16384 — a fraction of a
         second for a few hundred examples, the same weights as the primal steps."""
         rows = list(rows)
-        x = np.stack([features(fold(clean(r.prompt))) for r in rows]).astype(np.float64)
+        x = np.stack([window_vectors(fold(clean(r.prompt)))[0] for r in rows]).astype(np.float64)
         y = np.array([r.is_injection for r in rows], dtype=np.float64)
         gram = x @ x.T
         dual = np.zeros(len(rows))
@@ -111,18 +100,12 @@ class InjectionModel:
             error = (_sigmoid(gram @ dual + bias) - y) / len(rows)
             dual -= LEARNING_RATE * (error + L2 * dual)
             bias -= LEARNING_RATE * float(error.sum())
-        weight = (x.T @ dual).astype(np.float32)
-        # As a two-label softmax model (benign, injection), so LinearModel predicts with it.
-        weights = np.stack([-weight / 2, weight / 2], axis=1)
-        return cls(LinearModel([BENIGN, INJECTION], weights, np.array([-bias / 2, bias / 2])))
+        return cls((x.T @ dual).astype(np.float32), bias)
 
     def score_folded(self, folded: str) -> float:
         """P(injection) of text already normalised with `fold(clean(text))`."""
-        best = 0.0
-        for window in windows(folded):
-            label, probability = self._linear.predict(window)
-            best = max(best, probability if label == INJECTION else 1.0 - probability)
-        return best
+        logits = window_vectors(folded) @ self._weight + self._bias
+        return float(_sigmoid(np.asarray(logits.max())))
 
     def score(self, text: str) -> float:
         return self.score_folded(fold(clean(text)))

@@ -34,14 +34,19 @@ LATIN = "abeekmhopctyxsiijdqwhglnuABEEKMHOPCTYXSIIJDQWHIaeikvoptuxycjABEZHIKMNOP
 _HOMOGLYPH_TABLE = str.maketrans(LOOKALIKES, LATIN)
 
 # Digits and symbols used as letters ("1gn0re prev10us 1nstruct10ns"), for the rules only.
-_LEET_TABLE = str.maketrans("013457@$", "oieastas")
-_LEET_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$])[\w@$]+\b")
+_LEET_CHARS = "013457@$"
+_LEET_TABLE = str.maketrans(_LEET_CHARS, "oieastas")
+_LEET_HINT = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")  # a letter beside a digit: worth a look
+_TOKEN = re.compile(r"[\w@$]+")
+_COMBINING = re.compile("[\u0300-\u036f]")
 _SPACES = re.compile(r"\s+")
 
-# A base64 span: 24+ characters of the alphabet (short words are not worth decoding).
-_BASE64_SPAN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}")
-# A hex span: 16+ byte pairs, optionally `\x`- or space-separated.
-_HEX_SPAN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[ :]?){16,}")
+# Encoded spans are whitespace-separated tokens of 24+ characters (shorter ones are not
+# worth decoding): base64 (standard or URL-safe), or hex bytes, optionally `\x`/`0x` each.
+MIN_ENCODED_CHARS = 24
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_HEX = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2})+")
+_TOKEN_EDGES = "\"'`()[]{}<>,;:.!?"
 MAX_DECODED_SPANS = 8
 
 
@@ -54,10 +59,19 @@ def clean(text: str) -> str:
 
 def fold(cleaned: str) -> str:
     """Case, diacritics, digit-for-letter swaps and whitespace folded: the text rules match."""
-    text = unicodedata.normalize("NFKD", cleaned.casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = _LEET_WORD.sub(lambda m: m.group().translate(_LEET_TABLE), text)
+    text = cleaned.casefold()
+    if not text.isascii():
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    if _LEET_HINT.search(text):
+        text = _TOKEN.sub(_unleet, text)
     return _SPACES.sub(" ", text)
+
+
+def _unleet(match: re.Match[str]) -> str:
+    token = match.group()
+    if any(c.isalpha() for c in token) and any(c in _LEET_CHARS for c in token):
+        return token.translate(_LEET_TABLE)
+    return token
 
 
 def _readable(raw: bytes) -> str | None:
@@ -74,25 +88,31 @@ def _readable(raw: bytes) -> str | None:
 def decoded_spans(text: str) -> list[str]:
     """The readable text hidden in base64 and hex spans of `text` (at most a few)."""
     found: list[str] = []
-    for match in _BASE64_SPAN.finditer(text):
-        span = match.group().rstrip("=")
-        span += "=" * (-len(span) % 4)
-        try:
-            raw = base64.b64decode(span.replace("-", "+").replace("_", "/"), validate=True)
-        except (binascii.Error, ValueError):
+    for token in text.split():
+        token = token.strip(_TOKEN_EDGES)
+        if len(token) < MIN_ENCODED_CHARS:
             continue
-        if (decoded := _readable(raw)) is not None:
+        raw = _decode_hex(token) if _HEX.fullmatch(token) else _decode_base64(token)
+        if raw is not None and (decoded := _readable(raw)) is not None:
             found.append(decoded)
-        if len(found) >= MAX_DECODED_SPANS:
-            return found
-    for match in _HEX_SPAN.finditer(text):
-        digits = re.sub(r"\\x|0x|[ :]", "", match.group())
-        try:
-            raw = bytes.fromhex(digits[: len(digits) // 2 * 2])
-        except ValueError:
-            continue
-        if (decoded := _readable(raw)) is not None:
-            found.append(decoded)
-        if len(found) >= MAX_DECODED_SPANS:
-            break
+            if len(found) >= MAX_DECODED_SPANS:
+                break
     return found
+
+
+def _decode_hex(token: str) -> bytes | None:
+    try:
+        return bytes.fromhex(token.replace("\\x", "").replace("0x", ""))
+    except ValueError:
+        return None
+
+
+def _decode_base64(token: str) -> bytes | None:
+    if not _BASE64.fullmatch(token):
+        return None
+    span = token.rstrip("=")
+    span += "=" * (-len(span) % 4)
+    try:
+        return base64.b64decode(span.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return None

@@ -20,14 +20,22 @@ class Rule:
     id: str
     name: str
     language: str  # "en", "es" or "any"
+    # Every match contains one of these substrings: a cheap test that skips the regex on
+    # most text (a prompt of 512 tokens is screened by 11 rules in tens of microseconds).
+    keywords: tuple[str, ...]
     pattern: re.Pattern[str]
 
     def matches(self, folded: str) -> bool:
+        if not any(keyword in folded for keyword in self.keywords):
+            return False
         return self.pattern.search(folded) is not None
 
 
-def _rule(rule_id: str, name: str, language: str, *alternatives: str) -> Rule:
-    return Rule(rule_id, name, language, re.compile("|".join(f"(?:{a})" for a in alternatives)))
+def _rule(
+    rule_id: str, name: str, language: str, keywords: tuple[str, ...], *alternatives: str
+) -> Rule:
+    pattern = re.compile("|".join(f"(?:{a})" for a in alternatives))
+    return Rule(rule_id, name, language, keywords, pattern)
 
 
 _EN_IGNORE = r"ignore|disregard|forget|skip|overlook|override|bypass|drop|abandon|discard"
@@ -45,6 +53,18 @@ RULES: tuple[Rule, ...] = (
         "PI-001",
         "ignore previous instructions",
         "en",
+        (
+            "ignore",
+            "disregard",
+            "forget",
+            "skip",
+            "overlook",
+            "override",
+            "bypass",
+            "drop",
+            "abandon",
+            "discard",
+        ),
         rf"\b(?:{_EN_IGNORE})\b[^.?!\n]{{0,40}}\b(?:{_EN_EARLIER})\b[^.?!\n]{{0,25}}"
         rf"\b(?:{_EN_ORDERS})\b",
         r"\b(?:ignore|disregard|forget) (?:everything|all|anything) (?:above|before|you were told)",
@@ -53,6 +73,16 @@ RULES: tuple[Rule, ...] = (
         "PI-002",
         "ignora las instrucciones anteriores",
         "es",
+        (
+            "ignor",
+            "olvid",
+            "descarta",
+            "omite",
+            "caso omiso",
+            "pasa por alto",
+            "no hagas caso",
+            "salta",
+        ),
         rf"\b(?:{_ES_IGNORE})\b[^.?!\n]{{0,40}}\b(?:{_ES_ORDERS})\b[^.?!\n]{{0,25}}"
         rf"\b(?:{_ES_EARLIER})",
         r"\b(?:ignora|olvida|olvidate de) (?:todo )?lo (?:anterior|que te (?:dijeron|han dicho))",
@@ -61,6 +91,16 @@ RULES: tuple[Rule, ...] = (
         "PI-003",
         "role hijack",
         "en",
+        (
+            "you are now",
+            "from now on",
+            "act as",
+            "pretend",
+            "roleplay",
+            "you will now act",
+            "you are no longer",
+            "your new",
+        ),
         r"\b(?:you are now|from now on,? you(?: are|'re| will be)|act as|pretend (?:to be|you are)|"
         r"roleplay as|you will now act as)\b[^.?!\n]{0,50}\b(?:unrestricted|unfiltered|uncensored|"
         r"jailbroken|evil|amoral|without (?:any )?(?:restrictions|limits|filters|rules|ethics)|"
@@ -72,6 +112,16 @@ RULES: tuple[Rule, ...] = (
         "PI-004",
         "secuestro de rol",
         "es",
+        (
+            "ahora eres",
+            "a partir de ahora",
+            "actua como",
+            "finge",
+            "haz ",
+            "comportate",
+            "ya no eres",
+            "tu nuevo",
+        ),
         r"\b(?:ahora eres|a partir de ahora(?:,)? (?:eres|seras|actuaras)|actua como|"
         r"finge (?:ser|que eres)|"
         r"haz (?:el papel )?de|comportate como)\b[^.?!\n]{0,50}\b(?:sin (?:restricciones|limites|"
@@ -83,6 +133,7 @@ RULES: tuple[Rule, ...] = (
         "PI-005",
         "system prompt exfiltration",
         "en",
+        ("your", "repeat", "print", "output", "copy"),
         r"\b(?:reveal|show|print|repeat|output|display|tell me|leak|dump|give me|write out|recite|"
         r"spell out)\b[^.?!\n]{0,30}\byour\b[^.?!\n]{0,15}\b(?:system prompt|system message|"
         r"initial (?:prompt|instructions)|hidden (?:prompt|instructions)|original (?:prompt|"
@@ -96,6 +147,7 @@ RULES: tuple[Rule, ...] = (
         "PI-006",
         "exfiltracion del prompt del sistema",
         "es",
+        ("prompt", "instrucciones", "mensaje", "repite", "imprime", "copia"),
         r"\b(?:revela|revelame|muestra|muestrame|imprime|repite|dime|ensename|filtra|escribe|"
         r"copia|cual es|cuales son)\b[^.?!\n]{0,30}\b(?:tu|tus)\b[^.?!\n]{0,15}"
         r"\b(?:prompt (?:del|de) sistema|prompt (?:inicial|original|oculto)|instrucciones "
@@ -107,6 +159,18 @@ RULES: tuple[Rule, ...] = (
         "PI-007",
         "delimiter injection",
         "any",
+        (
+            "<|",
+            "[inst]",
+            "<<sys>>",
+            "<system>",
+            "<instruction",
+            "##",
+            "===",
+            "---",
+            "end of",
+            "fin del",
+        ),
         # Chat-template tokens opening a turn, or a complete fake system block (a question
         # that only names `[INST]` or `<system>` is not an injection).
         r"<\|(?:im_start|start_header_id)\|> ?(?:system|user|assistant|developer)\b",
@@ -122,6 +186,7 @@ RULES: tuple[Rule, ...] = (
         "PI-008",
         "jailbreak persona",
         "any",
+        ("do anything now", "haz cualquier cosa ahora", "mode", "modo", "jailbr"),
         r"\bdan\b[^\n]{0,60}\b(?:do anything now|haz cualquier cosa ahora)\b",
         r"\b(?:do anything now|haz cualquier cosa ahora)\b[^\n]{0,60}\bdan\b",
         r"\b(?:enable|activate|enter|switch to|you are in|you are now in)\b (?:the )?"
@@ -134,6 +199,16 @@ RULES: tuple[Rule, ...] = (
         "PI-009",
         "safety bypass",
         "en",
+        (
+            "filter",
+            "guardrail",
+            "restriction",
+            "safeguard",
+            "safety",
+            "content policy",
+            "moderation",
+            "ethical",
+        ),
         r"\b(?:disable|turn off|bypass|deactivate|remove|ignore|switch off)\b[^.?!\n]{0,15}\byour\b"
         r"[^.?!\n]{0,20}\b(?:filters?|guardrails|restrictions|safeguards|safety|content policy|"
         r"moderation|ethical guidelines)\b",
@@ -142,6 +217,7 @@ RULES: tuple[Rule, ...] = (
         "PI-010",
         "evasion de salvaguardas",
         "es",
+        ("filtros", "restricciones", "salvaguardas", "normas", "reglas", "politicas", "limites"),
         r"\b(?:desactiva|elimina|quita|ignora|saltate|apaga|omite)\b[^.?!\n]{0,15}\btus\b"
         r"[^.?!\n]{0,20}\b(?:filtros|restricciones|salvaguardas|normas|reglas|politicas|limites)\b",
     ),
@@ -149,6 +225,20 @@ RULES: tuple[Rule, ...] = (
         "PI-011",
         "instructions hidden for the model",
         "any",
+        (
+            "note",
+            "message",
+            "instruction",
+            "if you are",
+            " this",
+            "nota",
+            "mensaje",
+            "instruccion",
+            "si eres",
+            "que lea",
+            "que procese",
+            "que resuma",
+        ),
         r"\b(?:note|message|instruction)s? (?:to|for) (?:the |any )?(?:ai|assistant|llm|language "
         r"model|chatbot)\b",
         r"\b(?:ai|llm|language model|assistant|chatbot|bot)s? (?:reading|processing|"

@@ -1,0 +1,74 @@
+"""Hashed n-gram features for the injection model, computed once per word.
+
+The same features as the request classifier's (demigod.gateway.classifier.features:
+log-scaled, L2-normalised counts of word 1-2-grams and character 3-grams, hashed into
+HASH_DIMENSIONS), but built for long text read in overlapping windows: each word's ids
+are hashed once (and cached across requests) and a window's vector is one `bincount`
+over its ids, so a 512-token prompt costs about a millisecond, not one numpy call per
+n-gram per window.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from demigod.gateway.classifier import HASH_DIMENSIONS
+
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+# Long text is read in overlapping windows of words (the highest score counts), so one
+# injected sentence in a long pasted document is not diluted by the rest.
+WINDOW_WORDS, WINDOW_STRIDE = 160, 120
+WORD_CACHE_SIZE = 65536
+
+
+def _hash(gram: str) -> int:
+    return zlib.crc32(gram.encode()) % HASH_DIMENSIONS
+
+
+@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
+def word_ids(word: str) -> tuple[int, ...]:
+    """The word's unigram id and its character 3-gram ids (`<word>` padded)."""
+    padded = f"<{word}>"
+    return (_hash(f"w:{word}"), *(_hash(f"c:{padded[i : i + 3]}") for i in range(len(padded) - 2)))
+
+
+@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
+def pair_id(first: str, second: str) -> int:
+    return _hash(f"b:{first} {second}")
+
+
+def words(folded: str) -> list[str]:
+    """The tokens of already folded text (see normalize.fold): words and punctuation."""
+    return _WORD.findall(folded)
+
+
+def window_ranges(count: int) -> list[range]:
+    """Overlapping ranges of at most WINDOW_WORDS covering `count` words."""
+    if count <= WINDOW_WORDS:
+        return [range(count)]
+    last = count - WINDOW_WORDS
+    return [range(s, s + WINDOW_WORDS) for s in [*range(0, last, WINDOW_STRIDE), last]]
+
+
+def vector(tokens: Sequence[str]) -> np.ndarray:
+    """The feature vector of `tokens` (one window)."""
+    ids: list[int] = []
+    for word in tokens:
+        ids.extend(word_ids(word))
+    ids.extend(pair_id(a, b) for a, b in itertools.pairwise(tokens))
+    counts = np.bincount(np.asarray(ids, dtype=np.intp), minlength=HASH_DIMENSIONS)
+    values = np.log1p(counts.astype(np.float32))
+    norm = float(np.linalg.norm(values))
+    return values / norm if norm else values
+
+
+def window_vectors(folded: str) -> np.ndarray:
+    """One feature vector per window of `folded` text (windows x HASH_DIMENSIONS)."""
+    tokens = words(folded)
+    return np.stack([vector(tokens[r.start : r.stop]) for r in window_ranges(len(tokens))])
