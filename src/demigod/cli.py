@@ -13,6 +13,7 @@ from rich.console import Console
 
 from demigod import __version__
 from demigod.canary.cli import canary_app
+from demigod.compliance.cli import compliance_app
 from demigod.config import ModelConfig, Settings, load_settings
 from demigod.deploy.cli import deploy_app
 from demigod.gateway.cli import gateway, worker
@@ -41,6 +42,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(waf_app, name="waf")
+app.add_typer(compliance_app, name="compliance")
 app.command("top")(top)
 app.command("worker")(worker)
 app.command("gateway")(gateway)

@@ -92,3 +92,15 @@ def test_a_killed_writer_loses_no_acknowledged_record(
     assert report.ok, report.to_dict()
     assert report.last_seq is not None and report.last_seq >= acknowledged
     assert report.sealed_through == report.last_seq
+
+
+def test_an_idle_log_is_sealed_after_checkpoint_every_seconds(
+    tmp_path: Path, signing_key: SigningKey
+) -> None:
+    log = AuditLog(tmp_path / "chain", key=signing_key, checkpoint_every_seconds=0.2).open()
+    log.submit("request", {"i": 1}).result()
+    deadline = time.monotonic() + 5
+    while log.last_checkpoint is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.last_checkpoint is not None and log.last_checkpoint.last_seq == 0
+    log.close()

@@ -1,0 +1,1 @@
+"""EU AI Act documentation inputs the system knows about itself (`demigod compliance`)."""
