@@ -49,7 +49,10 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _store(settings: Settings) -> FileCanaryStore:
-    return FileCanaryStore(settings.canary.state_file)
+    from demigod.security.audit.events import AuditedCanaryStore
+
+    # Every canary decision is also an audit record (docs/audit.md).
+    return AuditedCanaryStore(FileCanaryStore(settings.canary.state_file), settings)  # type: ignore[return-value]
 
 
 def _fail(message: str) -> typer.Exit:

@@ -52,3 +52,19 @@ def test_api_key_create_and_revoke_are_audited(tmp_path: Path) -> None:
     # The key itself (shown once) and its hash are never in the audit log.
     text = json.dumps(recorded)
     assert key["key"] not in text and "sha256" not in text
+
+
+def test_canary_decisions_are_audited(tmp_path: Path) -> None:
+    from demigod.canary.store import CanaryEvent, CanaryState, FileCanaryStore
+    from demigod.security.audit.events import AuditedCanaryStore
+
+    settings = Settings(data_dir=tmp_path)
+    store = AuditedCanaryStore(FileCanaryStore(tmp_path / "canary.json"), settings)
+    state = CanaryState("mamba", "v1", "v2", 5.0, "running", "started")
+    store.put(state, CanaryEvent("mamba", "start", 5.0, "v1", "v2", "candidate v2 at 5%"))
+    assert store.states()["mamba"].weight == 5.0  # the decision is stored as before
+    ((kind, data),) = kinds(tmp_path / "audit" / admin_node())
+    assert kind == "canary.start"
+    assert (data["model"], data["candidate"], data["weight"], data["status"]) == (
+        "mamba", "v2", 5.0, "running",
+    )  # fmt: skip

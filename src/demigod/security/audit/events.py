@@ -6,6 +6,7 @@ Each writer process has its own chain: the gateway writes `<hostname>-<port>`; t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from typing import Any
@@ -50,3 +51,36 @@ def subscribe_registry(registry: Any, settings: Settings) -> None:
         record_admin_event(settings, f"lifecycle.{event.action}", event.to_json())
 
     registry.on_event.append(hook)
+
+
+class AuditedCanaryStore:
+    """A canary store (demigod.canary.store.CanaryStore) whose every decision — start,
+    advance, hold, rollback, complete, promote, abort — is also a sealed `canary.<action>`
+    admin record, written before the decision is stored."""
+
+    def __init__(self, store: Any, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+
+    def states(self) -> Any:
+        return self._store.states()
+
+    def events(self, model: str | None = None) -> Any:
+        return self._store.events(model)
+
+    def put(self, state: Any, event: Any) -> None:
+        record_admin_event(
+            self._settings,
+            f"canary.{event.action}",
+            {**_fields(event), "status": getattr(state, "status", None)},
+        )
+        self._store.put(state, event)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return dict(vars(value))

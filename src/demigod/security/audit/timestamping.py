@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
-from asn1crypto import algos, cms, core, tsp
+from asn1crypto import algos, cms, core, tsp  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -57,7 +57,7 @@ class VerifiedTimestamp:
 
 def build_request(digest: bytes, nonce: int) -> bytes:
     """DER TimeStampReq for a sha256 `digest`, asking for the TSA's certificate."""
-    return tsp.TimeStampReq(
+    request = tsp.TimeStampReq(
         {
             "version": "v1",
             "message_imprint": tsp.MessageImprint(
@@ -69,7 +69,8 @@ def build_request(digest: bytes, nonce: int) -> bytes:
             "nonce": nonce,
             "cert_req": True,
         }
-    ).dump()
+    )
+    return bytes(request.dump())
 
 
 def token_from_response(response_der: bytes) -> bytes:
