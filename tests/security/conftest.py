@@ -32,7 +32,8 @@ def secured(
     tiny_model: Path, oidc: OIDCProvider, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """A gateway with auth required: JWTs from `oidc`, API keys from its data dir, and
-    tenants `acme` (3 requests/min) and `other` (no served model)."""
+    tenants `acme` (3 requests/min), `other` (no served model), `solo` (one request at a
+    time) and `frugal` (5 tokens/min)."""
     config = f"""
 security:
   auth: required
@@ -42,6 +43,8 @@ security:
   tenants:
     acme: {{requests_per_minute: 3}}
     other: {{models: [nothing-served]}}
+    solo: {{concurrent_requests: 1}}
+    frugal: {{tokens_per_minute: 5}}
 """
     running = start_server(
         [f"tiny={tiny_model}"],
