@@ -226,7 +226,8 @@ class OIDCConfig(BaseModel):
     leeway_seconds: int = Field(default=30, ge=0, le=300, description="clock skew for exp/nbf/iat")
     tenant_claim: str = Field(
         default="tenant",
-        description="claim naming the tenant (dotted path); else client_id/azp/sub",
+        description="claim naming the tenant (dotted path); else a tenant: scope, client_id, "
+        "azp, sub",
     )
     scope_claim: str = Field(
         default="scope",
@@ -235,6 +236,10 @@ class OIDCConfig(BaseModel):
     )
     model_scope_prefix: str = Field(
         default="model:", description="scope PREFIX+NAME allows model NAME; PREFIX+* allows all"
+    )
+    tenant_scope_prefix: str = Field(
+        default="tenant:",
+        description="without a tenant claim, a scope or role PREFIX+NAME names the tenant",
     )
     jwks_refresh_min_seconds: float = Field(
         default=30.0, ge=0, description="at most one JWKS fetch per this interval (unknown kid)"

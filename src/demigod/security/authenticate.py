@@ -144,10 +144,10 @@ class Authenticator:
         except TokenError as exc:
             raise AuthFailure(exc.reason, str(exc)) from exc
         oidc = self.security.oidc
-        tenant = tenant_of(claims, oidc.tenant_claim)
+        scopes = scopes_of(claims, oidc.scope_claim)
+        tenant = tenant_of(claims, oidc.tenant_claim, scopes, oidc.tenant_scope_prefix)
         if tenant is None:
             raise AuthFailure("missing_claim", f"no tenant claim ({oidc.tenant_claim}) in token")
-        scopes = scopes_of(claims, oidc.scope_claim)
         subject = claims.get("sub") or claims.get("client_id") or tenant
         return Principal(
             subject=str(subject),

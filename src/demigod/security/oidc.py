@@ -217,9 +217,14 @@ def scopes_of(claims: dict[str, Any], path: str) -> frozenset[str]:
     return frozenset()
 
 
-def tenant_of(claims: dict[str, Any], path: str) -> str | None:
-    """The tenant claim, else the OAuth client (client_id, azp), else the subject."""
-    for candidate in (claim(claims, path), claims.get("client_id"), claims.get("azp")):
+def tenant_of(
+    claims: dict[str, Any], path: str, scopes: frozenset[str] = frozenset(), prefix: str = ""
+) -> str | None:
+    """The tenant claim, else the one scope or role PREFIX+NAME, else the OAuth client
+    (client_id, azp), else the subject."""
+    named = sorted(s.removeprefix(prefix) for s in scopes if prefix and s.startswith(prefix))
+    from_scope = named[0] if len(named) == 1 else None
+    for candidate in (claim(claims, path), from_scope, claims.get("client_id"), claims.get("azp")):
         if isinstance(candidate, str) and candidate:
             return candidate
     subject = claims.get("sub")
