@@ -131,3 +131,29 @@ def test_unknown_models_and_bad_files_are_clear_errors(data_dir: Path, tmp_path:
     assert bad.exit_code == 1 and "not a GGUF" in bad.output
     upgraded = json.loads(cli("registry", "upgrade", "--json"))
     assert upgraded["revision"] == "0001"
+
+
+def test_demo_models_go_through_register_validate_promote(tiny_model: Path, data_dir: Path) -> None:
+    from demigod.config import load_settings
+    from demigod.lifecycle.demo import DemoModel
+    from demigod.lifecycle.pipeline import register_demo_models
+
+    # The suite's tiny model stands in for a demo build: `NAME.Q4_0.gguf`, F16 beside it.
+    demo = DemoModel("demigod-test", "code", tiny_model, build_seconds=None)
+    settings = load_settings()
+    with Registry(default_database_url(data_dir)) as registry:
+        (stable,) = register_demo_models(registry, settings, [demo])
+        assert (stable.label, stable.reference, stable.quantization) == ("v2", "v1", "Q4_0")
+        assert registry.get_model("demigod-test").categories == ["code"]
+        metrics = {e.metric for e in registry.evaluations("demigod-test", "v2")}
+        assert {"perplexity", "perplexity_delta", "kl_divergence_mean"} <= metrics
+        events = registry.events("demigod-test")
+        moved = [e for e in events if e.action == "alias.moved" and e.details["alias"] == "stable"]
+        assert len(moved) == 1
+        # Whether the toy passes the gates or not, the record says what happened.
+        assert moved[0].details["forced"] == any(
+            not gate["passed"] for gate in moved[0].details["gates"]
+        )
+        # Reuse: the stable version already is this file, nothing is redone.
+        assert register_demo_models(registry, settings, [demo]) == [stable]
+        assert len(registry.events("demigod-test")) == len(events)
