@@ -1,0 +1,185 @@
+"""lm-evaluation-harness against the product's own OpenAI endpoint (`local-completions`).
+
+The shipped task (`lm_eval_tasks/demigod_smoke/`) runs offline: its data is a JSONL file
+in the package, read by the `datasets` JSON builder with the hub switched off. The
+endpoint returns no token logprobs, so only `generate_until` tasks apply (loglikelihood
+and multiple-choice tasks need them); see docs/validation.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from demigod.lifecycle.evaluation import EvaluationResult
+
+SUITE = "lm_eval"
+DEFAULT_TASKS = ("demigod_smoke",)
+DATA_FILE = "data.jsonl"
+# Variables that keep `datasets`, `huggingface_hub` and `evaluate` off the network.
+OFFLINE_ENVIRONMENT = {
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_EVALUATE_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+class LmEvalError(RuntimeError):
+    """lm-evaluation-harness is missing, or a task could not be loaded or run."""
+
+
+def shipped_tasks_dir() -> Path:
+    """Where the tasks shipped with demigod live (one folder per task)."""
+    return Path(str(resources.files("demigod.lifecycle") / "lm_eval_tasks"))
+
+
+def shipped_task_config(name: str) -> dict[str, Any] | None:
+    """The shipped task `name` as an lm-eval task config, its data file made absolute;
+    None when no such task is shipped."""
+    folder = shipped_tasks_dir() / name
+    config_file = folder / f"{name}.yaml"
+    if not config_file.is_file():
+        return None
+    config: dict[str, Any] = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    config["dataset_kwargs"] = {"data_files": {"test": str(folder / DATA_FILE)}}
+    return config
+
+
+def run_lm_eval(
+    base_url: str,
+    model: str,
+    tasks: Sequence[str] | None,
+    *,
+    api_key: str | None = None,
+    limit: int | None = None,
+    timeout_seconds: int = 300,
+) -> list[EvaluationResult]:
+    """Run lm-eval `tasks` (None: the shipped offline task) against `model` served at
+    `base_url` (the server's root; a trailing /v1 is accepted), one request at a time.
+
+    Returns one result per task and metric (suite "lm_eval", metric "TASK/METRIC", higher
+    is better); standard errors are not returned. Tasks not shipped with demigod come from
+    lm-eval's own catalogue and their datasets must already be in the local cache: the
+    run is offline. Raises LmEvalError when lm-eval is missing or a task fails.
+    """
+    with _offline():
+        return _run(base_url, model, tasks, api_key, limit, timeout_seconds)
+
+
+def _run(
+    base_url: str,
+    model: str,
+    tasks: Sequence[str] | None,
+    api_key: str | None,
+    limit: int | None,
+    timeout_seconds: int,
+) -> list[EvaluationResult]:
+    try:
+        import lm_eval  # type: ignore[import-untyped]
+        from lm_eval.tasks import TaskManager  # type: ignore[import-untyped]
+    except ImportError as error:
+        raise LmEvalError(
+            "lm-evaluation-harness is not installed (pip install 'demigod[build]')"
+        ) from error
+    names = list(tasks) if tasks else list(DEFAULT_TASKS)
+    shipped = {name: shipped_task_config(name) for name in names}
+    task_specs: list[str | dict[str, Any]] = [shipped[name] or name for name in names]
+    root = base_url.rstrip("/").removesuffix("/v1")
+    model_args: dict[str, Any] = {
+        "base_url": f"{root}/v1/completions",
+        "model": model,
+        "tokenizer_backend": "none",  # no tokenizer download; prompts go as text
+        "tokenized_requests": False,
+        "num_concurrent": 1,
+        "max_retries": 2,
+        "timeout": timeout_seconds,
+    }
+    if api_key:
+        model_args["header"] = {"Authorization": f"Bearer {api_key}"}
+    task_manager = TaskManager(include_defaults=not all(shipped.values()))
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    try:
+        output = lm_eval.simple_evaluate(
+            model="local-completions",
+            model_args=model_args,
+            tasks=task_specs,
+            task_manager=task_manager,
+            limit=limit,
+            log_samples=False,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
+    except Exception as error:
+        raise LmEvalError(f"lm-eval run of {', '.join(names)} failed: {error}") from error
+    if not output or "results" not in output:
+        raise LmEvalError(f"lm-eval returned no results for {', '.join(names)}")
+    return _results(output["results"], _tool_versions())
+
+
+def _results(
+    results: dict[str, dict[str, Any]], versions: dict[str, str]
+) -> list[EvaluationResult]:
+    found: list[EvaluationResult] = []
+    for task, metrics in sorted(results.items()):
+        for key, value in sorted(metrics.items()):
+            metric, _, filter_name = key.partition(",")
+            if metric.endswith("_stderr") or not isinstance(value, int | float):
+                continue
+            if metric == "alias" or isinstance(value, bool):
+                continue
+            name = f"{task}/{metric}" + (
+                f"/{filter_name}" if filter_name not in ("", "none") else ""
+            )
+            found.append(EvaluationResult(SUITE, name, float(value), None, None, dict(versions)))
+    return found
+
+
+@contextmanager
+def _offline() -> Iterator[None]:
+    """Hub and datasets offline for the run, as they were afterwards (a later `pull` in
+    the same process must still reach the hub)."""
+    saved_env = {name: os.environ.get(name) for name in OFFLINE_ENVIRONMENT}
+    os.environ.update(OFFLINE_ENVIRONMENT)
+    # The libraries read these at import time: set the constants too.
+    patched: list[tuple[Any, str, Any]] = []
+    for module_name, attribute in (
+        ("datasets.config", "HF_DATASETS_OFFLINE"),
+        ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        patched.append((module, attribute, getattr(module, attribute, None)))
+        setattr(module, attribute, True)
+    try:
+        yield
+    finally:
+        for module, attribute, value in patched:
+            setattr(module, attribute, value)
+        for name, previous in saved_env.items():
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
+
+
+def _tool_versions() -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for package in ("lm_eval", "datasets", "demigod"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
