@@ -7,10 +7,11 @@ invalid, failed. The response is held until the record is durable; if it cannot 
 written, the client gets a 503 instead (fail closed: no unaudited answers).
 
 What the record says comes from `scope["state"]`, which the request path fills in:
-`request_id`, `principal` (who: subject, tenant, auth method), `admission` (each admission
-step's verdict: auth, quota, screen), `model` and `route_decision` (what the router chose)
-and `audit_extra` (a dict merged into the record's data) — all optional. For refusals the
-OpenAI error's `code` and `type` (the auth reason, the WAF rule, the limit) are recorded.
+`request_id`, `principal` (who: subject, tenant, auth method), `admission` (each
+admission step's verdict: auth, quota, screen), `waf_verdict` (the screen's rules and
+scores), `model` and `route_decision` (what the router chose) and `audit_extra` (a dict
+merged into the record's data) — all optional. For refusals the OpenAI error's `code`,
+`type` and `param` are recorded too (never its message, which may quote the request).
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class AuditMiddleware:
             "category": getattr(decision, "category", None),
             "route_reason": getattr(decision, "reason", None),
             "verdicts": plain(getattr(admission, "verdicts", None)) or {},
+            "waf": plain(state.get("waf_verdict")),  # rule ids, scores, rule set version
             "request_sha256": request_sha256,
             "request_bytes": read["bytes"],
             "received": format_time(received),
