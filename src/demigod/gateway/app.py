@@ -36,6 +36,7 @@ from demigod.gateway.versions import (
     split_pinned,
     split_versions,
 )
+from demigod.lifecycle.hemlock import load_suite
 from demigod.mesh import Mesh, ServedModel
 from demigod.observability.energy import EnergyMeter, host_energy_sources
 from demigod.observability.gpu import GpuCollector
@@ -132,7 +133,7 @@ def create_app(
         metrics.watch(gpu)
     tracing = Tracing(observability.otlp_endpoint)
     runner = CompletionRunner(metrics, energy, tracing, log_content=observability.log_content)
-    prober = DeepProber(metrics)
+    prober = DeepProber(metrics, load_suite(settings.lifecycle.hemlock_suite).probe_cases())
     state: dict[str, object] = {}
     upstream_configs = settings.upstreams if upstreams is None else upstreams
     remote = Upstreams(upstream_configs, settings.gateway, metrics) if upstream_configs else None
@@ -479,7 +480,8 @@ def create_app(
 
     @app.get("/healthz/deep", tags=["health"])
     async def healthz_deep() -> JSONResponse:
-        """Runs a short greedy generation through every model and checks it produced tokens."""
+        """Runs a short greedy generation through every model and checks it produced tokens,
+        then the Hemlock `probe: true` cases (lifecycle.hemlock_suite) and their checks."""
         results: dict[str, str] = {}
         for served in mesh().models.values():
             results[served.name] = await prober.probe(served)

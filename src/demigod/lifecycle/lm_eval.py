@@ -33,6 +33,10 @@ OFFLINE_ENVIRONMENT = {
 }
 
 
+# Entries of lm-eval's per-task results that are bookkeeping, not scores.
+_NOT_SCORES = frozenset({"alias", "sample_len", "sample_count", "samples"})
+
+
 class LmEvalError(RuntimeError):
     """lm-evaluation-harness is missing, or a task could not be loaded or run."""
 
@@ -136,7 +140,7 @@ def _results(
             metric, _, filter_name = key.partition(",")
             if metric.endswith("_stderr") or not isinstance(value, int | float):
                 continue
-            if metric == "alias" or isinstance(value, bool):
+            if metric in _NOT_SCORES or isinstance(value, bool):
                 continue
             name = f"{task}/{metric}" + (
                 f"/{filter_name}" if filter_name not in ("", "none") else ""
