@@ -134,6 +134,9 @@ class JWTVerifier:
         self.config = config
         self.issuer = config.issuer
         self.jwks = jwks
+        # Parsed keys by (kid, alg), each with the JWK it came from: parsing a JWK costs
+        # as much as verifying a signature, so it happens once per key, not per request.
+        self._parsed: dict[tuple[str | None, str], tuple[dict[str, Any], PyJWK]] = {}
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims. Raises TokenError with the reason it is refused."""
@@ -162,10 +165,7 @@ class JWTVerifier:
             raise TokenError(
                 "key_mismatch", f"key {kid!r} is for {jwk.get('alg')}, not {algorithm}"
             )
-        try:
-            key = PyJWK(jwk, algorithm=algorithm)
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise TokenError("key_mismatch", f"key {kid!r} cannot verify {algorithm}") from exc
+        key = self._parse(kid, algorithm, jwk)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -195,6 +195,17 @@ class JWTVerifier:
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise TokenError("invalid_token", f"the token is invalid: {exc}") from exc
         return claims
+
+    def _parse(self, kid: str | None, algorithm: str, jwk: dict[str, Any]) -> PyJWK:
+        cached = self._parsed.get((kid, algorithm))
+        if cached is not None and cached[0] is jwk:
+            return cached[1]
+        try:
+            key = PyJWK(jwk, algorithm=algorithm)
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise TokenError("key_mismatch", f"key {kid!r} cannot verify {algorithm}") from exc
+        self._parsed[(kid, algorithm)] = (jwk, key)
+        return key
 
 
 def claim(claims: dict[str, Any], path: str) -> Any:
