@@ -69,8 +69,10 @@ def open_registry(settings: Settings) -> Registry:
 def _errors() -> tuple[type[Exception], ...]:
     from demigod.lifecycle.artefacts import ArtefactError
     from demigod.lifecycle.convert import ConversionError
+    from demigod.lifecycle.hemlock import HemlockError
     from demigod.lifecycle.pull import PullError
     from demigod.lifecycle.quantize import QuantizationError
+    from demigod.lifecycle.snapshots import SnapshotError
     from demigod.lifecycle.toolkit import ToolkitError
     from demigod.registry import RegistryError
 
@@ -81,6 +83,8 @@ def _errors() -> tuple[type[Exception], ...]:
         QuantizationError,
         ToolkitError,
         PullError,
+        SnapshotError,
+        HemlockError,
         ValueError,
         OSError,
     )

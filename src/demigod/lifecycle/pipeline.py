@@ -174,6 +174,7 @@ class ValidationReport:
     results: list[EvaluationResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    hemlock_failures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -192,6 +193,7 @@ class ValidationReport:
             ],
             "skipped": self.skipped,
             "seconds": self.seconds,
+            "hemlock_failures": self.hemlock_failures,
         }
 
 
@@ -239,13 +241,15 @@ def validate(
                 progress("Hemlock suite")
                 started = time.perf_counter()
                 module = modules["hemlock"]
-                suite = (
-                    module.load_suite(config.hemlock_suite)
-                    if config.hemlock_suite
-                    else module.load_suite(None)
-                )
+                suite = module.load_suite(config.hemlock_suite)  # None: the shipped suite
                 hemlock_report = asyncio.run(module.run_suite(suite, base_url, name))
-                report.results += list(hemlock_report.results())
+                report.results += list(
+                    hemlock_report.results(min_pass_rate=config.gates.min_hemlock_pass_rate)
+                )
+                report.hemlock_failures = [
+                    {"id": case.id, "failures": case.failures, "error": case.error}
+                    for case in hemlock_report.failed
+                ]
                 report.seconds["hemlock"] = round(time.perf_counter() - started, 2)
             if "lm_eval" in modules:
                 progress("lm-evaluation-harness")
@@ -255,7 +259,10 @@ def validate(
                 )
                 report.seconds["lm_eval"] = round(time.perf_counter() - started, 2)
     registry.record_evaluations(
-        name, target.label, report.results, details={"skipped": report.skipped}
+        name,
+        target.label,
+        report.results,
+        details={"skipped": report.skipped, "hemlock_failures": report.hemlock_failures},
     )
     return report
 
@@ -295,7 +302,12 @@ def _served(settings: Settings, name: str, gguf: Path) -> Iterator[str]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="demigod-validate-") as scratch:
         log = Path(scratch) / "server.log"
-        env = {**os.environ, "DEMIGOD_DATA_DIR": str(Path(scratch) / "data")}
+        env = {
+            **os.environ,
+            "DEMIGOD_DATA_DIR": str(Path(scratch) / "data"),
+            # A private loopback server for the suites: no tenants, no keys.
+            "DEMIGOD_SECURITY__AUTH": "off",
+        }
         if settings.engine.n_threads is not None:
             env["DEMIGOD_ENGINE__N_THREADS"] = str(settings.engine.n_threads)
         with log.open("wb") as sink:

@@ -18,7 +18,7 @@ from demigod.lifecycle.artefacts import (
     store_path,
     verify,
 )
-from demigod.lifecycle.pipeline import _step_module
+from demigod.lifecycle.snapshots import SnapshotStore
 from demigod.registry import READY, RETIRED, Registry, RegistryError, VersionInfo
 
 
@@ -133,10 +133,8 @@ def restore(
     )
 
 
-def _snapshot_store(settings: Settings) -> Any:
-    module = _step_module("snapshots", "snapshots (retire/restore)")
-    config = getattr(settings, "snapshots", None)
-    return module.SnapshotStore(config)
+def _snapshot_store(settings: Settings) -> SnapshotStore:
+    return SnapshotStore(settings.snapshots)
 
 
 def _delete(path: Path) -> None:
