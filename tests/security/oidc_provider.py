@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ def ensure_node_modules() -> str:
     node = require_binary("node")
     if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         npm = require_binary("npm")
-        with (OIDC_DIR / ".npm-ci.lock").open("a") as lock:
+        # One npm ci at a time (pytest-xdist workers, two checkouts); the lock lives in /tmp.
+        with (Path(tempfile.gettempdir()) / "demigod-oidc-npm-ci.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
                 subprocess.run(
