@@ -413,7 +413,7 @@ class WafConfig(BaseModel):
         default_factory=dict, description="per-tenant action, overriding default_action"
     )
     threshold: float = Field(
-        default=0.8,
+        default=0.7,
         ge=0,
         le=1,
         description="model score that counts as an injection (chosen at <= 2 % false positives)",

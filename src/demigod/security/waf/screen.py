@@ -7,6 +7,7 @@ pasted document) and the base64/hex spans decoded from it, and returns one `Verd
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ from demigod.security.waf.rules import RULES, RULESET_VERSION, Rule, match_rules
 DEFAULT_THRESHOLD: float = WafConfig.model_fields["threshold"].default
 # Text beyond this many characters per segment is not read (bounded cost per request).
 DEFAULT_MAX_CHARS: int = WafConfig.model_fields["max_chars"].default
+# The model scores only text of at least this many words: on a file name or a two-word
+# fragment a few hashed n-grams decide alone (the rules still read everything).
+MIN_MODEL_WORDS = 5
+_WORDS = re.compile(r"[^\W\d_]{2,}")
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ class PromptScreen:
                 if matched:
                     rules += [rule for rule in matched if rule not in rules]
                     sources.append(source)
+                if len(_WORDS.findall(folded)) < MIN_MODEL_WORDS:
+                    continue  # a fragment: too few n-grams for the model to be trusted
                 score = model.score_folded(folded)
                 if score > best_score:
                     best_score, best_source = score, source
