@@ -171,7 +171,7 @@ def _falcon_h1(hf_dir: Path, toolkit: Path) -> None:
         mamba_d_conv=4,
         mamba_expand=2,
         max_position_embeddings=4096,
-        tie_word_embeddings=False,
+        tie_word_embeddings=True,  # as Falcon-H1-0.5B; halves the 50K-row weights
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.eos_token_id,
