@@ -76,53 +76,47 @@ def test_llama_cpp_family_converts_loads_generates(
 
 
 def test_zamba2_runs_on_the_transformers_engine(family_models: FamilyModels) -> None:
-    """Greedy decoding through the engine's own cache loop equals transformers' generate;
-    a seed reproduces a sampled reply; a stop string cuts it."""
+    """Seeded sampling through the engine's cached decoding draws the same tokens as a
+    reference that re-reads the whole sequence every step (any cache error changes the
+    probabilities, hence the draws); a seed reproduces a reply; a stop string cuts it."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from demigod.engines.transformers_engine import TransformersEngine
 
     hf_dir = family_models.hf("zamba2")
     assert detect(hf_dir).backend == "transformers"
     config = EngineConfig(n_threads=1, n_ctx=512)
+    sampled = SamplingParams(max_tokens=12, temperature=1.0, seed=5, ignore_eos=True)
 
-    async def run() -> tuple[list[int], tuple[str, int, str], list[tuple[str, int, str]]]:
+    async def run(params: SamplingParams) -> tuple[list[int], list[tuple[str, int, str]]]:
         engine = TransformersEngine("zamba2", hf_dir, config)
         try:
             prompt = engine.tokenize("The os module")
-            greedy = SamplingParams(max_tokens=12, temperature=0.0, ignore_eos=True)
-            text, count, finish = await generate(engine, "The os module", greedy)
-            seeded = SamplingParams(max_tokens=12, temperature=0.9, top_p=0.9, seed=5)
-            sampled = [await generate(engine, "The os module", seeded) for _ in range(2)]
-            return prompt, (text, count, finish), sampled
+            return prompt, [await generate(engine, "The os module", params) for _ in range(2)]
         finally:
             await engine.close()
 
-    prompt, (text, count, finish), sampled = asyncio.run(run())
+    prompt, replies = asyncio.run(run(sampled))
+    assert replies[0] == replies[1]  # the seed reproduces the reply
+    text, count, finish = replies[0]
     assert (count, finish) == (12, "length")
-    assert sampled[0] == sampled[1]
 
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    generator = torch.Generator().manual_seed(5)
+    ids = list(prompt)
     with torch.no_grad():
-        expected = model.generate(
-            torch.tensor([prompt]), max_new_tokens=12, min_new_tokens=12, do_sample=False
-        )[0, len(prompt) :]
-    from transformers import AutoTokenizer
+        for _ in range(12):  # no cache: the full sequence every step
+            logits = model(torch.tensor([ids])).logits[0, -1].float()
+            logits[tokenizer.eos_token_id] = float("-inf")
+            ids.append(int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)))
+    assert text == tokenizer.decode(ids[len(prompt) :])
 
-    assert text == AutoTokenizer.from_pretrained(hf_dir).decode(expected)
-
-    async def stopped() -> tuple[str, int, str]:
-        engine = TransformersEngine("zamba2", hf_dir, config)
-        try:
-            stop = text[3:6]
-            params = SamplingParams(max_tokens=12, temperature=0.0, ignore_eos=True, stop=(stop,))
-            return await generate(engine, "The os module", params)
-        finally:
-            await engine.close()
-
-    cut, _, reason = asyncio.run(stopped())
-    assert reason == "stop" and cut == text[: text.index(text[3:6])]
+    stop = text[3:6]
+    params = SamplingParams(max_tokens=12, temperature=1.0, seed=5, ignore_eos=True, stop=(stop,))
+    _, cut = asyncio.run(run(params))
+    assert cut[0][2] == "stop" and cut[0][0] == text[: text.index(stop)]
 
 
 def test_transformers_engine_refuses_a_gguf_path(tmp_path: Path) -> None:

@@ -159,18 +159,18 @@ class TransformersEngine:
 class _Sequence:
     request: GenerationRequest
     context: JobContext
-    pending: list[int]  # tokens to feed next: the prompt, then the last sample
+    tokens: list[int]  # prompt + sampled so far
     stops: StopMatcher
     generator: torch.Generator
-    position: int = 0
+    position: int = 0  # tokens of `tokens` the cache holds
     cache: Any = None
     generated: list[int] | None = None
     shown: str = ""  # decoded text already handed to the stop matcher
 
 
 class _TransformersDecoder:
-    """`BatchExecutor` for one slot: each `step` feeds the pending tokens through the model
-    with its cache and samples one token."""
+    """`BatchExecutor` for one slot: each `step` feeds the tokens the cache has not seen
+    through the model and samples one token."""
 
     def __init__(
         self,
@@ -197,7 +197,7 @@ class _TransformersDecoder:
         self._sequence = _Sequence(
             request=work,
             context=context,
-            pending=list(work.prompt_tokens),
+            tokens=list(work.prompt_tokens),
             stops=StopMatcher(work.sampling.stop),
             generator=generator,
             generated=[],
@@ -207,22 +207,26 @@ class _TransformersDecoder:
         sequence = self._sequence
         if sequence is None:
             return []
-        tokens = torch.tensor([sequence.pending], dtype=torch.long, device=self._device)
-        positions = torch.arange(
-            sequence.position, sequence.position + len(sequence.pending), device=self._device
-        )
+        # The model's own prepare_inputs_for_generation, as generate() calls it: it builds
+        # the cache hybrids need (Falcon-H1, Zamba2) and keeps only the unread tokens.
+        ids = torch.tensor([sequence.tokens], dtype=torch.long, device=self._device)
+        unread = torch.arange(sequence.position, len(sequence.tokens), device=self._device)
         try:
             with torch.no_grad():
-                output = self._model(
-                    input_ids=tokens,
+                inputs = self._model.prepare_inputs_for_generation(
+                    ids,
                     past_key_values=sequence.cache,
+                    attention_mask=torch.ones_like(ids),
+                    cache_position=unread,
                     use_cache=True,
-                    cache_position=positions,
                 )
+                output = self._model(**inputs, return_dict=True)
         except RuntimeError as error:
             raise EngineError(f"model {self._name!r}: forward pass failed: {error}") from error
+        if output.past_key_values is None:
+            raise EngineError(f"model {self._name!r}: the model returned no cache")
         sequence.cache = output.past_key_values
-        sequence.position += len(sequence.pending)
+        sequence.position = len(sequence.tokens)
         logits = output.logits[0, -1].float().cpu()
         return [0] if self._sample(sequence, logits) else []
 
@@ -272,7 +276,7 @@ class _TransformersDecoder:
             return True
         if visible:
             self._emit(sequence, visible, None)
-        sequence.pending = [token]
+        sequence.tokens.append(token)
         return False
 
     def _emit(self, sequence: _Sequence, text: str, finish: Any) -> None:
