@@ -172,3 +172,25 @@ def test_conversion_files_prefers_safetensors_and_keeps_tokenizers() -> None:
         "tokenizer.model",
     ]
     assert "pytorch_model.bin" in conversion_files(["config.json", "pytorch_model.bin"])
+    # Names from a listing that would land outside the model folder are dropped.
+    assert conversion_files(["config.json", "../../etc/config.json", "/abs/tokenizer.json"]) == [
+        "config.json"
+    ]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_pulled_from_the_hub_converts_and_loads(
+    hub: tuple[HubServer, HubRepo, str, str], tmp_path: Path, toolkit: Path
+) -> None:
+    import llama_cpp
+
+    from demigod.lifecycle.convert import convert_hf_to_gguf
+
+    server, _, _, _ = hub
+    pulled = pull(REPO_ID, tmp_path / "store", endpoint=server.url)
+    gguf = convert_hf_to_gguf(pulled.path, tmp_path / "tiny.F16.gguf", toolkit)
+    model = llama_cpp.Llama(model_path=str(gguf), n_ctx=64, n_threads=1, verbose=False)
+    try:
+        assert model.n_vocab() == 50280 and model.tokenize(b"hello")
+    finally:
+        model.close()

@@ -129,7 +129,8 @@ def conversion_files(files: Iterable[str]) -> list[str]:
     PyTorch `.bin` weights are taken only when there are no safetensors (a repo often
     carries both, and the converter needs one).
     """
-    names = list(files)
+    # A name that climbs out of the folder (a hostile listing) is never a checkpoint file.
+    names = [name for name in files if _is_safe_relative(name)]
     chosen = _matching(names, CONVERSION_PATTERNS)
     if not _matching(names, SAFETENSORS_PATTERNS):
         chosen |= _matching(names, PYTORCH_PATTERNS)
@@ -150,6 +151,11 @@ def read_pulled(folder: Path) -> PulledModel | None:
         files=tuple(manifest["files"]),
         sha256=dict(manifest["sha256"]),
     )
+
+
+def _is_safe_relative(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and ".." not in parts and "\\" not in name
 
 
 def _matching(names: Iterable[str], patterns: Iterable[str]) -> set[str]:
