@@ -18,6 +18,8 @@ from tests.engines.test_state_cache import (
     settled,
 )
 
+pytestmark = pytest.mark.slow  # builds, converts and quantizes tiny models
+
 
 @pytest.mark.parametrize("name", ["mamba2", "rwkv7", "jamba", "falcon-h1", "granite-hybrid"])
 def test_restored_state_continues_like_a_reprefill(

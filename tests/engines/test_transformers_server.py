@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import FamilyModels, Server, start_server, stop_server
 
+pytestmark = pytest.mark.slow  # builds, converts and quantizes tiny models
+
 TRANSFORMERS_START = 180.0
 
 

@@ -14,6 +14,8 @@ from demigod.lifecycle.architectures import detect, family
 from demigod.lifecycle.state_size import sequence_state_bytes
 from tests.conftest import FamilyModels
 
+pytestmark = pytest.mark.slow  # builds, converts and quantizes tiny models
+
 # family -> llama.cpp's general.architecture of the converted GGUF
 LLAMA_CPP_FAMILIES = {
     "mamba": "mamba",
@@ -119,8 +121,23 @@ def test_zamba2_runs_on_the_transformers_engine(family_models: FamilyModels) -> 
     assert cut[0][2] == "stop" and cut[0][0] == text[: text.index(stop)]
 
 
-def test_transformers_engine_refuses_a_gguf_path(tmp_path: Path) -> None:
+def test_transformers_engine_refuses_bad_input(family_models: FamilyModels, tmp_path: Path) -> None:
+    from demigod.engines.base import ContextOverflowError
     from demigod.engines.transformers_engine import TransformersEngine
 
     with pytest.raises(FileNotFoundError, match="not a Hugging Face checkpoint folder"):
         TransformersEngine("x", tmp_path, EngineConfig())
+
+    async def refusals() -> None:
+        engine = TransformersEngine("zamba2", family_models.hf("zamba2"), EngineConfig(n_ctx=64))
+        try:
+            assert engine.info.n_ctx == 64 and engine.health()
+            with pytest.raises(ContextOverflowError):
+                engine.generate(GenerationRequest([1] * 60, SamplingParams(max_tokens=8)))
+            with pytest.raises(ValueError, match="at least one token"):
+                engine.generate(GenerationRequest([], SamplingParams(max_tokens=8)))
+        finally:
+            await engine.close()
+        assert not engine.health()
+
+    asyncio.run(refusals())
