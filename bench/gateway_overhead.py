@@ -10,8 +10,11 @@ Run: .venv/bin/python bench/gateway_overhead.py [--seconds 10] [--connections 64
   Its own ceiling is measured too (row `upstream direct`).
 - Load comes from `wrk` (Debian package): one connection for latency (p50, p99), then
   `--connections` connections for requests/s.
-- `demigod gateway --upstream fake=URL --workers N` for N = 1, 2: routing (policy) and
-  metrics on, as shipped; auth is not in this build.
+- `demigod gateway --upstream fake=URL --workers N` for N = 1, 2, three ways:
+  `gateway all on` as shipped: API-key auth (a key made with `demigod keys create`),
+  quota, WAF screen, routing policy, Prometheus metrics, audit log (fsync per group
+  commit); `gateway auth`: the same without the WAF screen and the audit log (the
+  issue's "auth, metrics and routing on"); `gateway bare`: auth off too.
 - LiteLLM proxy `--num_workers N` for N = 1, 2, installed with pip into
   `<workdir>/litellm-venv` on first run, configured with the same upstream, no database.
 
@@ -115,11 +118,14 @@ class Row:
     connections: int
 
 
-WRK_SCRIPT = f"""
-wrk.method = "POST"
-wrk.body = {json.dumps(REQUEST_BODY)}
-wrk.headers["Content-Type"] = "application/json"
-"""
+def wrk_script(api_key: str | None = None) -> str:
+    script = (
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(REQUEST_BODY)}\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    if api_key:
+        script += f'wrk.headers["Authorization"] = "Bearer {api_key}"\n'
+    return script
 
 
 def _ms(value: str) -> float:
@@ -148,8 +154,8 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[float, 
     out = done.stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"errors under load against {url}:\n{out}")
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return p50, p99, rps
 
@@ -160,7 +166,7 @@ def measure(name: str, processes: int, url: str, args: argparse.Namespace, scrip
     _, _, rps = wrk(url, args.connections, args.seconds, script)
     row = Row(name, processes, round(p50, 3), round(p99, 3), round(rps, 1), args.connections)
     print(
-        f"{row.target:<18} {row.processes:>5} {row.p50_ms_1conn:>10.3f} "
+        f"{row.target:<24} {row.processes:>5} {row.p50_ms_1conn:>10.3f} "
         f"{row.p99_ms_1conn:>10.3f} {row.rps:>10.1f}",
         flush=True,
     )
@@ -226,7 +232,34 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     script = logs / "post.lua"
-    script.write_text(WRK_SCRIPT)
+    script.write_text(wrk_script())
+    data_dir = logs / "data"
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demigod",
+            "keys",
+            "create",
+            "--tenant",
+            "bench",
+            "--name",
+            "gateway-bench",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DEMIGOD_DATA_DIR": str(data_dir)},
+    )
+    authed_script = logs / "post-auth.lua"
+    authed_script.write_text(wrk_script(json.loads(created.stdout)["key"]))
+    lean = {"DEMIGOD_AUDIT__ENABLED": "false", "DEMIGOD_WAF__ENABLED": "false"}
+    variants = {
+        "gateway all on": ({}, authed_script),
+        "gateway auth": (lean, authed_script),
+        "gateway bare": ({"DEMIGOD_SECURITY__AUTH": "off", **lean}, script),
+    }
     rows: list[Row] = []
     upstream_port = free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
@@ -235,34 +268,35 @@ def main() -> None:
         f"{upstream_url}/readyz",
         logs / "upstream.log",
     )
-    print(f"{'target':<18} {'procs':>5} {'p50 ms c1':>10} {'p99 ms c1':>10} {'req/s':>10}")
+    print(f"{'target':<24} {'procs':>5} {'p50 ms c1':>10} {'p99 ms c1':>10} {'req/s':>10}")
     try:
         path = "/v1/chat/completions"
         rows.append(measure("upstream direct", 1, upstream_url + path, args, script))
-        for workers in (1, 2):
-            port = free_port()
-            gateway = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "demigod",
-                    "gateway",
-                    "--port",
-                    str(port),
-                    "--upstream",
-                    f"{MODEL}={upstream_url}",
-                    "--workers",
-                    str(workers),
-                ],
-                f"http://127.0.0.1:{port}/readyz",
-                logs / f"gateway-{workers}.log",
-                env={"DEMIGOD_LOG_LEVEL": "WARNING"},
-            )
-            try:
-                url = f"http://127.0.0.1:{port}{path}"
-                rows.append(measure("demigod gateway", workers, url, args, script))
-            finally:
-                stop(gateway)
+        for name, (env, lua) in variants.items():
+            for workers in (1, 2):
+                port = free_port()
+                gateway = start(
+                    [
+                        sys.executable,
+                        "-m",
+                        "demigod",
+                        "gateway",
+                        "--port",
+                        str(port),
+                        "--upstream",
+                        f"{MODEL}={upstream_url}",
+                        "--workers",
+                        str(workers),
+                    ],
+                    f"http://127.0.0.1:{port}/readyz",
+                    logs / f"gateway-{workers}.log",
+                    env={"DEMIGOD_LOG_LEVEL": "WARNING", "DEMIGOD_DATA_DIR": str(data_dir), **env},
+                )
+                try:
+                    url = f"http://127.0.0.1:{port}{path}"
+                    rows.append(measure(name, workers, url, args, lua))
+                finally:
+                    stop(gateway)
         if not args.skip_litellm:
             binary = litellm_binary(args.workdir)
             config = logs / "litellm.yaml"
@@ -305,14 +339,17 @@ def main() -> None:
         "rows": [asdict(row) for row in rows],
     }
     direct = rows[0]
-    gateways = {row.processes: row for row in rows if row.target == "demigod gateway"}
     litellms = {row.processes: row for row in rows if row.target == "litellm proxy"}
-    summary["gateway_added_p50_ms"] = round(gateways[1].p50_ms_1conn - direct.p50_ms_1conn, 3)
-    summary["gateway_vs_litellm_rps"] = {
-        n: round(gateways[n].rps / litellms[n].rps, 1) for n in litellms if n in gateways
-    }
     if litellms:
         summary["litellm_added_p50_ms"] = round(litellms[1].p50_ms_1conn - direct.p50_ms_1conn, 3)
+    for name in variants:
+        gateways = {row.processes: row for row in rows if row.target == name}
+        summary[name] = {
+            "added_p50_ms": round(gateways[1].p50_ms_1conn - direct.p50_ms_1conn, 3),
+            "rps_vs_litellm": {
+                n: round(gateways[n].rps / litellms[n].rps, 1) for n in litellms if n in gateways
+            },
+        }
     print(json.dumps(summary))
 
 

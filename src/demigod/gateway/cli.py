@@ -160,6 +160,13 @@ def gateway_app_from_handoff() -> FastAPI:
     """The app of one `--workers` process, from the settings its parent resolved."""
     from demigod.observability.logging import configure_logging
 
+    from demigod.security.audit.store import default_node
+
     settings = Settings.model_validate_json(os.environ[SETTINGS_HANDOFF_ENV])
+    if settings.audit.node is None:  # one audit chain per process: each locks its own
+        node = f"{default_node(settings)}-pid{os.getpid()}"
+        settings = settings.model_copy(
+            update={"audit": settings.audit.model_copy(update={"node": node})}
+        )
     configure_logging(settings.log_level, settings.log_json)
     return gateway_app(settings)
