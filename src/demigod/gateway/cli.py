@@ -159,7 +159,6 @@ def gateway_app(settings: Settings) -> FastAPI:
 def gateway_app_from_handoff() -> FastAPI:
     """The app of one `--workers` process, from the settings its parent resolved."""
     from demigod.observability.logging import configure_logging
-
     from demigod.security.audit.store import default_node
 
     settings = Settings.model_validate_json(os.environ[SETTINGS_HANDOFF_ENV])
