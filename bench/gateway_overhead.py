@@ -16,7 +16,8 @@ Run: .venv/bin/python bench/gateway_overhead.py [--seconds 10] [--connections 64
   commit); `gateway auth`: the same without the WAF screen and the audit log (the
   issue's "auth, metrics and routing on"); `gateway bare`: auth off too.
 - LiteLLM proxy `--num_workers N` for N = 1, 2, installed with pip into
-  `<workdir>/litellm-venv` on first run, configured with the same upstream, no database.
+  `<workdir>/litellm-venv` on first run, configured with the same upstream, no database,
+  a master key (it refuses to start without one) sent as the bearer token.
 
 Prints a table and one JSON line. Never run by the test suite.
 """
@@ -40,6 +41,9 @@ from pathlib import Path
 from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
 
 MODEL = "fake"
+# LiteLLM refuses to start without a master key; with one and no database it checks the
+# bearer token against it (its cheapest auth, comparable to the gateway's API key).
+LITELLM_MASTER_KEY = "sk-gateway-bench-0123456789abcdef0123456789abcdef"
 START_TIMEOUT = 120.0
 REQUEST_BODY = json.dumps(
     {
@@ -222,6 +226,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--skip-gateway", action="store_true")
     parser.add_argument("--fake-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_upstream:
@@ -272,7 +277,7 @@ def main() -> None:
     try:
         path = "/v1/chat/completions"
         rows.append(measure("upstream direct", 1, upstream_url + path, args, script))
-        for name, (env, lua) in variants.items():
+        for name, (env, lua) in {} if args.skip_gateway else variants.items():
             for workers in (1, 2):
                 port = free_port()
                 gateway = start(
@@ -305,7 +310,10 @@ def main() -> None:
                 f"      model: openai/{MODEL}\n      api_base: {upstream_url}/v1\n"
                 "      api_key: fake\n"
                 "litellm_settings:\n  telemetry: false\n"
+                f"general_settings:\n  master_key: {LITELLM_MASTER_KEY}\n"
             )
+            litellm_script = logs / "post-litellm.lua"
+            litellm_script.write_text(wrk_script(LITELLM_MASTER_KEY))
             for workers in (1, 2):
                 port = free_port()
                 proxy = start(
@@ -326,7 +334,7 @@ def main() -> None:
                 )
                 try:
                     url = f"http://127.0.0.1:{port}{path}"
-                    rows.append(measure("litellm proxy", workers, url, args, script))
+                    rows.append(measure("litellm proxy", workers, url, args, litellm_script))
                 finally:
                     stop(proxy)
     finally:
@@ -342,7 +350,7 @@ def main() -> None:
     litellms = {row.processes: row for row in rows if row.target == "litellm proxy"}
     if litellms:
         summary["litellm_added_p50_ms"] = round(litellms[1].p50_ms_1conn - direct.p50_ms_1conn, 3)
-    for name in variants:
+    for name in [] if args.skip_gateway else variants:
         gateways = {row.processes: row for row in rows if row.target == name}
         summary[name] = {
             "added_p50_ms": round(gateways[1].p50_ms_1conn - direct.p50_ms_1conn, 3),

@@ -218,3 +218,31 @@ def test_gateway_without_upstreams_is_a_clear_cli_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "no upstreams" in done.stderr
+
+
+def test_two_gateway_processes_share_the_port(setup: Setup, tmp_path: Path) -> None:
+    """`--workers 2`: both processes get the --upstream flags and each its own audit chain."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "demigod", "gateway", "--workers", "2", "--port", str(port)),
+            *("--upstream", f"pair={setup.upstreams['pair-a'].url}"),
+        ],
+        stdout=(tmp_path / "gateway.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "DEMIGOD_SECURITY__AUTH": "off", "DEMIGOD_DATA_DIR": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    try:
+        wait_until_ready(process, f"http://127.0.0.1:{port}/readyz", timeout=90)
+        with httpx.Client() as client:
+            for _ in range(20):
+                reply = client.post(
+                    f"http://127.0.0.1:{port}/v1/chat/completions", json=chat("pair")
+                )
+                assert reply.status_code == 200, reply.text
+        chains = [path for path in (tmp_path / "audit").iterdir() if path.is_dir()]
+        assert len(chains) == 2, chains
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
