@@ -44,7 +44,7 @@ MODEL = "fake"
 # LiteLLM refuses to start without a master key; with one and no database it checks the
 # bearer token against it (its cheapest auth, comparable to the gateway's API key).
 LITELLM_MASTER_KEY = "sk-gateway-bench-0123456789abcdef0123456789abcdef"
-START_TIMEOUT = 120.0
+START_TIMEOUT = 300.0  # LiteLLM with 2 workers takes minutes to start on a busy machine
 REQUEST_BODY = json.dumps(
     {
         "model": MODEL,
@@ -147,6 +147,8 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> tuple[float, 
             f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
+            "--timeout",
+            "30s",
             "-s",
             script,
             url,
