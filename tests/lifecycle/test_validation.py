@@ -31,7 +31,14 @@ def f16(tiny_model: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_model_against_itself_agrees_completely(f16: Path) -> None:
-    results = by_metric(validate_gguf(f16, f16, text=TEXT, n_ctx=N_CTX, stride=STRIDE, threads=1))
+    seen: list[tuple[int, int]] = []
+    results = by_metric(
+        validate_gguf(
+            f16, f16, text=TEXT, n_ctx=N_CTX, stride=STRIDE, threads=1,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    )  # fmt: skip
+    assert seen and seen[-1][0] == seen[-1][1] == len(seen)
     assert results["perplexity_delta"].value == pytest.approx(0.0, abs=1e-9)
     assert results["kl_divergence_mean"].value == pytest.approx(0.0, abs=1e-9)
     assert results["top1_agreement"].value == 1.0

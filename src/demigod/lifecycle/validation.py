@@ -9,6 +9,7 @@ distributions are compared directly; nothing the size of (tokens x vocabulary) i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +38,8 @@ TOKENS_SCORED = "tokens_scored"
 
 DEFAULT_MAX_TOKENS = 4096
 
+WindowProgress = Callable[[int, int], None]  # (windows done, windows in all)
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -64,6 +67,7 @@ def validate_gguf(
     stride: int,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     threads: int | None = None,
+    progress: WindowProgress | None = None,
     max_perplexity: float | None = None,
     max_perplexity_delta: float | None = None,
     max_kl_divergence: float | None = None,
@@ -74,6 +78,7 @@ def validate_gguf(
     Windows of `n_ctx` tokens every `stride` tokens; the text is cut to `max_tokens`
     tokens (of the candidate's tokenizer). Each `max_*`/`min_*` argument turns its metric
     into a gate (threshold and pass recorded); unset, the metric is only recorded.
+    `progress(done, total)` is called after each window (for a progress bar).
     Returns perplexity and tokens_scored, plus reference_perplexity, perplexity_delta
     (relative), kl_divergence_mean and top1_agreement with a reference. Raises ValueError
     for a missing file, a text under 2 tokens, a bad window, or a reference whose
@@ -81,7 +86,7 @@ def validate_gguf(
     """
     comparison = compare_gguf(
         candidate, reference, text=text, n_ctx=n_ctx, stride=stride,
-        max_tokens=max_tokens, threads=threads,
+        max_tokens=max_tokens, threads=threads, progress=progress,
     )  # fmt: skip
     versions = tool_versions()
 
@@ -120,6 +125,7 @@ def compare_gguf(
     stride: int,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     threads: int | None = None,
+    progress: WindowProgress | None = None,
 ) -> Comparison:
     """The measurements behind `validate_gguf` (same arguments and errors)."""
     window_spans(0, n_ctx, stride)  # validates the window before any model loads
@@ -127,11 +133,14 @@ def compare_gguf(
     ref_model = None
     try:
         tokens = tokenize_for_scoring(model, text, max_tokens)
+        total = len(window_spans(len(tokens), n_ctx, stride))
+        report = progress or (lambda done, total: None)
         if reference is None:
             nll, scored = 0.0, 0
-            for window in scored_windows(model, tokens, n_ctx, stride):
+            for done, window in enumerate(scored_windows(model, tokens, n_ctx, stride), 1):
                 nll += float(negative_log_likelihoods(window).sum())
                 scored += len(window.targets)
+                report(done, total)
             return Comparison(tokens_scored=scored, perplexity=math.exp(nll / scored))
 
         ref_model = load_for_scoring(reference, n_ctx, threads)
@@ -147,7 +156,7 @@ def compare_gguf(
             scored_windows(ref_model, tokens, n_ctx, stride),
             strict=True,
         )
-        for window, ref_window in pairs:
+        for done, (window, ref_window) in enumerate(pairs, 1):
             log_q = log_softmax(window.logits)
             log_p = log_softmax(ref_window.logits)
             rows = np.arange(len(window.targets))
@@ -157,6 +166,7 @@ def compare_gguf(
             kl += float((np.exp(log_p) * (log_p - log_q)).sum())
             agree += int((log_q.argmax(axis=1) == log_p.argmax(axis=1)).sum())
             scored += len(window.targets)
+            report(done, total)
         return Comparison(
             tokens_scored=scored,
             perplexity=math.exp(nll / scored),
