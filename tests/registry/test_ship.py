@@ -1,4 +1,5 @@
-"""`demigod models ship` on a tiny HF-format Mamba folder: every step, in one command."""
+"""`demigod models ship` on a tiny HF-format Mamba folder: every step, in one command,
+then the gated promotion and the gateway serving the result as `NAME@stable`."""
 
 from __future__ import annotations
 
@@ -15,96 +16,95 @@ from tests.conftest import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
-NO_SUITES = ("--no-lm-eval", "--no-hemlock", "--json")
-PROMOTE = ("--promote", "--no-lm-eval", "--json")
 
-
-def test_ship_promote_then_serve_stable(
-    hf_mamba: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toolkit_data_dir: Path
-) -> None:
-    data_dir = prepare(tmp_path, monkeypatch, toolkit_data_dir)
-    result = CliRunner().invoke(
-        app,
-        [*("models", "ship", str(hf_mamba), "--name", "shipped", "--quant", "Q8_0"), *PROMOTE],
-    )
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert (report["stopped_at"], report["promoted"]) == ("stable", True), report["refused"]
-    metrics = {(r["suite"], r["metric"]): r for r in report["validation"]["results"]}
-    assert metrics[("hemlock", "pass_rate")]["passed"] is True
-    assert metrics[("perplexity", "perplexity_delta")]["passed"] is True
-    release = json.loads((data_dir / "releases" / "shipped-v2.json").read_text())
-    assert release["forced"] is False and all(g["passed"] for g in release["gates"])
-
-    server = start_server([], tmp_path, env={"DEMIGOD_DATA_DIR": str(data_dir)})
-    try:
-        response = httpx.post(
-            f"{server.url}/v1/chat/completions",
-            json={
-                "model": "shipped@stable",
-                "messages": [{"role": "user", "content": "hi"}],
-                "max_tokens": 4,
-            },
-            timeout=60,
-        )
-        assert response.status_code == 200, response.text
-        assert "model=shipped; version=v2" in response.headers["x-demigod-route"]
-    finally:
-        stop_server(server)
-
-
-def prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toolkit_data_dir: Path) -> Path:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toolkit_data_dir: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
     # The converter toolkit is the project's (installed once), not fetched per test.
     toolkit = next(toolkit_data_dir.glob("llama.cpp-*"))
-    (data_dir / toolkit.name).symlink_to(toolkit.resolve())
+    (data / toolkit.name).symlink_to(toolkit.resolve())
     text = tmp_path / "held-out.txt"
     text.write_text("State space models read text one token at a time. " * 30)
-    monkeypatch.setenv("DEMIGOD_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("DEMIGOD_DATA_DIR", str(data))
     monkeypatch.setenv("DEMIGOD_ENGINE__N_THREADS", "1")
     monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_TEXT", str(text))
     monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_N_CTX", "64")
     monkeypatch.setenv("DEMIGOD_LIFECYCLE__VALIDATION_STRIDE", "32")
-    return data_dir
+    return data
 
 
-@pytest.fixture(scope="module")
-def hf_mamba(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def invoke(*args: str, code: int = 0) -> dict[str, object]:
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_ship_stops_at_candidate_then_validate_promote_and_serve(
+    tmp_path: Path, data_dir: Path
+) -> None:
     from demigod.lifecycle.train import random_init
 
-    return random_init(tmp_path_factory.mktemp("hf") / "tiny-mamba-hf")
-
-
-def test_ship_stops_at_candidate_when_a_gate_fails(
-    hf_mamba: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toolkit_data_dir: Path
-) -> None:
-    data_dir = prepare(tmp_path, monkeypatch, toolkit_data_dir)
-    result = CliRunner().invoke(
-        app,
-        [*("models", "ship", str(hf_mamba), "--quant", "Q4_0", "--promote"), *NO_SUITES],
+    hf_mamba = random_init(tmp_path / "tiny-mamba-hf")
+    # Without a Hemlock run the gate refuses: ship stops at candidate, exit 3.
+    report = invoke(
+        *("models", "ship", str(hf_mamba), "--quant", "Q4_0", "--promote"),
+        *("--no-lm-eval", "--no-hemlock"),
+        code=3,
     )
-    assert result.exit_code == 3, result.output  # --promote refused: stopped at candidate
-    report = json.loads(result.stdout)
     assert report["name"] == "tiny-mamba"
     assert (report["reference"], report["version"], report["stopped_at"]) == (
         "v1",
         "v2",
         "candidate",
     )
-    assert "hemlock_pass_rate" in report["refused"]
-    assert 0.2 < report["size_ratio"] < 0.8  # Q4_0 of an F16 (the vocab table dominates)
-    metrics = {r["metric"]: r["value"] for r in report["validation"]["results"]}
-    assert metrics["perplexity"] > 1 and metrics["reference_perplexity"] > 1
-    assert set(report["step_seconds"]) == {"pull", "convert", "quantize", "validate", "promote"}
+    assert "hemlock_pass_rate" in str(report["refused"])
+    validation = report["validation"]
+    assert isinstance(validation, dict)
+    metrics = {r["metric"]: r for r in validation["results"]}
+    assert metrics["perplexity"]["value"] > 1 and metrics["reference_perplexity"]["value"] > 1
+    assert metrics["perplexity_delta"]["passed"] is True
+    assert set(report["step_seconds"]) == {  # type: ignore[arg-type]
+        "pull",
+        "convert",
+        "quantize",
+        "validate",
+        "promote",
+    }
     with Registry(default_database_url(data_dir)) as registry:
         model = registry.get_model("tiny-mamba")
         assert (model.family, model.architecture) == ("mamba", "MambaForCausalLM")
         assert model.parameter_count and model.parameter_count > 1000
-        assert registry.get_version("tiny-mamba", "candidate").quantization == "Q4_0"
         assert registry.alias("tiny-mamba", "stable") is None
         reference = registry.get_version("tiny-mamba", "v1")
         assert reference.quantization == "F16" and reference.source_uri
+        candidate = registry.get_version("tiny-mamba", "candidate")
+        assert candidate.quantization == "Q4_0"
         assert report["size_ratio"] == pytest.approx(
-            report["size_bytes"] / reference.size_bytes, abs=1e-4
+            candidate.size_bytes / reference.size_bytes, abs=1e-4
         )
+
+    # The Hemlock suite against the product's own server, then every gate passes.
+    hemlock = invoke("models", "validate", "tiny-mamba", "candidate", "--no-lm-eval")
+    rates = [r for r in hemlock["results"] if r["metric"] == "pass_rate"]  # type: ignore[union-attr]
+    assert rates and rates[0]["passed"] is True, hemlock["hemlock_failures"]
+    promoted = invoke("models", "promote", "tiny-mamba", "candidate", "--to", "stable")
+    assert promoted["forced"] is False and promoted["version"] == "v2"
+    release = json.loads((data_dir / "releases" / "tiny-mamba-v2.json").read_text())
+    assert all(gate["passed"] for gate in release["gates"])
+
+    server = start_server([], tmp_path, env={"DEMIGOD_DATA_DIR": str(data_dir)})
+    try:
+        response = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={
+                "model": "tiny-mamba@stable",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 4,
+            },
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        assert "model=tiny-mamba; version=v2" in response.headers["x-demigod-route"]
+    finally:
+        stop_server(server)
