@@ -70,6 +70,7 @@ def _errors() -> tuple[type[Exception], ...]:
     from demigod.lifecycle.artefacts import ArtefactError
     from demigod.lifecycle.convert import ConversionError
     from demigod.lifecycle.hemlock import HemlockError
+    from demigod.lifecycle.lm_eval import LmEvalError
     from demigod.lifecycle.pull import PullError
     from demigod.lifecycle.quantize import QuantizationError
     from demigod.lifecycle.snapshots import SnapshotError
@@ -85,6 +86,7 @@ def _errors() -> tuple[type[Exception], ...]:
         PullError,
         SnapshotError,
         HemlockError,
+        LmEvalError,
         ValueError,
         OSError,
     )
