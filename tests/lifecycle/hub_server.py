@@ -10,7 +10,7 @@
   EntryNotFound), which huggingface_hub turns into its typed exceptions.
 
 `cut_after[path] = n` makes every GET of that file stop after byte n and drop the
-connection: an interrupted download.
+connection: an interrupted download. `seconds_per_chunk[path]` sends it slowly.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,6 +65,7 @@ class HubServer:
     def __init__(self) -> None:
         self.repos: dict[str, HubRepo] = {}
         self.cut_after: dict[str, int] = {}
+        self.seconds_per_chunk: dict[str, float] = {}  # slow files: sleep per 64 KiB sent
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, Range
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -89,6 +91,7 @@ class HubServer:
 
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+_CHUNK = 1 << 16
 
 
 def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
@@ -170,7 +173,14 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(2)  # the download breaks mid-file
                 return
-            self.wfile.write(body)
+            delay = hub.seconds_per_chunk.get(filename)
+            if delay is None:
+                self.wfile.write(body)
+                return
+            for offset in range(0, len(body), _CHUNK):
+                self.wfile.write(body[offset : offset + _CHUNK])
+                self.wfile.flush()
+                time.sleep(delay)
 
         def _error(self, status: int, code: str, message: str, commit: str | None = None) -> None:
             headers = {"Content-Type": "application/json", "X-Error-Code": code}

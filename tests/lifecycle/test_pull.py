@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from demigod.lifecycle.pull import MANIFEST_NAME, PullError, conversion_files, pull, source_kind
+from demigod.lifecycle.pull import (
+    MANIFEST_NAME,
+    PullError,
+    conversion_files,
+    pull,
+    read_pulled,
+    source_kind,
+)
 from tests.lifecycle.hub_server import HubRepo, HubServer
 
 REPO_ID = "demigod-tests/tiny-mamba-hf"
@@ -122,6 +133,39 @@ def test_an_interrupted_download_leaves_nothing_that_looks_complete_and_resumes(
     resumed = [r for m, p, r in server.requests if m == "GET" and p.endswith("model.safetensors")]
     assert resumed == [f"bytes={1 << 20}-"]  # it went on from where the cut left it
     assert not list((tmp_path / ".partial").iterdir())
+
+
+def test_a_pull_killed_mid_download_leaves_staging_only_and_the_next_one_completes(
+    hub: tuple[HubServer, HubRepo, str, str], tmp_path: Path
+) -> None:
+    server, _, _, new = hub
+    server.seconds_per_chunk["model.safetensors"] = 0.05  # ~1.3 MiB/s
+    script = (
+        "import sys, huggingface_hub.constants as c; c.DOWNLOAD_CHUNK_SIZE = 1 << 16\n"
+        "from pathlib import Path; from demigod.lifecycle.pull import pull\n"
+        "pull(sys.argv[1], Path(sys.argv[2]), endpoint=sys.argv[3])\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, REPO_ID, str(tmp_path), server.url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 0 for p in tmp_path.rglob("*.incomplete")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    final = tmp_path / "demigod-tests--tiny-mamba-hf" / new
+    assert not final.exists()
+
+    del server.seconds_per_chunk["model.safetensors"]
+    pulled = pull(REPO_ID, tmp_path, endpoint=server.url)
+    assert pulled.path == final and read_pulled(final) == pulled
+    for name in pulled.files:
+        assert hashlib.sha256((final / name).read_bytes()).hexdigest() == pulled.sha256[name]
 
 
 def test_local_folder_pull_copies_the_checkpoint_with_a_content_revision(
