@@ -117,6 +117,35 @@ class RoutingConfig(BaseModel):
     )
 
 
+class ConsensusOptions(BaseModel):
+    """How one consensus fan-out aggregates (a named group, or a request's `consensus`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    normaliser: str = Field(
+        default="exact", description="exact, numbers or json:FIELD: what answers must agree on"
+    )
+    quorum: int | None = Field(
+        default=None, ge=1, description="agreeing answers needed; None: more than half"
+    )
+    judge: str | None = Field(
+        default=None, description="a served model that picks the winner instead of the vote"
+    )
+    timeout_seconds: float = Field(default=60.0, gt=0, description="per member answer")
+
+
+class ConsensusGroup(ConsensusOptions):
+    """A named consensus group: `model: NAME` fans out to `models`."""
+
+    models: list[str] = Field(min_length=2, description="served models asked concurrently")
+
+
+class ConsensusConfig(BaseModel):
+    """Consensus across models (docs/routing.md): named groups; `consensus:a,b,c` ad hoc."""
+
+    groups: dict[str, ConsensusGroup] = Field(default_factory=dict)
+
+
 class CanaryConfig(BaseModel):
     """Versions of one model name and the canary controller (docs/routing.md)."""
 
@@ -517,6 +546,7 @@ class Settings(BaseSettings):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 

@@ -145,6 +145,37 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str | None = None
 
 
+class ConsensusAnswer(BaseModel):
+    """One member's answer in a consensus completion."""
+
+    model: str
+    version: str | None = None
+    content: str | None = Field(description="None when the member failed")
+    normalised: str | None = Field(description="what the vote compared; None: no vote")
+    agrees: bool = Field(description="whether it is in the winning group")
+    error: str | None = None
+    completion_tokens: int = 0
+
+
+class ConsensusReport(BaseModel):
+    """The extension field `demigod_consensus`: how the winner was chosen."""
+
+    method: Literal["vote", "judge"]
+    normaliser: str
+    quorum: int
+    reached: bool
+    winner: str | None = Field(description="the model whose answer is the message")
+    agreement: float = Field(description="share of members that gave the winning answer")
+    judge: str | None = None
+    answers: list[ConsensusAnswer]
+
+
+class ConsensusChatCompletion(ChatCompletion):
+    """A chat completion answered by several models; the message is the winner's."""
+
+    demigod_consensus: ConsensusReport
+
+
 class ChatDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None

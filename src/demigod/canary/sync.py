@@ -20,9 +20,13 @@ def apply_states(
     stables: Mapping[str, V],
     static_weights: Mapping[str, float],
     metrics: Metrics,
+    seen: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Set each candidate's weight from the store (when its entry names the versions this
-    gateway serves), else from `static_weights` (percent), else 0. Returns the percents."""
+    gateway serves), else from `static_weights` (percent), else 0. Returns the percents.
+
+    `seen` holds, per model, the `updated` time of the last rolled-back state counted in
+    `demigod_canary_rollbacks_total`, so each rollback counts once per gateway."""
     states = store.states()
     applied: dict[str, float] = {}
     for name, candidate in router.candidates.items():
@@ -33,6 +37,10 @@ def apply_states(
             candidate.version,
         ):
             percent = state.weight
+            rolled_back = state.status == "rolled_back"
+            if rolled_back and seen is not None and seen.get(name) != state.updated:
+                seen[name] = state.updated
+                metrics.canary_rollbacks.labels(name, candidate.version).inc()
         else:
             percent = static_weights.get(name, 0.0)
         if percent != router.weight(name) * 100:
@@ -57,9 +65,12 @@ async def follow_store(
 ) -> None:
     """`apply_states` every `interval` seconds until cancelled; a store that cannot be read
     keeps the last weights (logged), it never stops the loop."""
+    seen: dict[str, float] = {}
     while True:
         try:
-            await asyncio.to_thread(apply_states, store, router, stables, static_weights, metrics)
+            await asyncio.to_thread(
+                apply_states, store, router, stables, static_weights, metrics, seen
+            )
         except Exception:
             log.exception("canary store unreadable; keeping the last weights")
         await asyncio.sleep(interval)

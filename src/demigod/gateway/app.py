@@ -16,6 +16,7 @@ from demigod.canary.store import FileCanaryStore
 from demigod.canary.sync import follow_store
 from demigod.config import ModelConfig, Settings, UpstreamConfig
 from demigod.engines.base import SamplingParams
+from demigod.gateway import consensus
 from demigod.gateway.admission import Admission, AdmissionMiddleware, AdmissionPipeline, Endpoint
 from demigod.gateway.chat_template import ChatTemplateError
 from demigod.gateway.classifier import RequestClassifier
@@ -27,7 +28,12 @@ from demigod.gateway.completions import (
 )
 from demigod.gateway.errors import APIError, install_error_handlers
 from demigod.gateway.passthrough import UpstreamProxy
-from demigod.gateway.policy import RouteDecision, RoutingPolicy, UnknownModelError
+from demigod.gateway.policy import (
+    RouteDecision,
+    RoutingPolicy,
+    RuleTargetError,
+    UnknownModelError,
+)
 from demigod.gateway.request_context import RequestContextMiddleware
 from demigod.gateway.upstreams import RemoteModel, Upstreams
 from demigod.gateway.versions import (
@@ -51,6 +57,7 @@ from demigod.observability.tracing import Tracing
 from demigod.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
+    ChatMessage,
     Completion,
     CompletionFields,
     CompletionRequest,
@@ -114,6 +121,20 @@ def _served_models(mesh: Mesh) -> dict[str, object]:
     }
 
 
+class ConsensusRouted(APIError):
+    """A routing rule sent `auto` to a consensus group: only chat completions (and
+    /v1/route) can follow it; elsewhere the client gets this 400."""
+
+    def __init__(self, rule: RuleTargetError) -> None:
+        super().__init__(
+            400,
+            f"model 'auto' routes to consensus group {rule.target!r} ({rule.reason}), "
+            "which answers /v1/chat/completions only",
+            param="model",
+        )
+        self.rule = rule
+
+
 def create_app(
     settings: Settings,
     models: list[ModelConfig],
@@ -175,6 +196,7 @@ def create_app(
             settings.default_model,
             aliases=aliases,
             rules=settings.routing.rules,
+            extra_targets=list(settings.consensus.groups),
             chars_per_token=settings.routing.chars_per_token,
         )
         versions = VersionRouter(candidates.models, max_pins=settings.canary.session_pins)
@@ -309,6 +331,8 @@ def create_app(
             raise APIError(
                 404, str(exc), type="not_found_error", param="model", code="model_not_found"
             ) from exc
+        except RuleTargetError as exc:
+            raise ConsensusRouted(exc) from exc
         request.state.model = decision.model
         admitted: Admission = request.state.admission
         require_model(admitted, decision.model.name)
@@ -364,6 +388,56 @@ def create_app(
             on_usage=request.state.admission.record_usage,
         )
 
+    def consensus_target(
+        body: ChatCompletionRequest, requested: str
+    ) -> consensus.ConsensusTarget | None:
+        return consensus.resolve_target(
+            requested,
+            settings.consensus.groups,
+            (body.model_extra or {}).get("consensus"),
+            mesh().models,
+        )
+
+    async def consensus_answer(
+        request: Request, body: ChatCompletionRequest, target: consensus.ConsensusTarget
+    ) -> JSONResponse:
+        """Ask every member (and the judge), answer with the winner (gateway/consensus.py)."""
+        if body.stream:
+            raise APIError(400, "consensus answers are not streamed", param="stream")
+
+        async def ask(name: str, judge_prompt: str | None) -> consensus.MemberReply:
+            asked = body.model_copy(update={"model": name})
+            if judge_prompt is not None:
+                messages = [ChatMessage(role="user", content=judge_prompt)]
+                asked = asked.model_copy(
+                    update={"messages": messages, "max_tokens": 16, "temperature": 0.0}
+                )
+            decision = route(request, name, "", body.user)
+            served = decision.model
+            prompt = served.chat_template.render(asked.messages)
+            tokens = await asyncio.to_thread(
+                served.engine.tokenize, prompt, add_special=True, parse_special=True
+            )
+            stops = served.chat_template.stops
+            reply = await runner.respond(
+                job(request, asked, "chat", decision, tokens, stops, prompt), request
+            )
+            done = ChatCompletion.model_validate_json(bytes(reply.body))
+            return consensus.MemberReply(
+                consensus.Answer(name, done.choices[0].message.content),
+                served.version,
+                done.usage.prompt_tokens,
+                done.usage.completion_tokens,
+            )
+
+        completion = await consensus.answer(target, routing_text(body), ask)
+        return JSONResponse(
+            completion.model_dump(),
+            headers={
+                ROUTE_HEADER: consensus.route_header(completion.demigod_consensus, target.label)
+            },
+        )
+
     @app.post(
         "/v1/chat/completions",
         response_model=ChatCompletion,
@@ -375,7 +449,14 @@ def create_app(
     ) -> JSONResponse | StreamingResponse:
         """Chat completion, streamed (SSE) or not. `model` may be `auto`."""
         await admit(request, "chat", body.model, routing_text(body))
-        decision = route(request, body.model, routing_text(body), body.user)
+        target = consensus_target(body, body.model)
+        if target is None:
+            try:
+                decision = route(request, body.model, routing_text(body), body.user)
+            except ConsensusRouted as routed:
+                target = consensus_target(body, routed.rule.target)
+        if target is not None:
+            return await consensus_answer(request, body, target)
         served = decision.model
         try:
             prompt = served.chat_template.render(body.messages)
@@ -416,7 +497,13 @@ def create_app(
     async def route_only(body: ChatCompletionRequest, request: Request) -> RouteResponse:
         """The routing decision a chat request would get, without generating."""
         await admit(request, "route", body.model, routing_text(body))
-        decision = route(request, body.model, routing_text(body), body.user)
+        try:
+            decision = route(request, body.model, routing_text(body), body.user)
+        except ConsensusRouted as routed:
+            rule = routed.rule
+            return RouteResponse(
+                model=rule.target, version="consensus", category=rule.category, reason=rule.reason
+            )
         return RouteResponse(
             model=decision.model.name,
             version=decision.model.version,

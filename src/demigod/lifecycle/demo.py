@@ -220,7 +220,9 @@ def build_demo_model(
     return DemoModel(recipe.name, recipe.category, quantized, build_seconds)
 
 
-def build_test_model(out_dir: Path, data_dir: Path | None = None) -> Path:
+def build_test_model(
+    out_dir: Path, data_dir: Path | None = None, *, hidden_size: int = 64, num_layers: int = 2
+) -> Path:
     """Build a tiny random-weights Mamba as Q4_0 GGUF in `out_dir`, in seconds; return it.
 
     It goes through the same conversion and quantization as the demo models, so tests
@@ -231,7 +233,9 @@ def build_test_model(out_dir: Path, data_dir: Path | None = None) -> Path:
     from demigod.lifecycle.train import random_init
 
     toolkit = ensure_toolkit(data_dir if data_dir is not None else out_dir)
-    hf_dir = random_init(out_dir / "demigod-test-hf")
+    hf_dir = random_init(
+        out_dir / "demigod-test-hf", hidden_size=hidden_size, num_layers=num_layers
+    )
     f16 = convert_hf_to_gguf(hf_dir, out_dir / "demigod-test.F16.gguf", toolkit)
     quantized = out_dir / "demigod-test.Q4_0.gguf"
     quantize_gguf(f16, quantized, "Q4_0")
