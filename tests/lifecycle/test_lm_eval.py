@@ -37,7 +37,7 @@ def test_lm_eval_runs_offline_against_the_product_endpoint(
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     before = {name: os.environ.get(name) for name in OFFLINE_ENVIRONMENT}
     requests_before = requests_served(server)
-    results = run_lm_eval(server.url, "tiny", None)
+    results = run_lm_eval(server.url, "tiny", None, eos_string="<|endoftext|>")
 
     by_metric = {result.metric: result for result in results}
     score = by_metric["demigod_smoke/exact_match/first-word"]

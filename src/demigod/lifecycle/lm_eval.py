@@ -66,6 +66,7 @@ def run_lm_eval(
     api_key: str | None = None,
     limit: int | None = None,
     timeout_seconds: int = 300,
+    eos_string: str | None = None,
 ) -> list[EvaluationResult]:
     """Run lm-eval `tasks` (None: the shipped offline task) against `model` served at
     `base_url` (the server's root; a trailing /v1 is accepted), one request at a time.
@@ -73,10 +74,12 @@ def run_lm_eval(
     Returns one result per task and metric (suite "lm_eval", metric "TASK/METRIC", higher
     is better); standard errors are not returned. Tasks not shipped with demigod come from
     lm-eval's own catalogue and their datasets must already be in the local cache: the
-    run is offline. Raises LmEvalError when lm-eval is missing or a task fails.
+    run is offline. `eos_string`: the model's end-of-text text, added to every task's stop
+    sequences (lm-eval cannot learn it without a tokenizer). `limit`: items per task.
+    Raises LmEvalError when lm-eval is missing or a task fails.
     """
     with _offline():
-        return _run(base_url, model, tasks, api_key, limit, timeout_seconds)
+        return _run(base_url, model, tasks, api_key, limit, timeout_seconds, eos_string)
 
 
 def _run(
@@ -86,6 +89,7 @@ def _run(
     api_key: str | None,
     limit: int | None,
     timeout_seconds: int,
+    eos_string: str | None,
 ) -> list[EvaluationResult]:
     try:
         import lm_eval  # type: ignore[import-untyped]
@@ -107,6 +111,8 @@ def _run(
         "max_retries": 2,
         "timeout": timeout_seconds,
     }
+    if eos_string:
+        model_args["eos_string"] = eos_string
     if api_key:
         model_args["header"] = {"Authorization": f"Bearer {api_key}"}
     task_manager = TaskManager(include_defaults=not all(shipped.values()))
