@@ -149,6 +149,10 @@ class ConsensusConfig(BaseModel):
 class CanaryConfig(BaseModel):
     """Versions of one model name and the canary controller (docs/routing.md)."""
 
+    store: Literal["file", "registry"] = Field(
+        default="file",
+        description="where rollouts live: state_file, or the model registry (database_url)",
+    )
     state_file: Path = Field(
         default=Path("var/canary.json"),
         description="file-backed canary store: each model's versions and candidate weight",

@@ -1,6 +1,7 @@
 """End to end: `demigod canary start` against a real server rolls a bad candidate back.
 
-The candidate is genuinely worse, not flagged: the same model name served by a
+The rollout lives in the model registry (`canary.store: registry`). The candidate is
+genuinely worse, not flagged: the same model name served by a
 checkpoint on the transformers engine (one sequence at a time, Python per token) while
 stable runs on llama.cpp with continuous batching. Under concurrent traffic its p95
 latency is many times stable's, and the first analysis window rolls it back to 0 %.
@@ -54,6 +55,7 @@ models:
   - {{name: tiny, path: {tiny_model}, version: v1}}
   - {{name: tiny, path: {slow_candidate}, version: v2}}
 canary:
+  store: registry
   steps: [50, 100]
   window_seconds: 8
   min_requests: 4
@@ -76,8 +78,15 @@ def version_of(reply: httpx.Response) -> str:
 def demigod(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     config = next(home.glob("mesh-*.yaml"))
     command = [sys.executable, "-m", "demigod", "canary", *args, "--config", str(config)]
+    environment = {**os.environ, "DEMIGOD_DATA_DIR": str(home / "data")}  # as the server's
     return subprocess.run(
-        command, cwd=home, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+        command,
+        cwd=home,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
     )
 
 
@@ -139,6 +148,11 @@ def test_a_slow_candidate_is_rolled_back_to_zero(canary_server: tuple[Server, Pa
     assert (row["status"], row["weight"]) == ("rolled_back", 0)
     assert [e["action"] for e in row["events"]] == ["start", "rollback"]
     # The operator commands act on the same store.
+    from demigod.registry import Registry
+
+    with Registry.open(None, home / "data") as registry:  # the store is the registry
+        actions = [e.action for e in registry.events("tiny")]
+    assert actions == ["canary.start", "canary.rollback"]
     aborted = demigod(home, "abort", "tiny", "--json")
     assert aborted.returncode == 0 and json.loads(aborted.stdout)["status"] == "aborted"
     missing = demigod(home, "abort", "ghost")

@@ -130,7 +130,9 @@ def test_unknown_models_and_bad_files_are_clear_errors(data_dir: Path, tmp_path:
     bad = CliRunner().invoke(app, ["models", "register", "x", str(bogus)])
     assert bad.exit_code == 1 and "not a GGUF" in bad.output
     upgraded = json.loads(cli("registry", "upgrade", "--json"))
-    assert upgraded["revision"] == "0001"
+    from demigod.registry.migrate import head_revision
+
+    assert upgraded["revision"] == head_revision() == "0002"  # 0002: canary rollouts
 
 
 def test_demo_models_go_through_register_validate_promote(tiny_model: Path, data_dir: Path) -> None:

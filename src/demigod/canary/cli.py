@@ -15,7 +15,7 @@ from rich.table import Table
 
 from demigod.canary.controller import CanaryController, CanaryError, WindowReport, end_rollout
 from demigod.canary.decision import WindowStats
-from demigod.canary.store import FileCanaryStore
+from demigod.canary.store import CanaryStore, open_store
 from demigod.config import Settings, load_settings
 from demigod.gateway.versions import split_versions
 
@@ -48,11 +48,11 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _store(settings: Settings) -> FileCanaryStore:
+def _store(settings: Settings) -> CanaryStore:
     from demigod.security.audit.events import AuditedCanaryStore
 
     # Every canary decision is also an audit record (docs/audit.md).
-    return AuditedCanaryStore(FileCanaryStore(settings.canary.state_file), settings)  # type: ignore[return-value]
+    return AuditedCanaryStore(open_store(settings), settings)
 
 
 def _fail(message: str) -> typer.Exit:

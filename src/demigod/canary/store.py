@@ -4,6 +4,9 @@ weight and the rollout's status, plus an append-only log of every decision (the 
 `CanaryStore` is the interface the gateway (reads) and the controller (writes) share.
 `FileCanaryStore` keeps it in one JSON file and a JSON-lines event log beside it, written
 atomically under an advisory lock, so several gateway processes on one host agree.
+`RegistryCanaryStore` keeps it in the model registry (table `canary_rollouts`, alembic
+revision 0002) with each decision a `canary.<action>` lifecycle event, so gateways on
+several hosts sharing one PostgreSQL registry agree.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from demigod.config import Settings
+
+if TYPE_CHECKING:
+    from demigod.registry import Registry
 
 Status = Literal["idle", "running", "rolled_back", "promoted", "aborted"]
 
@@ -110,3 +118,48 @@ class FileCanaryStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class RegistryCanaryStore:
+    """The canary store in the model registry (`canary.store: registry`)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def states(self) -> dict[str, CanaryState]:
+        return {row["model"]: CanaryState(**row) for row in self._registry.canary_rows()}
+
+    def put(self, state: CanaryState, event: CanaryEvent) -> None:
+        details = {"weight": event.weight, "stable": event.stable, "candidate": event.candidate}
+        self._registry.put_canary(asdict(state), event.action, event.reason, details)
+
+    def events(self, model: str | None = None) -> list[CanaryEvent]:
+        found = []
+        for event in self._registry.events(model, limit=1000):
+            if not event.action.startswith("canary."):
+                continue
+            details = event.details
+            found.append(
+                CanaryEvent(
+                    model=event.model,
+                    action=event.action.removeprefix("canary."),
+                    weight=float(details.get("weight", 0.0)),
+                    stable=str(details.get("stable", "")),
+                    candidate=str(details.get("candidate", event.version or "")),
+                    reason=event.reason or "",
+                    at=event.created_at.timestamp(),
+                )
+            )
+        return found
+
+
+def open_store(settings: Settings) -> CanaryStore:
+    """The store `canary.store` names: the JSON file, or the registry at `database_url`
+    (migrated to its latest revision). Raises what opening the registry raises."""
+    if settings.canary.store == "registry":
+        from demigod.registry import Registry
+
+        return RegistryCanaryStore(
+            Registry.open(settings.database_url, settings.data_dir, actor="demigod canary")
+        )
+    return FileCanaryStore(settings.canary.state_file)

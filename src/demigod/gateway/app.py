@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from demigod import __version__
-from demigod.canary.store import FileCanaryStore
+from demigod.canary.store import open_store
 from demigod.canary.sync import follow_store
 from demigod.config import ModelConfig, Settings, UpstreamConfig
 from demigod.engines.base import SamplingParams
@@ -204,7 +204,7 @@ def create_app(
         following = (
             asyncio.create_task(
                 follow_store(
-                    FileCanaryStore(settings.canary.state_file),
+                    open_store(settings),
                     versions,
                     mesh.models,
                     settings.canary.weights,

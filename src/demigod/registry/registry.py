@@ -34,6 +34,7 @@ from demigod.registry.records import (
 )
 from demigod.registry.schema import (
     AliasRow,
+    CanaryRow,
     EvaluationRow,
     EventRow,
     ModelRow,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STABLE = "stable"
 CANDIDATE = "candidate"
+CANARY_COLUMNS = ("model", "stable", "candidate", "weight", "status", "reason", "updated")
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 VERSION_LABEL_PATTERN = re.compile(r"^v[0-9]+$")
 REGISTRY_FILE = "registry.db"
@@ -532,6 +534,29 @@ class Registry:
             if model is not None:
                 query = query.where(EventRow.model == model)
             return [_event_info(row) for row in reversed(list(session.scalars(query)))]
+
+    # -- canary rollouts (demigod.canary.store.RegistryCanaryStore) -----------------
+
+    def canary_rows(self) -> list[dict[str, Any]]:
+        """Every model's canary rollout row, as plain fields."""
+        with self._sessions() as session:
+            rows = session.scalars(select(CanaryRow).order_by(CanaryRow.model))
+            return [{column: getattr(row, column) for column in CANARY_COLUMNS} for row in rows]
+
+    def put_canary(
+        self, fields: dict[str, Any], action: str, reason: str, details: dict[str, Any]
+    ) -> None:
+        """Upsert a canary rollout row and record its `canary.<action>` event, in one
+        transaction."""
+        model, version = fields["model"], fields["candidate"]
+        event = self._event(model, version, f"canary.{action}", None, reason, details)
+        with self._transaction([event]) as session:
+            row = session.get(CanaryRow, model)
+            if row is None:
+                session.add(CanaryRow(**fields))
+            else:
+                for column, value in fields.items():
+                    setattr(row, column, value)
 
     # -- internals ------------------------------------------------------------------
 
