@@ -172,7 +172,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await authenticator.start()
+        await authenticator.start(settings.host)
         if audit_log is not None:
             await asyncio.to_thread(audit_log.open)
         stable_configs, candidate_configs = split_versions(models)

@@ -35,6 +35,7 @@ from demigod.security.tenants import tenant_models
 log = logging.getLogger(__name__)
 
 AUTH_HEADER = "x-demigod-auth"  # "off" on every response while authentication is disabled
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class AuthFailure(Exception):
@@ -106,12 +107,15 @@ class Authenticator:
             registry=registry,
         )
 
-    async def start(self) -> None:
-        """Log the mode loudly when auth is off; fetch the JWKS early (failure is not fatal)."""
+    async def start(self, host: str = "127.0.0.1") -> None:
+        """Log the mode loudly when auth is off (an error when listening beyond loopback);
+        fetch the JWKS early (failure is not fatal)."""
         if not self.enabled:
-            log.warning(
+            log.log(
+                logging.WARNING if host in LOOPBACK_HOSTS else logging.ERROR,
                 "AUTHENTICATION IS OFF (security.auth=off): every request is served as tenant "
-                "'anonymous'. Use this only for the local demo; see docs/security.md."
+                "'anonymous'. Use this only for the local demo; see docs/security.md.",
+                extra={"host": host},
             )
             return
         if self.verifier is not None:
