@@ -70,6 +70,8 @@ def test_unknown_names_get_errors_that_list_what_exists(registry: Registry) -> N
     add(registry, "mamba", "a")
     with pytest.raises(UnknownVersionError, match="versions: v1; aliases: none"):
         registry.get_version("mamba", "v9")
+    with pytest.raises(ValueError, match="no '@'"):
+        registry.ensure_model("mamba@v1")
     with pytest.raises(ValueError, match="sha256"):
         registry.add_version(
             "mamba", sha256="xyz", storage_uri="file:///x", quantization="F16", size_bytes=1

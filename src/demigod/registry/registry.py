@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from demigod.config import MODEL_NAME_PATTERN
 from demigod.lifecycle.evaluation import EvaluationResult
 from demigod.registry.migrate import upgrade
 from demigod.registry.records import (
@@ -133,7 +134,13 @@ class Registry:
         actor: str | None = None,
     ) -> ModelInfo:
         """The model `name`, created if new; given fields update the record, `defaults`
-        (same field names) only fill fields that are still empty."""
+        (same field names) only fill fields that are still empty. Raises ValueError for a
+        name the gateway could not route (it must match config.MODEL_NAME_PATTERN)."""
+        if not re.fullmatch(MODEL_NAME_PATTERN, name) or len(name) > 128:
+            raise ValueError(
+                f"model name {name!r}: letters, digits, '.', '_', ':' and '-', starting with "
+                "a letter or digit (no '@': it separates a model from its version)"
+            )
         fields: dict[str, Any] = {
             "architecture": architecture,
             "family": family,
