@@ -120,6 +120,8 @@ def test_a_slow_candidate_is_rolled_back_to_zero(canary_server: tuple[Server, Pa
     window = lines[0]
     assert window["decision"]["action"] == "rollback"
     assert window["candidate"]["p95_seconds"] > window["stable"]["p95_seconds"]
+    # Deep probes ran against each version: the 4-token probe plus the Hemlock probe cases.
+    assert window["stable"]["probes"] == window["candidate"]["probes"] >= 2
     assert {"v1", "v2"} <= set(served)  # the candidate did get its 50 % first
 
     # The gateway follows the store: every new session now lands on stable.

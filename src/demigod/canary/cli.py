@@ -18,6 +18,7 @@ from demigod.canary.decision import WindowStats
 from demigod.canary.store import CanaryStore, open_store
 from demigod.config import Settings, load_settings
 from demigod.gateway.versions import split_versions
+from demigod.lifecycle.hemlock import Case
 
 canary_app = typer.Typer(
     help=(
@@ -80,6 +81,39 @@ def _describe(report: WindowReport) -> str:
     )
 
 
+def _versions(settings: Settings, model: str) -> tuple[str, str]:
+    """MODEL's (stable, candidate) version labels: from the config's `models` (first and
+    second entry of the name), else from the registry's `stable` and `candidate` aliases."""
+    stable, candidates = split_versions(settings.models)
+    candidate = next((c for c in candidates if c.name == model), None)
+    if candidate is not None:
+        return next(c.version for c in stable if c.name == model), candidate.version
+    from demigod.registry import CANDIDATE, STABLE, Registry, RegistryError
+
+    try:
+        with Registry.open(settings.database_url, settings.data_dir) as registry:
+            aliases = registry.aliases(model)
+    except RegistryError:
+        aliases = {}
+    labels = {alias: info.version for alias, info in aliases.items()}
+    if {STABLE, CANDIDATE} <= labels.keys() and labels[STABLE] != labels[CANDIDATE]:
+        return labels[STABLE], labels[CANDIDATE]
+    with_candidates = ", ".join(c.name for c in candidates) or "none in the config"
+    raise _fail(
+        f"model {model!r} has no candidate version (a second `models` entry, or the "
+        f"registry's `candidate` alias); with one: {with_candidates}"
+    )
+
+
+def _probe_cases(settings: Settings) -> list[Case]:
+    from demigod.lifecycle.hemlock import HemlockError, load_suite
+
+    try:
+        return load_suite(settings.lifecycle.hemlock_suite).probe_cases()
+    except HemlockError as exc:
+        raise _fail(str(exc)) from exc
+
+
 @canary_app.command("start")
 def start(
     model: ModelArgument,
@@ -98,19 +132,15 @@ def start(
     1 rolled back or aborted, 2 bad usage.
     """
     settings = _settings(config)
-    stable, candidates = split_versions(settings.models)
-    candidate = next((c for c in candidates if c.name == model), None)
-    if candidate is None:
-        names = ", ".join(c.name for c in candidates) or "none"
-        raise _fail(f"model {model!r} has no candidate version in the config; with one: {names}")
-    stable_version = next(c.version for c in stable if c.name == model)
+    stable_version, candidate_version = _versions(settings, model)
     controller = CanaryController(
         _store(settings),
         settings.canary,
         url or f"http://{settings.host}:{settings.port}",
         model,
         stable=stable_version,
-        candidate=candidate.version,
+        candidate=candidate_version,
+        probe_cases=_probe_cases(settings),
     )
 
     def report(window: WindowReport) -> None:
@@ -120,7 +150,7 @@ def start(
             console.print(_describe(window))
 
     console.print(
-        f"canary of {model}: {stable_version} (stable) vs {candidate.version} (candidate), "
+        f"canary of {model}: {stable_version} (stable) vs {candidate_version} (candidate), "
         f"steps {settings.canary.steps}, windows of {settings.canary.window_seconds:g}s"
     )
     try:

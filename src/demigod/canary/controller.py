@@ -3,17 +3,20 @@ roll it back to 0 % when it is worse than stable.
 
 Each window it scrapes the gateway's /metrics at the start and the end (per-version
 requests, 5xx answers and the latency histogram, `demigod_version_request_duration_seconds`)
-and sends `probes_per_window` deep probes to each version, pinned as `model@version`.
+and sends `probes_per_window` deep probes to each version, pinned as `model@version`: the
+gateway's deep probe (a short greedy completion of exactly 4 tokens) and the Hemlock
+suite's `probe: true` cases (lifecycle.hemlock_suite), each one check.
 `decision.decide` turns the figures into the next weight, which is written to the canary
 store (the gateway follows it within `refresh_seconds`), evented and logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -21,6 +24,8 @@ import httpx
 from demigod.canary.decision import Decision, Margins, WindowStats, decide
 from demigod.canary.store import CanaryEvent, CanaryState, CanaryStore, Status
 from demigod.config import CanaryConfig
+from demigod.gateway.versions import PIN_SEPARATOR
+from demigod.lifecycle.hemlock import Case, HemlockSuite, run_suite
 from demigod.observability.probes import DEEP_PROBE_PROMPT, DEEP_PROBE_TOKENS
 from demigod.observability.scrape import Snapshot, histogram_quantile, scrape
 
@@ -77,11 +82,26 @@ def version_window(
     )
 
 
-def probe_version(client: httpx.Client, model: str, version: str) -> bool:
+def probe_version(
+    client: httpx.Client, model: str, version: str, cases: Sequence[Case] = ()
+) -> tuple[int, int]:
+    """One deep probe of `model` at `version` through the gateway: (checks passed, checks
+    run): the short greedy completion, then each Hemlock probe case."""
+    passed = int(_generates(client, model, version))
+    if cases:
+        suite = HemlockSuite(name="canary-probe", cases=list(cases))
+        report = asyncio.run(
+            run_suite(suite, str(client.base_url), f"{model}{PIN_SEPARATOR}{version}")
+        )
+        passed += sum(case.passed for case in report.cases)
+    return passed, 1 + len(cases)
+
+
+def _generates(client: httpx.Client, model: str, version: str) -> bool:
     """One deep probe through the gateway, pinned to `version`: a short greedy completion
     that must answer 200 with exactly DEEP_PROBE_TOKENS tokens."""
     body = {
-        "model": f"{model}@{version}",
+        "model": f"{model}{PIN_SEPARATOR}{version}",
         "prompt": DEEP_PROBE_PROMPT,
         "max_tokens": DEEP_PROBE_TOKENS,
         "temperature": 0,
@@ -117,6 +137,7 @@ class CanaryController:
         *,
         stable: str,
         candidate: str,
+        probe_cases: Sequence[Case] = (),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
@@ -127,6 +148,7 @@ class CanaryController:
         self._candidate = candidate
         self._margins = margins_from(config)
         self._sleep = sleep
+        self._probe_cases = list(probe_cases)
 
     def start(self) -> CanaryState:
         """Put the candidate at the first step. Raises CanaryError when a rollout of this
@@ -148,19 +170,21 @@ class CanaryController:
         """One analysis window at `weight`: probes spread over it, scrapes at both ends."""
         probes = self._config.probes_per_window
         gap = self._config.window_seconds / (probes + 1)
-        passed = {self._stable: 0, self._candidate: 0}
+        checks = {self._stable: [0, 0], self._candidate: [0, 0]}  # passed, run
         with httpx.Client(base_url=self._url, timeout=max(30.0, gap)) as client:
             before = scrape(self._url)
             for _ in range(probes):
                 self._sleep(gap)
-                for version in passed:
-                    passed[version] += probe_version(client, self._model, version)
+                for version, tally in checks.items():
+                    ok, run = probe_version(client, self._model, version, self._probe_cases)
+                    tally[0] += ok
+                    tally[1] += run
             self._sleep(gap)
             after = scrape(self._url)
         stats = {}
-        for version, ok in passed.items():
+        for version, (ok, run) in checks.items():
             requests, errors, p95 = version_window(before, after, self._model, version)
-            stats[version] = WindowStats(requests, errors, p95, probes, ok)
+            stats[version] = WindowStats(requests, errors, p95, run, ok)
         stable, candidate = stats[self._stable], stats[self._candidate]
         decision = decide(stable, candidate, self._margins, self._config.steps, weight)
         return WindowReport(weight, stable, candidate, decision)

@@ -1,4 +1,5 @@
-"""What `demigod serve` takes from the registry: each model's `stable` version, verified."""
+"""What `demigod serve` takes from the registry: each model's `stable` version, verified,
+and its `candidate` version when it has one (split by the canary weight)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from demigod.config import ModelConfig
 from demigod.lifecycle.artefacts import local_path, verify
-from demigod.registry import READY, STABLE, Registry
+from demigod.registry import CANDIDATE, READY, STABLE, Registry
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,10 @@ class RegistryServing:
 def stable_models(registry: Registry, *, exclude: set[str] | None = None) -> RegistryServing:
     """A ModelConfig for the `stable` version of every registered model not in `exclude`,
     its artefact's sha256 verified first (raises ArtefactError when missing or corrupt),
-    and each one marked as used (retirement counts from there)."""
+    and each one marked as used (retirement counts from there); then, for models whose
+    `candidate` alias names another ready version, that version (the canary candidate)."""
     configs: list[ModelConfig] = []
+    candidates: list[ModelConfig] = []
     aliases: dict[str, dict[str, str]] = {}
     for model in registry.list_models():
         model_aliases = registry.aliases(model.name)
@@ -44,4 +47,25 @@ def stable_models(registry: Registry, *, exclude: set[str] | None = None) -> Reg
             )
         )
         registry.mark_used(model.name, version.label)
-    return RegistryServing(configs, aliases)
+        if (candidate := _candidate(registry, model.name, version.label)) is not None:
+            candidates.append(candidate)
+    # After every stable: a second entry of a name is its canary candidate (gateway.versions).
+    return RegistryServing(configs + candidates, aliases)
+
+
+def _candidate(registry: Registry, model: str, stable_label: str) -> ModelConfig | None:
+    """The model's `candidate` version, verified, when it is ready and not the stable one."""
+    if CANDIDATE not in registry.aliases(model):
+        return None
+    version = registry.get_version(model, CANDIDATE)
+    if version.status != READY or version.label == stable_label:
+        return None
+    path = verify(local_path(version.storage_uri), version.sha256)
+    registry.mark_used(model, version.label)
+    return ModelConfig(
+        name=model,
+        path=Path(path),
+        backend=version.backend,  # type: ignore[arg-type]
+        categories=registry.get_model(model).categories or ["chat"],
+        version=version.label,
+    )
