@@ -4,6 +4,7 @@ the upstreams are small Starlette apps on free ports that echo what they receive
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -29,12 +30,14 @@ class FakeUpstream:
     url: str
     status: int = 200
     requests: int = 0
+    delay: float = 0.0
 
 
 def fake_app(upstream: FakeUpstream) -> Starlette:
     async def chat(request: Request) -> JSONResponse | StreamingResponse:
         upstream.requests += 1
         body = await request.json()
+        await asyncio.sleep(upstream.delay)
         if upstream.status != 200:
             return JSONResponse({"error": {"message": "broken"}}, status_code=upstream.status)
         if body.get("stream"):
@@ -83,10 +86,14 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("upstreams")
-    names = ["broken", "ok", "pair-a", "pair-b"]
+    names = ["broken", "ok", "pair-a", "pair-b", "slow"]
     ports = {name: free_port() for name in names}
     upstreams = {
-        name: FakeUpstream(f"http://127.0.0.1:{port}", status=500 if name == "broken" else 200)
+        name: FakeUpstream(
+            f"http://127.0.0.1:{port}",
+            status=500 if name == "broken" else 200,
+            delay=30.0 if name == "slow" else 0.0,
+        )
         for name, port in ports.items()
     }
     servers = [serve_in_thread(upstreams[name], ports[name]) for name in names]
@@ -106,10 +113,15 @@ upstreams:
     urls: [{dead}]
   - name: pair
     urls: [{u["pair-a"]}, {u["pair-b"]}]
+  - name: sluggish
+    urls: [{u["slow"]}]
+observability:  # spans are made (the collector is absent: exports fail quietly)
+  otlp_endpoint: http://127.0.0.1:9/v1/traces
 gateway:
   breaker_failures: 2
   breaker_open_seconds: 60
   health_interval_seconds: 0.5
+  request_timeout_seconds: 2
 """
     )
     port = free_port()
@@ -164,6 +176,14 @@ def test_nothing_can_serve_is_503_with_retry_after(setup: Setup) -> None:
     ).replace('version="remote",', "")
 
 
+def test_a_request_that_outlives_its_timeout_is_cut_off(setup: Setup) -> None:
+    started = time.monotonic()
+    reply = httpx.post(f"{setup.gateway}/v1/chat/completions", json=chat("sluggish"), timeout=20)
+    assert time.monotonic() - started < 10
+    assert reply.status_code == 503
+    assert "timeout" in reply.json()["error"]["message"]
+
+
 def test_a_session_sticks_to_one_replica_and_sessions_spread(setup: Setup) -> None:
     url = f"{setup.gateway}/v1/chat/completions"
     by_header = {
@@ -186,7 +206,9 @@ def test_trace_context_and_request_id_reach_the_upstream(setup: Setup) -> None:
         headers={"traceparent": traceparent, "x-request-id": "req-42"},
     )
     seen = reply.json()["headers"]
-    assert seen["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    _, trace_id, parent_span, _ = seen["traceparent"].split("-")
+    assert trace_id == "0af7651916cd43dd8448eb211c80319c"  # the client's trace continues
+    assert parent_span != "b7ad6b7169203331"  # ...under the gateway's own CLIENT span
     assert seen["x-request-id"] == "req-42"
     assert reply.headers["x-request-id"] == "req-42"
     assert "authorization" not in seen  # the client's credentials stay at the gateway
@@ -202,7 +224,7 @@ def test_streams_pass_through(setup: Setup) -> None:
 
 def test_models_lists_upstreams_and_unknown_models_are_404(setup: Setup) -> None:
     names = {card["id"] for card in httpx.get(f"{setup.gateway}/v1/models").json()["data"]}
-    assert names == {"flaky", "gone", "nothing", "pair"}
+    assert names == {"flaky", "gone", "nothing", "pair", "sluggish"}
     reply = httpx.post(f"{setup.gateway}/v1/chat/completions", json=chat("missing"))
     assert reply.status_code == 404
     assert reply.json()["error"]["param"] == "model"
