@@ -21,10 +21,13 @@ def models(*names: str) -> dict[str, ModelConfig]:
     return {n: ModelConfig(name=n, path=f"{n}.gguf", categories=["chat"]) for n in names}  # type: ignore[arg-type]
 
 
+CLASSIFIER = RequestClassifier()  # trained once, on first use, for every test here
+
+
 def policy(*rules: RoutingRule, extra: tuple[str, ...] = ()) -> RoutingPolicy[ModelConfig]:
     return RoutingPolicy(
         models("general", "coder", "big"),
-        RequestClassifier(),
+        CLASSIFIER,
         rules=rules,
         extra_targets=extra,
     )
