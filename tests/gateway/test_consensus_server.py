@@ -115,3 +115,17 @@ def test_bad_consensus_requests_name_the_field(
     reply = chat(panel, **body)
     assert reply.status_code == status, reply.text
     assert reply.json()["error"]["param"] == param
+
+
+def test_a_judge_is_asked_and_named(panel: Server) -> None:
+    reply = chat(panel, model="consensus:a,b", consensus={"judge": "c"})
+    # The tiny judge's greedy reply may or may not name an answer by number; either way
+    # the judge was asked and the outcome says so.
+    if reply.status_code == 200:
+        report = reply.json()["demigod_consensus"]
+        assert (report["method"], report["judge"]) == ("judge", "c")
+        answered = sum(a["completion_tokens"] for a in report["answers"])
+        assert reply.json()["usage"]["completion_tokens"] > answered  # the judge's tokens too
+    else:
+        assert reply.status_code == 502, reply.text
+        assert "the judge named no valid answer" in reply.json()["error"]["message"]
