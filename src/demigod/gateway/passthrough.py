@@ -230,7 +230,10 @@ class UpstreamProxy:
         started = time.perf_counter()
         state = scope["state"]
         request_headers = dict(scope["headers"])
-        session = request_headers.get(SESSION_HEADER, b"").decode("latin-1") or payload.get("user")
+        user = payload.get("user")
+        session = request_headers.get(SESSION_HEADER, b"").decode("latin-1") or (
+            user if isinstance(user, str) else None
+        )
         stream = payload.get("stream") is True
         tenant = admitted.principal.tenant
         headers = {
