@@ -190,16 +190,20 @@ def start(command: list[str], ready_url: str, log: Path, env: dict[str, str] | N
     try:
         wait_until_ready(process, ready_url, timeout=START_TIMEOUT)
     except ServerNotReadyError as exc:
+        stop(process)  # its children too (LiteLLM's workers): it leads its own session
         raise RuntimeError(f"{command[:4]} {exc}; see {log}") from exc
     return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, 15)
+    """Stop `process` and every process of its session (uvicorn or LiteLLM workers)."""
     try:
+        os.killpg(process.pid, 15)
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, 9)
+    except ProcessLookupError:
+        pass  # the whole group is gone already
 
 
 def litellm_binary(workdir: Path) -> Path:
