@@ -187,8 +187,9 @@ def create_app(
         classifier = RequestClassifier.from_config(settings.routing)
         routable: dict[str, ServedModel | RemoteModel] = {**mesh.models}
         routable.update(remote.models if remote else {})
-        if len(routable) > 1:  # a lone model (a worker) gets every request: train lazily
-            await asyncio.to_thread(classifier.model)  # train now, not on the first request
+        # Train now: `auto` classifies even with one model, and training on the first
+        # request would block the event loop for as long as training takes.
+        await asyncio.to_thread(classifier.model)
         await asyncio.to_thread(waf.warm)
         state["policy"] = RoutingPolicy(
             routable,
