@@ -17,14 +17,13 @@ import llama_cpp
 
 from demigod.config import EngineConfig, StateCacheConfig
 from demigod.engines.base import (
-    ContextOverflowError,
     EngineError,
     EngineInfo,
     GenerationRequest,
-    SchedulerStats,
     StateCacheStats,
 )
 from demigod.engines.llama_batch import BatchDecoder, tokenize
+from demigod.engines.scheduled import ScheduledEngine
 from demigod.engines.state_cache import (
     DirectoryStore,
     MemoryStore,
@@ -32,7 +31,7 @@ from demigod.engines.state_cache import (
     StateStore,
     file_sha256,
 )
-from demigod.worker.scheduler import BatchScheduler, TokenStream
+from demigod.worker.scheduler import BatchScheduler
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(ScheduledEngine):
     """A GGUF model served by llama.cpp. See `demigod.engines.base.Engine`."""
 
     def __init__(self, name: str, path: Path, config: EngineConfig, *, verbose: bool = False):
@@ -118,25 +117,6 @@ class LlamaCppEngine:
         self, text: str, *, add_special: bool = True, parse_special: bool = False
     ) -> list[int]:
         return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
-
-    def generate(self, request: GenerationRequest) -> TokenStream:
-        prompt = request.prompt_tokens
-        max_tokens = request.sampling.max_tokens
-        if not prompt:
-            raise ValueError("the prompt must hold at least one token")
-        if len(prompt) + max_tokens > self.info.n_ctx:
-            raise ContextOverflowError(len(prompt), max_tokens, self.info.n_ctx)
-        return self._scheduler.submit(request)
-
-    def health(self) -> bool:
-        return not self._closed and self._scheduler.alive()
-
-    def queue_depth(self) -> int:
-        return self._scheduler.depth()
-
-    def scheduler_stats(self) -> SchedulerStats:
-        """Queue waits and decode-step batch sizes since the engine started."""
-        return self._scheduler.stats()
 
     def state_cache_stats(self) -> StateCacheStats | None:
         """Hits, misses and bytes of the recurrent-state cache; None when it is off."""

@@ -19,15 +19,14 @@ import torch
 
 from demigod.config import EngineConfig
 from demigod.engines.base import (
-    ContextOverflowError,
     EngineError,
     EngineInfo,
     GenerationEvent,
     GenerationRequest,
-    SchedulerStats,
 )
+from demigod.engines.scheduled import ScheduledEngine
 from demigod.engines.stops import StopMatcher
-from demigod.worker.scheduler import BatchScheduler, JobContext, TokenStream
+from demigod.worker.scheduler import BatchScheduler, JobContext
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-class TransformersEngine:
+class TransformersEngine(ScheduledEngine):
     """A Hugging Face checkpoint folder served by transformers. See `engines.base.Engine`.
 
     `config.n_ctx` caps the context; `n_threads` sets torch's CPU threads; `queue_size`
@@ -92,25 +91,6 @@ class TransformersEngine:
         # HF tokenizers always read their special tokens' text as those tokens.
         ids = self._tokenizer(text, add_special_tokens=add_special)["input_ids"]
         return [int(token) for token in ids]
-
-    def generate(self, request: GenerationRequest) -> TokenStream:
-        prompt = request.prompt_tokens
-        max_tokens = request.sampling.max_tokens
-        if not prompt:
-            raise ValueError("the prompt must hold at least one token")
-        if len(prompt) + max_tokens > self.info.n_ctx:
-            raise ContextOverflowError(len(prompt), max_tokens, self.info.n_ctx)
-        return self._scheduler.submit(request)
-
-    def health(self) -> bool:
-        return not self._closed and self._scheduler.alive()
-
-    def queue_depth(self) -> int:
-        return self._scheduler.depth()
-
-    def scheduler_stats(self) -> SchedulerStats:
-        """Queue waits and decode steps since the engine started."""
-        return self._scheduler.stats()
 
     async def close(self) -> None:
         if self._closed:
