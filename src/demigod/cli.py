@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -187,6 +186,7 @@ def route_classify(
     from demigod.gateway.classifier import RequestClassifier
     from demigod.gateway.policy import RoutingPolicy
     from demigod.gateway.versions import split_versions
+    from demigod.prompt_rows import prompt_rows
 
     settings = _settings(config)
     configs = [parse_model_option(value) for value in model or []] or settings.models
@@ -204,22 +204,7 @@ def route_classify(
     except ValueError as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    try:
-        text = sys.stdin.read() if str(jsonl) == "-" else jsonl.read_text(encoding="utf-8")
-    except OSError as exc:
-        console.print(f"[red]cannot read {jsonl}:[/red] {exc.strerror}")
-        raise typer.Exit(2) from exc
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            prompt = row["prompt"]
-            if not isinstance(prompt, str):
-                raise TypeError('"prompt" must be a string')
-        except (ValueError, KeyError, TypeError) as exc:
-            console.print(f"[red]{jsonl}:{number}: bad line:[/red] {exc}")
-            raise typer.Exit(2) from exc
+    for row, prompt in prompt_rows(jsonl, console):
         decision = policy.resolve("auto", prompt, tenant)
         row.update(
             category=decision.category,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from demigod.config import load_settings
+from demigod.prompt_rows import prompt_rows
 
 waf_app = typer.Typer(help="The prompt-injection screen (WAF), offline.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -50,24 +50,7 @@ def scan(
         threshold=settings.waf.threshold if threshold is None else threshold,
         max_chars=settings.waf.max_chars,
     )
-    try:
-        text = sys.stdin.read() if str(jsonl) == "-" else jsonl.read_text(encoding="utf-8")
-    except OSError as exc:
-        console.print(f"[red]cannot read {jsonl}:[/red] {exc.strerror}")
-        raise typer.Exit(2) from exc
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise TypeError("each line must be a JSON object")
-            prompt = row.get("prompt")
-            if not isinstance(prompt, str):
-                raise TypeError('"prompt" must be a string')
-        except (ValueError, TypeError) as exc:
-            console.print(f"[red]{jsonl}:{number}: bad line:[/red] {exc}")
-            raise typer.Exit(2) from exc
+    for row, prompt in prompt_rows(jsonl, console):
         verdict = screen.screen_text(prompt)
         row.update(verdict=verdict.verdict, score=verdict.score, rules=list(verdict.rules))
         typer.echo(json.dumps(row, ensure_ascii=False))
