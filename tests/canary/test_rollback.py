@@ -1,10 +1,10 @@
 """End to end: `demigod canary start` against a real server rolls a bad candidate back.
 
 The rollout lives in the model registry (`canary.store: registry`). The candidate is
-genuinely worse, not flagged: the same model name served by a
-checkpoint on the transformers engine (one sequence at a time, Python per token) while
-stable runs on llama.cpp with continuous batching. Under concurrent traffic its p95
-latency is many times stable's, and the first analysis window rolls it back to 0 %.
+genuinely worse, not flagged: the same model name served by a much wider and deeper Mamba
+(same pipeline, same engine), so every token costs it more. The p95 judgement is by ratio
+alone (`p95_slack_seconds: 0`): on a fast, quiet machine both versions answer in tens of
+milliseconds and the default absolute slack would hide a 2x regression.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ canary:
   window_seconds: 8
   min_requests: 4
   probes_per_window: 1
+  p95_slack_seconds: 0
   refresh_seconds: 0.5
 observability:
   deep_probe_interval_seconds: 0
@@ -96,7 +97,7 @@ def test_a_slow_candidate_is_rolled_back_to_zero(canary_server: tuple[Server, Pa
     served: list[str] = []
 
     def traffic() -> None:
-        body = {"model": "tiny", "prompt": "Once upon a time", "max_tokens": 8, "ignore_eos": True}
+        body = {"model": "tiny", "prompt": "Once upon a time", "max_tokens": 32, "ignore_eos": True}
         with httpx.Client(base_url=server.url, timeout=60) as client:
             while not stop.is_set():
                 reply = client.post("/v1/completions", json={**body, "user": uuid.uuid4().hex})
