@@ -119,6 +119,8 @@ def serve(
         f"engine:\n  n_ctx: {n_ctx}\n  slots: 1\n  n_threads: {threads}\n"
         "  state_cache:\n    enabled: false\n"
         "observability:\n  deep_probe_interval_seconds: 0\n"
+        # The model's joules only: no auth, screen or audit log on the request path.
+        'security:\n  auth: "off"\nwaf:\n  enabled: false\naudit:\n  enabled: false\n'
     )
     command = [sys.executable, "-m", "demigod", "serve", "--port", str(port), "-c", str(config)]
     for name, path in models.items():
