@@ -20,6 +20,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from timing import percentile
+
 from demigod.security.audit.signing import SigningKey
 from demigod.security.audit.store import AuditLog
 
@@ -40,11 +42,6 @@ RECORD = {
     "received": "2026-11-26T13:00:00.000000Z",
     "decided": "2026-11-26T13:00:00.004000Z",
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(log: AuditLog, concurrency: int) -> tuple[list[float], float]:

@@ -11,28 +11,13 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import time
 from datetime import UTC, datetime
+
+from timing import measure, percentile
 
 from demigod.gateway.classifier import RequestClassifier, load_labelled
 
 BUDGET_P95_MS = 10.0
-REPEATS = 5
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def measure(prompts: list[str], work: object) -> list[float]:
-    timings = []
-    for _ in range(REPEATS):
-        for prompt in prompts:
-            started = time.perf_counter()
-            work(prompt)  # type: ignore[operator]
-            timings.append((time.perf_counter() - started) * 1000)
-    return timings
 
 
 def main() -> None:

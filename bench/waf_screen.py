@@ -17,9 +17,9 @@ import json
 import os
 import platform
 import statistics
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
+
+from timing import measure, percentile, time_calls
 
 from demigod.security.waf.model import load_labelled
 from demigod.security.waf.normalize import clean, decoded_spans, fold
@@ -29,31 +29,6 @@ from demigod.security.waf.screen import PromptScreen
 BUDGET_P95_MS = 15.0
 BUDGET_ROW = "512 tokens"
 CHARS_PER_TOKEN = 4
-REPEATS = 5
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def measure(prompts: list[str], work: Callable[[str], object]) -> list[float]:
-    """Wall-clock milliseconds per call."""
-    return measure_both(prompts, work)[0]
-
-
-def measure_both(
-    prompts: list[str], work: Callable[[str], object]
-) -> tuple[list[float], list[float]]:
-    """(wall-clock, CPU) milliseconds per call."""
-    wall, cpu = [], []
-    for _ in range(REPEATS):
-        for prompt in prompts:
-            started, started_cpu = time.perf_counter(), time.thread_time()
-            work(prompt)
-            cpu.append((time.thread_time() - started_cpu) * 1000)
-            wall.append((time.perf_counter() - started) * 1000)
-    return wall, cpu
 
 
 def of_tokens(texts: list[str], tokens: int) -> list[str]:
@@ -92,7 +67,7 @@ def main() -> None:
     }
     rows = []
     for name, prompts in sizes.items():
-        ours, ours_cpu = measure_both(prompts, screen.screen_text)
+        ours, ours_cpu = time_calls(prompts, screen.screen_text)
         rules = measure(prompts, rules_only)
         body = measure(
             prompts,
