@@ -30,10 +30,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -340,11 +341,9 @@ async def _one_completion(url: str, prompt: str) -> None:
         await complete(client, prompt, 8)
 
 
-def median_of(repeats: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(repeats))
-
-
-def with_server(make: Callable[[], Server], work: Callable[[Server], Awaitable[float]]) -> float:
+def with_server(
+    make: Callable[[], Server], work: Callable[[Server], Coroutine[Any, Any, float]]
+) -> float:
     server = make()
     try:
         return asyncio.run(work(server))
@@ -367,45 +366,58 @@ def run(
     if "memory" in parts:
         memory_row(launcher, results)
     if "latency" in parts:
-        latency_row(launcher, results, results.speeds.get(("demigod", 8), 0.0))
+        latency_row(launcher, results, results.speeds)
     return results
 
 
 def throughput_rows(launcher: Launcher, results: Results, repeats: int) -> None:
-    makers = {
+    """Every server stays up (idle ones use no CPU) and each round measures them back to
+    back, in a rotating order, at each client count: the shared machine's slow drifts then
+    hit all of them alike, and the ratios are taken within a round (paired), then the
+    median over rounds."""
+    makers: dict[str, Callable[[], Server]] = {
         "demigod": launcher.demigod,
         "llama-server": launcher.llama_server,
         "llama_cpp.server": launcher.python_server,
     }
-    speeds = results.speeds
-    for name, make in makers.items():
-        for clients in (1, 4, 8):
-            each = 2 if clients > 1 else 4
+    launcher.fresh_states("states")
+    servers = {name: make() for name, make in makers.items()}
+    samples: dict[tuple[str, int], list[float]] = {}
+    try:
+        for round_ in range(repeats):
+            for clients in (1, 4, 8):
+                names = list(servers)
+                for name in names[round_ % 3 :] + names[: round_ % 3]:
+                    each = 2 if clients > 1 else 4
 
-            def measure(c: int = clients, e: int = each, m: Callable[[], Server] = make) -> float:
-                return with_server(m, lambda server: throughput(server, c, e))
+                    def measure(n: str = name, c: int = clients, e: int = each) -> float:
+                        if servers[n].process.poll() is not None:  # died: a fresh one
+                            servers[n] = makers[n]()
+                        return asyncio.run(throughput(servers[n], c, e))
 
-            launcher.fresh_states("states")
-            label = f"completion tok/s, {clients} client(s), {name}"
-            key = f"tok_s_{name}_{clients}"
-            speed = results.attempt(key, label, lambda m=measure: median_of(repeats, m))
-            if isinstance(speed, float):
-                speeds[(name, clients)] = speed
-                results.add(key, label, round(speed, 1), f"{speed:.1f}")
-    nan = float("nan")
-    for clients in (1, 8):
-        ratio = speeds.get(("demigod", clients), nan) / speeds.get(("llama-server", clients), nan)
+                    label = f"completion tok/s, {clients} client(s), {name}, round {round_ + 1}"
+                    speed = results.attempt(f"tok_s_{name}_{clients}", label, measure)
+                    if isinstance(speed, float):
+                        samples.setdefault((name, clients), []).append(speed)
+                        print(f"{label}: {speed:.1f}", file=sys.stderr, flush=True)
+    finally:
+        for server in servers.values():
+            stop(server)
+    for (name, clients), speeds in samples.items():
+        median = statistics.median(speeds)
+        results.speeds[(name, clients)] = median
+        key, label = f"tok_s_{name}_{clients}", f"completion tok/s, {clients} client(s), {name}"
+        results.add(key, label, round(median, 1), f"{median:.1f} (median of {len(speeds)})")
+    for clients, reference in ((1, "llama-server"), (8, "llama-server"), (8, "llama_cpp.server")):
+        ours, theirs = samples.get(("demigod", clients), []), samples.get((reference, clients), [])
+        paired = [a / b for a, b in zip(ours, theirs, strict=False)]
+        ratio = statistics.median(paired) if paired else float("nan")
         results.add(
-            f"ratio_vs_llama_server_{clients}",
-            f"demigod / llama-server tok/s, {clients} client(s)",
+            f"ratio_vs_{reference.replace('-', '_').replace('.', '_')}_{clients}",
+            f"demigod / {reference} tok/s, {clients} client(s), median of paired rounds",
             round(ratio, 3),
-            f"{ratio:.2f}x",
+            f"{ratio:.2f}x ({', '.join(f'{r:.2f}' for r in paired)})",
         )
-    ratio = speeds.get(("demigod", 8), nan) / speeds.get(("llama_cpp.server", 8), nan)
-    results.add(
-        "ratio_vs_llama_cpp_server_8", "demigod / llama_cpp.server tok/s, 8 clients",
-        round(ratio, 3), f"{ratio:.2f}x",
-    )  # fmt: skip
 
 
 def session_rows(launcher: Launcher, results: Results, sessions: int) -> None:
@@ -493,21 +505,27 @@ def memory_row(launcher: Launcher, results: Results) -> None:
         )
 
 
-def latency_row(launcher: Launcher, results: Results, max_speed: float) -> None:
-    """Needs the 8-client throughput (run with the throughput part)."""
-    if max_speed <= 0:
-        print("latency: skipped, it needs the throughput part", file=sys.stderr)
-        return
-    rate = 0.8 * max_speed / LATENCY_TOKENS
-    launcher.fresh_states("states")
-    label = f"p95 latency, 64-token completions at {rate:.2f} req/s (80 % of max), demigod"
-    p95 = results.attempt(
-        "p95_latency_80pct",
-        label,
-        lambda: with_server(launcher.demigod, lambda server: open_loop_p95(server, rate, 40)),
-    )
-    if isinstance(p95, float):
-        results.add("p95_latency_80pct", label, round(p95, 3), f"{p95:.2f} s")
+def latency_row(launcher: Launcher, results: Results, speeds: dict[tuple[str, int], float]) -> None:
+    """p95 at 80 % of each server's own 8-client throughput (run with the throughput part):
+    demigod, and llama-server as the reference for what this machine allows."""
+    for key, name, make in (
+        ("p95_latency_80pct", "demigod", launcher.demigod),
+        ("p95_latency_80pct_llama_server", "llama-server", launcher.llama_server),
+    ):
+        max_speed = speeds.get((name, 8), 0.0)
+        if max_speed <= 0:
+            print(f"latency, {name}: skipped, it needs the throughput part", file=sys.stderr)
+            continue
+        rate = 0.8 * max_speed / LATENCY_TOKENS
+        launcher.fresh_states("states")
+        label = f"p95 latency, 64-token completions at {rate:.2f} req/s (80 % of max), {name}"
+
+        def measure(m: Callable[[], Server] = make, r: float = rate) -> float:
+            return with_server(m, lambda server: open_loop_p95(server, r, 40))
+
+        p95 = results.attempt(key, label, measure)
+        if isinstance(p95, float):
+            results.add(key, label, round(p95, 3), f"{p95:.2f} s")
 
 
 def main() -> None:
@@ -515,7 +533,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--sdist", type=Path, default=None, help="llama-cpp-python sdist tarball")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="throughput runs (median)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="throughput rounds (median of paired ratios)"
+    )
     parser.add_argument("--sessions", type=int, default=32, help="conversations per scenario")
     parser.add_argument(
         "--part", action="append", choices=PARTS, help="run only these parts (repeatable)"

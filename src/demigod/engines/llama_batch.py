@@ -4,7 +4,8 @@ Each slot is a llama.cpp sequence id. A step's batch holds one token (the last o
 sampled) for every generating sequence, then up to `chunk` prompt tokens of sequences still
 prefilling, so a long prompt is read over several steps while running streams keep
 producing. Each sequence samples with its own llama.cpp sampler chain from its own logits
-row.
+row; greedy requests take the row's argmax in place, which is what llama.cpp's greedy
+sampler returns, without its copy of the whole vocabulary per token.
 
 With a state cache, a sequence starts from the saved state of its longest cached prefix
 and saves two checkpoints. After its prompt: the next turn's prompt starts with it. After
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import llama_cpp
+import numpy as np
 
 from demigod.engines.base import EngineError, GenerationEvent, GenerationRequest, SamplingParams
 from demigod.engines.state_cache import CachedState, StateCache
@@ -43,7 +45,7 @@ class _Sequence:
     slot: int
     request: GenerationRequest
     context: JobContext
-    sampler: llama_cpp.llama_sampler_p
+    sampler: llama_cpp.llama_sampler_p | None  # None: greedy, an argmax (see `_argmax`)
     pending: list[int]  # tokens to evaluate next: the prompt's rest, or the last sample
     evaluated: list[int]  # tokens whose effect the slot's memory holds, in order
     prefilling: bool = True
@@ -84,6 +86,7 @@ class BatchDecoder:
         self._eog_tokens = [
             t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)
         ]
+        self._eog_set = frozenset(self._eog_tokens)
         self._chunk = chunk
         self._n_ctx = n_ctx
         self._settle_max_tokens = settle_max_tokens
@@ -99,7 +102,7 @@ class BatchDecoder:
         prompt = list(work.prompt_tokens)
         previous = self._sequences.pop(slot, None)
         if previous is not None and previous.settling:  # claimed: its memory is our prefix
-            llama_cpp.llama_sampler_free(previous.sampler)
+            _free_sampler(previous)
             restored = len(previous.evaluated)
         else:
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
@@ -178,7 +181,7 @@ class BatchDecoder:
     def _free(self, slot: int) -> None:
         sequence = self._sequences.pop(slot, None)
         if sequence is not None:
-            llama_cpp.llama_sampler_free(sequence.sampler)
+            _free_sampler(sequence)
         llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
 
     # -- one step ----------------------------------------------------------------------
@@ -229,8 +232,11 @@ class BatchDecoder:
 
     def _sample(self, sequence: _Sequence, index: int) -> bool:
         """Draw the next token from logits row `index`, emit its text; True when finished."""
-        token = llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, index)
         params = sequence.request.sampling
+        if sequence.sampler is None:
+            token = self._argmax(index, params.ignore_eos)
+        else:
+            token = llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, index)
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
             self._emit(sequence, sequence.stops.flush(), "stop")
             return True
@@ -247,6 +253,14 @@ class BatchDecoder:
             self._emit(sequence, visible, None)
         sequence.pending.append(token)
         return False
+
+    def _argmax(self, index: int, ignore_eos: bool) -> int:
+        """Greedy over logits row `index`, read in place: `llama_sampler_sample` would first
+        copy the whole vocabulary into a candidate list (half the Python side of an
+        8-sequence step)."""
+        pointer = llama_cpp.llama_get_logits_ith(self._ctx, index)
+        row = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+        return greedy_token(row, self._eog_set if ignore_eos else frozenset())
 
     def _emit(
         self, sequence: _Sequence, text: str, finish: Literal["stop", "length"] | None
@@ -319,8 +333,11 @@ class BatchDecoder:
 
     # -- sampling ----------------------------------------------------------------------
 
-    def _sampler(self, params: SamplingParams) -> llama_cpp.llama_sampler_p:
-        """llama.cpp's own sampler chain: [no-EOS bias] → top-p → temperature → draw."""
+    def _sampler(self, params: SamplingParams) -> llama_cpp.llama_sampler_p | None:
+        """llama.cpp's own sampler chain: [no-EOS bias] → top-p → temperature → draw; None
+        for greedy (temperature 0), which `_argmax` does."""
+        if params.temperature == 0.0:
+            return None
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if params.ignore_eos and self._eog_tokens:
             biases = (llama_cpp.llama_logit_bias * len(self._eog_tokens))()
@@ -329,9 +346,6 @@ class BatchDecoder:
             llama_cpp.llama_sampler_chain_add(
                 chain, llama_cpp.llama_sampler_init_logit_bias(self._n_vocab, len(biases), biases)
             )
-        if params.temperature == 0.0:
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-            return chain
         if params.top_p < 1.0:
             llama_cpp.llama_sampler_chain_add(
                 chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1)
@@ -342,6 +356,22 @@ class BatchDecoder:
         seed = params.seed if params.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
         llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
         return chain
+
+
+def greedy_token(row: np.ndarray, banned: frozenset[int]) -> int:
+    """The first highest logit of `row` that is not `banned`: what llama.cpp's greedy
+    sampler picks after a -inf logit bias on the banned tokens."""
+    token = int(row.argmax())
+    if token in banned:
+        row = row.copy()
+        row[list(banned)] = -np.inf
+        token = int(row.argmax())
+    return token
+
+
+def _free_sampler(sequence: _Sequence) -> None:
+    if sequence.sampler is not None:
+        llama_cpp.llama_sampler_free(sequence.sampler)
 
 
 def tokenize(
