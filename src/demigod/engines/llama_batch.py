@@ -87,6 +87,7 @@ class BatchDecoder:
             t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)
         ]
         self._eog_set = frozenset(self._eog_tokens)
+        self._logits_row = ctypes.c_float * self._n_vocab
         self._chunk = chunk
         self._n_ctx = n_ctx
         self._settle_max_tokens = settle_max_tokens
@@ -259,7 +260,8 @@ class BatchDecoder:
         copy the whole vocabulary into a candidate list (half the Python side of an
         8-sequence step)."""
         pointer = llama_cpp.llama_get_logits_ith(self._ctx, index)
-        row = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+        address = ctypes.cast(pointer, ctypes.c_void_p).value
+        row = np.frombuffer(self._logits_row.from_address(address), dtype=np.float32)
         return greedy_token(row, self._eog_set if ignore_eos else frozenset())
 
     def _emit(
