@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,6 +203,19 @@ async def complete(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> i
     return int(reply.json()["usage"]["completion_tokens"])
 
 
+async def sse_lines(reply: httpx.Response) -> AsyncIterator[str]:
+    """The lines of an event stream, cut at "\n" only: httpx's aiter_lines also cuts at
+    U+2028, U+0085 and the like, which a random model writes and servers send unescaped
+    inside JSON strings."""
+    buffered = ""
+    async for chunk in reply.aiter_text():
+        *lines, buffered = (buffered + chunk).split("\n")
+        for line in lines:
+            yield line.rstrip("\r")
+    if buffered:
+        yield buffered
+
+
 async def stream(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> tuple[float, str]:
     """Streamed completion: (seconds to the first text, the whole text)."""
     started = time.perf_counter()
@@ -211,7 +224,7 @@ async def stream(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> tup
     body = completion_body(prompt, max_tokens, stream=True, stop=["\nUser:"])
     async with client.stream("POST", "/v1/completions", json=body) as reply:
         reply.raise_for_status()
-        async for line in reply.aiter_lines():
+        async for line in sse_lines(reply):
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             choices = json.loads(line[6:]).get("choices") or [{}]

@@ -23,7 +23,9 @@ def prompt_rows(jsonl: Path, console: Console) -> Iterator[tuple[dict[str, Any],
     except OSError as exc:
         console.print(f"[red]cannot read {jsonl}:[/red] {exc.strerror}")
         raise typer.Exit(2) from exc
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
+    # separators that JSON strings may hold unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -52,3 +52,14 @@ def test_bad_input_is_named_with_a_nonzero_exit(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     not_json = run("--jsonl", "-", stdin="not json\n", cwd=tmp_path)
     assert not_json.returncode == 2 and "-:1: bad line" in not_json.stderr
+
+
+def test_scan_keeps_prompts_holding_unicode_line_separators(tmp_path: Path) -> None:
+    """JSON may carry U+2028, U+2029 and U+0085 unescaped; they are not line ends."""
+    prompt = "first part\u2028second part\u2029third\x85fourth"
+    stdin = json.dumps({"prompt": prompt, "id": 9}, ensure_ascii=False) + "\r\n"
+    scanned = run("--jsonl", "-", stdin=stdin, cwd=tmp_path)
+    assert scanned.returncode == 0, scanned.stderr
+    rows = [json.loads(line) for line in scanned.stdout.split("\n") if line]
+    assert [row["id"] for row in rows] == [9]
+    assert rows[0]["prompt"] == prompt
