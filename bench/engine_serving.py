@@ -216,13 +216,17 @@ async def sse_lines(reply: httpx.Response) -> AsyncIterator[str]:
         yield buffered
 
 
-async def stream(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> tuple[float, str]:
-    """Streamed completion: (seconds to the first text, the whole text)."""
+async def stream(
+    client: httpx.AsyncClient, prompt: str, max_tokens: int, session: str
+) -> tuple[float, str]:
+    """Streamed completion: (seconds to the first text, the whole text). `session` goes in
+    `X-Session-Id`, which tells demigod to prepare the next turn (llama-server ignores it)."""
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
     body = completion_body(prompt, max_tokens, stream=True, stop=["\nUser:"])
-    async with client.stream("POST", "/v1/completions", json=body) as reply:
+    headers = {"X-Session-Id": session}
+    async with client.stream("POST", "/v1/completions", json=body, headers=headers) as reply:
         reply.raise_for_status()
         async for line in sse_lines(reply):
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -258,6 +262,7 @@ async def throughput(server: Server, clients: int, requests_each: int) -> float:
 
 @dataclass
 class Session:
+    name: str
     rng: random.Random
     text: str = ""
     ttft: list[float] = field(default_factory=list)
@@ -278,7 +283,7 @@ async def run_turns(url: str, sessions: list[Session], turns: range, clients: in
             for _ in turns:
                 for session in mine:
                     prompt = session.next_prompt()
-                    seconds, reply = await stream(client, prompt, REPLY_TOKENS)
+                    seconds, reply = await stream(client, prompt, REPLY_TOKENS, session.name)
                     session.ttft.append(seconds)
                     session.text = f"{prompt}{reply}\n"
 
@@ -301,7 +306,7 @@ def conversations(
     between: Callable[[Server], Server] | None = None,
 ) -> tuple[float, float, float]:
     """`count` sessions x 6 turns; `between` (if given) swaps the server after turn 3."""
-    sessions = [Session(random.Random(1000 + i)) for i in range(count)]
+    sessions = [Session(f"session-{i}", random.Random(1000 + i)) for i in range(count)]
     server = servers()
     try:
         if between is None:

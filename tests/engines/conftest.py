@@ -40,8 +40,14 @@ class EngineRunner:
         self._engines.remove(engine)
         self.loop.run_until_complete(engine.close())
 
-    def complete(self, engine: LlamaCppEngine, tokens: list[int], params: SamplingParams) -> str:
-        return self.loop.run_until_complete(collect(engine, tokens, params))
+    def complete(
+        self,
+        engine: LlamaCppEngine,
+        tokens: list[int],
+        params: SamplingParams,
+        next_turn: bool = True,
+    ) -> str:
+        return self.loop.run_until_complete(collect(engine, tokens, params, next_turn))
 
     def complete_all(
         self, engine: LlamaCppEngine, requests: list[tuple[list[int], SamplingParams]]
@@ -57,9 +63,13 @@ class EngineRunner:
         self.loop.close()
 
 
-async def collect(engine: LlamaCppEngine, tokens: list[int], params: SamplingParams) -> str:
+async def collect(
+    engine: LlamaCppEngine, tokens: list[int], params: SamplingParams, next_turn: bool = True
+) -> str:
+    """The whole answer. Every request is a conversation turn unless `next_turn` is False."""
     parts = []
-    async with engine.generate(GenerationRequest(tokens, params)) as events:
+    request = GenerationRequest(tokens, params, next_turn_expected=next_turn)
+    async with engine.generate(request) as events:
         async for event in events:
             parts.append(event.text)
     return "".join(parts)

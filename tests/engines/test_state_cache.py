@@ -92,6 +92,31 @@ def test_ram_tier_resumes_each_turn_exactly(tiny_model: Path, runner: EngineRunn
     assert stats is not None and stats.hits["ram"] >= 6 and stats.bytes["ram"] > 0
 
 
+def test_one_shot_requests_save_only_the_prompt_state(
+    tiny_model: Path, runner: EngineRunner
+) -> None:
+    """Re-reading the reply is for a next turn: a request that expects none (no session,
+    no earlier reply) leaves just its prompt's checkpoint; the same turn in a conversation
+    also gets its reply settled."""
+    engine = runner.open(tiny_model, engine_config(disk_dir=None))
+    history = [ChatMessage(role="user", content="Tell me about the os module, please.")]
+    prompt = chat_tokens(engine, history)
+    assert engine.state_cache is not None
+    settled_longer = 0
+    for seed in range(6):
+        sampling = SamplingParams(
+            max_tokens=REPLY_TOKENS, temperature=1.0, seed=seed, ignore_eos=True
+        )
+        reply = runner.complete(engine, prompt, sampling, next_turn=False)
+        answered = [*history, ChatMessage(role="assistant", content=reply)]
+        tokens = chat_tokens(engine, [*answered, ChatMessage(role="user", content="And?")])
+        cached = engine.state_cache.lookup(tokens, peek=True)
+        assert cached is not None and len(cached.tokens) == len(prompt)
+        assert runner.complete(engine, prompt, sampling, next_turn=True) == reply
+        settled_longer += settled(engine, tokens, len(prompt) + 1) > len(prompt)
+    assert settled_longer  # replies that start with the model's own space settle
+
+
 def test_disk_tier_survives_a_restart(
     tiny_model: Path, runner: EngineRunner, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -51,3 +52,27 @@ def test_restarted_server_continues_from_disk(tiny_model: Path, tmp_path: Path) 
         assert cache_metric(cold, "hits_total", "ram") == 0
     finally:
         stop_server(cold)
+
+
+def test_only_conversations_get_their_reply_settled(tiny_model: Path, tmp_path: Path) -> None:
+    """A first turn with no session is one-shot: only its prompt's state is saved, however
+    often it is asked. With `X-Session-Id` the engine also saves prompt + reply for the
+    next turn."""
+    server = start_server([f"tiny={tiny_model}"], tmp_path, config="")
+    body = {"model": "tiny", "messages": FIRST, "max_tokens": 8, "seed": 0, "ignore_eos": True}
+    url = f"{server.url}/v1/chat/completions"
+    try:
+        httpx.post(url, json=body, timeout=60).raise_for_status()
+        one_shot = cache_metric(server, "bytes", "ram")
+        assert one_shot > 0
+        httpx.post(url, json=body, timeout=60).raise_for_status()
+        time.sleep(0.5)  # time enough for a settle the engine should not have started
+        assert cache_metric(server, "bytes", "ram") == one_shot  # the second one added nothing
+        headers = {"X-Session-Id": "chat-42"}
+        httpx.post(url, json=body, headers=headers, timeout=60).raise_for_status()
+        deadline = time.monotonic() + 10  # the reply settles after the answer is sent
+        while cache_metric(server, "bytes", "ram") == one_shot and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cache_metric(server, "bytes", "ram") > one_shot
+    finally:
+        stop_server(server)

@@ -55,6 +55,9 @@ class GenerationRequest:
     prompt_tokens: list[int]
     sampling: SamplingParams
     request_id: str = ""
+    # The client will likely send a next turn that extends this prompt with the reply
+    # (a conversation): the engine may prepare that turn's state after answering.
+    next_turn_expected: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ and saves two checkpoints. After its prompt: the next turn's prompt starts with 
 its reply, "settled": the client gets back text, not tokens, and sends that text in the
 next turn's prompt, where it is tokenised afresh, which can split differently from the
 tokens that were sampled ("Hel" + "lo" comes back as "Hello"), and the last sampled token
-was never evaluated. So once the answer is complete, the slot evaluates prompt +
+was never evaluated. So once the answer to a request that expects a next turn
+(`GenerationRequest.next_turn_expected`: the gateway sets it for conversations) is complete,
+the slot evaluates prompt +
 tokenize(returned text), from its own state when that is a prefix, else from the prompt's
 checkpoint, and saves the state under exactly those tokens (less the reply's last token,
 which may merge with the text that follows it). The client does not wait for this; the
@@ -295,8 +297,10 @@ class BatchDecoder:
 
     def _plan_settling(self, slot: int, sequence: _Sequence) -> None:
         """After the answer: queue prompt + tokenize(returned text) for evaluation in `slot`
-        (see the module docstring), or do nothing when there is no cache to save into."""
-        if self._cache is None:
+        (see the module docstring), or do nothing when there is no cache to save into or
+        no next turn is expected: under load, re-reading one-shot replies would cost live
+        requests up to `settle_max_tokens` extra prompt tokens each."""
+        if self._cache is None or not sequence.request.next_turn_expected:
             return
         reply = tokenize(self._vocab, "".join(sequence.shown), add_special=False)
         # Hold back the reply's last token: it can merge with what the template appends

@@ -25,6 +25,7 @@ from demigod.gateway.completions import (
     CompletionRunner,
     Kind,
     default_max_tokens,
+    expects_next_turn,
 )
 from demigod.gateway.errors import APIError, install_error_handlers
 from demigod.gateway.passthrough import UpstreamProxy
@@ -366,6 +367,7 @@ def create_app(
         stops: tuple[str, ...],
         prompt_text: str,
         echo: str = "",
+        conversation: bool = False,
     ) -> CompletionJob:
         served = decision.model
         if not tokens:
@@ -387,6 +389,7 @@ def create_app(
             route_reason=decision.reason,
             tenant=request.state.admission.principal.tenant,
             on_usage=request.state.admission.record_usage,
+            conversation=conversation,
         )
 
     def consensus_target(
@@ -467,7 +470,18 @@ def create_app(
             served.engine.tokenize, prompt, add_special=True, parse_special=True
         )
         response = await runner.respond(
-            job(request, body, "chat", decision, tokens, served.chat_template.stops, prompt),
+            job(
+                request,
+                body,
+                "chat",
+                decision,
+                tokens,
+                served.chat_template.stops,
+                prompt,
+                conversation=expects_next_turn(
+                    request_session(request, body.user), (m.role for m in body.messages)
+                ),
+            ),
             request,
         )
         response.headers[ROUTE_HEADER] = route_header(decision)
@@ -486,7 +500,17 @@ def create_app(
         served = decision.model
         tokens = await asyncio.to_thread(served.engine.tokenize, text, add_special=True)
         response = await runner.respond(
-            job(request, body, "text", decision, tokens, (), text, text if body.echo else ""),
+            job(
+                request,
+                body,
+                "text",
+                decision,
+                tokens,
+                (),
+                text,
+                text if body.echo else "",
+                conversation=expects_next_turn(request_session(request, body.user)),
+            ),
             request,
         )
         response.headers[ROUTE_HEADER] = route_header(decision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -80,6 +80,14 @@ class CompletionJob:
     route_reason: str = ""  # why the policy picked this model
     tenant: str = ANONYMOUS_TENANT  # the authenticated principal's tenant
     on_usage: Callable[[int, int], None] | None = None  # (prompt, completion) tokens at the end
+    conversation: bool = False  # a next turn is likely: see `expects_next_turn`
+
+
+def expects_next_turn(session: str | None, roles: Iterable[str] = ()) -> bool:
+    """Whether a request is part of a conversation, so that the engine prepares the next
+    turn's state after answering (speculative work, worth it only then): it names a session
+    (`X-Session-Id` or `user`), or it is a chat that already holds an assistant reply."""
+    return session is not None or "assistant" in roles
 
 
 def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
@@ -101,7 +109,7 @@ class CompletionRunner:
         """Start the generation; answer JSON or SSE. Raises APIError for refusals."""
         try:
             events = job.model.engine.generate(
-                GenerationRequest(job.prompt_tokens, job.sampling, job.request_id)
+                GenerationRequest(job.prompt_tokens, job.sampling, job.request_id, job.conversation)
             )
         except ContextOverflowError as exc:
             raise APIError(
