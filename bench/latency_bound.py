@@ -1,13 +1,15 @@
 """The lowest p95 latency any llama.cpp server could reach on this CPU at 80 % load.
 
 Run: .venv/bin/python bench/latency_bound.py [--model var/bench/mamba-768x24-random.Q4_0.gguf]
-     [--threads 2] [--slots 8]
+     [--threads 2] [--slots 8] [--rate REQ_PER_S]
 1. Times one `llama_decode` of k sequences x 1 token, k = 1..slots, on the benchmark model
-   (bench/engine_setup.py builds it): the median of 30 steps each.
+   (bench/engine_setup.py builds it): 30 passes over every k in turn (a noisy moment on a
+   shared machine then hits all of them), the median for each k.
 2. Max throughput is the best k / t(k). Requests for 64 tokens arrive as a Poisson process
    at 80 % of it; a simulated server runs up to m of them per step, a step of k running
-   sequences taking t(k). Prefill, sampling, HTTP and the client cost nothing here, so the
-   p95 it reports is a lower bound for every scheduler and every m.
+   sequences taking t(k) (`--rate` sets another arrival rate). Prefill, sampling, HTTP and
+   the client cost nothing here, so the p95 it reports is a lower bound for every scheduler
+   and every m.
 Prints a table and one JSON line. Never run by the test suite.
 """
 
@@ -63,21 +65,23 @@ def step_seconds(model_path: Path, threads: int, slots: int) -> dict[int, float]
             raise SystemExit("llama_decode failed")
         return time.perf_counter() - started
 
-    costs = {}
+    positions = dict.fromkeys(range(slots), PROMPT_TOKENS)
+    samples: dict[int, list[float]] = {k: [] for k in range(1, slots + 1)}
     try:
-        for k in range(1, slots + 1):
-            for sequence in range(k):
-                llama_cpp.llama_memory_seq_rm(memory, sequence, -1, -1)
-                decode([(sequence, p, 100 + sequence + p) for p in range(PROMPT_TOKENS)])
-            costs[k] = statistics.median(
-                decode([(s, PROMPT_TOKENS + step, 200 + step) for s in range(k)])
-                for step in range(STEPS)
-            )
+        for sequence in range(slots):
+            llama_cpp.llama_memory_seq_rm(memory, sequence, -1, -1)
+            decode([(sequence, p, 100 + sequence + p) for p in range(PROMPT_TOKENS)])
+        for _ in range(STEPS):
+            for k in samples:
+                step = [(s, positions[s], 200 + positions[s] % 50) for s in range(k)]
+                samples[k].append(decode(step))
+                for sequence in range(k):
+                    positions[sequence] += 1
+        return {k: statistics.median(times) for k, times in samples.items()}
     finally:
         llama_cpp.llama_batch_free(batch)
         llama_cpp.llama_free(ctx)
         llama_cpp.llama_model_free(model)
-    return costs
 
 
 def simulate(costs: dict[int, float], limit: int, rate: float, seed: int = 1) -> list[float]:
@@ -116,15 +120,24 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="requests per second to simulate (default: 80 %% of the measured decode maximum;"
+        " pass the rate bench/engine_serving.py used to compare with its p95)",
+    )
     args = parser.parse_args()
     started = datetime.now(UTC)
     costs = step_seconds(args.model, args.threads, args.slots)
     max_speed = max(k / seconds for k, seconds in costs.items())
-    rate = LOAD * max_speed / COMPLETION_TOKENS
+    rate = args.rate or LOAD * max_speed / COMPLETION_TOKENS
     print(f"{'sequences per step':<20} {'step ms':>8} {'tok/s':>7}")
     for k, seconds in costs.items():
         print(f"{k:<20} {seconds * 1000:>8.2f} {k / seconds:>7.1f}")
-    print(f"\n{rate:.2f} req/s of {COMPLETION_TOKENS}-token completions (80 % of {max_speed:.1f})")
+    share = rate * COMPLETION_TOKENS / max_speed
+    print(f"\n{rate:.2f} req/s of {COMPLETION_TOKENS}-token completions", end=" ")
+    print(f"({share:.0%} of {max_speed:.1f} tok/s)")
     print(f"{'at most m running':<20} {'p95 s':>8} {'mean s':>7}")
     bounds = {}
     for limit in range(1, args.slots + 1):
