@@ -58,8 +58,9 @@ class StateCacheConfig(BaseModel):
     settle_max_tokens: int = Field(
         default=64,
         ge=0,
-        description="after an answer, re-read at most this many tokens so the next turn "
-        "starts after the returned text; longer replies restart from the prompt's state",
+        description="after answering a conversation, re-read at most this many tokens so the "
+        "next turn starts after the returned text; longer replies restart from the prompt's "
+        "state",
     )
 
 
