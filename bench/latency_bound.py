@@ -3,8 +3,9 @@
 Run: .venv/bin/python bench/latency_bound.py [--model var/bench/mamba-768x24-random.Q4_0.gguf]
      [--threads 2] [--slots 8] [--rate REQ_PER_S]
 1. Times one `llama_decode` of k sequences x 1 token, k = 1..slots, on the benchmark model
-   (bench/engine_setup.py builds it): 30 passes over every k in turn (a noisy moment on a
-   shared machine then hits all of them), the median for each k.
+   (bench/engine_setup.py builds it) with only those k sequences holding a state: 3 passes
+   over every k, 30 steps of one k in a row, the median for each k. The shared host's
+   speed drifts by a third over minutes: rerun when the numbers look slow.
 2. Max throughput is the best k / t(k). Requests for 64 tokens arrive as a Poisson process
    at 80 % of it; a simulated server runs up to m of them per step, a step of k running
    sequences taking t(k) (`--rate` sets another arrival rate). Prefill, sampling, HTTP and
@@ -31,6 +32,7 @@ import llama_cpp
 COMPLETION_TOKENS = 64
 LOAD = 0.8
 STEPS = 30
+PASSES = 3
 PROMPT_TOKENS = 12
 SIMULATED_REQUESTS = 20000
 
@@ -65,18 +67,19 @@ def step_seconds(model_path: Path, threads: int, slots: int) -> dict[int, float]
             raise SystemExit("llama_decode failed")
         return time.perf_counter() - started
 
-    positions = dict.fromkeys(range(slots), PROMPT_TOKENS)
     samples: dict[int, list[float]] = {k: [] for k in range(1, slots + 1)}
     try:
-        for sequence in range(slots):
-            llama_cpp.llama_memory_seq_rm(memory, sequence, -1, -1)
-            decode([(sequence, p, 100 + sequence + p) for p in range(PROMPT_TOKENS)])
-        for _ in range(STEPS):
+        for _ in range(PASSES):
             for k in samples:
-                step = [(s, positions[s], 200 + positions[s] % 50) for s in range(k)]
-                samples[k].append(decode(step))
+                # Only the k running sequences hold a state, as in a server: llama.cpp's
+                # step also copies the states of other live sequences.
+                for sequence in range(slots):
+                    llama_cpp.llama_memory_seq_rm(memory, sequence, -1, -1)
                 for sequence in range(k):
-                    positions[sequence] += 1
+                    decode([(sequence, p, 100 + sequence + p) for p in range(PROMPT_TOKENS)])
+                for step in range(STEPS):
+                    position = PROMPT_TOKENS + step
+                    samples[k].append(decode([(s, position, 200 + step) for s in range(k)]))
         return {k: statistics.median(times) for k, times in samples.items()}
     finally:
         llama_cpp.llama_batch_free(batch)
