@@ -15,12 +15,11 @@ tokens that were sampled ("Hel" + "lo" comes back as "Hello"), and the last samp
 was never evaluated. So once the answer to a request that expects a next turn
 (`GenerationRequest.next_turn_expected`: the gateway sets it for conversations) is complete,
 the slot evaluates prompt + tokenize(returned text), from its own state when that is a
-prefix, else from the prompt's
-checkpoint, and saves the state under exactly those tokens (less the reply's last token,
-which may merge with the text that follows it). The client does not wait for this; the
-slot stays busy for a step or two. A reply whose re-reading would take more than
-`settle_max_tokens` is not settled (one-shot completions rarely have a next turn): its
-next turn starts from the prompt's checkpoint.
+prefix, else from the prompt's checkpoint, and saves the state under exactly those tokens
+(less the reply's last token, which may merge with the text that follows it). The client
+does not wait for this; the slot stays busy for a step or two. A reply whose re-reading
+would take more than `settle_max_tokens` is not settled: its next turn starts from the
+prompt's checkpoint, as does the next turn of a request that expected none.
 """
 
 from __future__ import annotations
