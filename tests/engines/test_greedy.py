@@ -19,6 +19,20 @@ PROMPTS = ["def main():\n", "The answer is", "import os\nimport sys\n", "x = [",
 MAX_TOKENS = 48
 
 
+def greedy_chain(n_vocab: int, banned: list[int]) -> llama_cpp.llama_sampler_p:
+    """llama.cpp's greedy sampler after a -inf logit bias on `banned`."""
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    if banned:
+        biases = (llama_cpp.llama_logit_bias * len(banned))()
+        for entry, token in zip(biases, banned, strict=True):
+            entry.token, entry.bias = token, float("-inf")
+        llama_cpp.llama_sampler_chain_add(
+            chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(banned), biases)
+        )
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    return chain
+
+
 def reference_greedy(engine: LlamaCppEngine, prompt: list[int], ignore_eos: bool) -> list[int]:
     """Decode one sequence with llama.cpp's greedy sampler (EOG biased to -inf when
     `ignore_eos`) on a context of its own; the tokens generated, EOG included."""
@@ -26,17 +40,9 @@ def reference_greedy(engine: LlamaCppEngine, prompt: list[int], ignore_eos: bool
     params = llama_cpp.llama_context_default_params()
     params.n_ctx, params.n_batch, params.n_threads, params.n_threads_batch = 512, 512, 1, 1
     ctx = llama_cpp.llama_init_from_model(model, params)
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
     eog = [t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)]
-    if ignore_eos:
-        biases = (llama_cpp.llama_logit_bias * len(eog))()
-        for entry, token in zip(biases, eog, strict=True):
-            entry.token, entry.bias = token, float("-inf")
-        llama_cpp.llama_sampler_chain_add(
-            chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(eog), biases)
-        )
-    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    chain = greedy_chain(n_vocab, eog if ignore_eos else [])
     try:
         generated: list[int] = []
         pending = list(prompt)
@@ -81,15 +87,7 @@ def test_greedy_equals_llama_cpp_greedy_sampler(
 def llama_cpp_greedy(row: np.ndarray, banned: list[int]) -> int:
     """llama.cpp's greedy sampler, after a -inf logit bias on `banned`, applied to `row`."""
     n = len(row)
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    if banned:
-        biases = (llama_cpp.llama_logit_bias * len(banned))()
-        for entry, token in zip(biases, banned, strict=True):
-            entry.token, entry.bias = token, float("-inf")
-        llama_cpp.llama_sampler_chain_add(
-            chain, llama_cpp.llama_sampler_init_logit_bias(n, len(banned), biases)
-        )
-    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    chain = greedy_chain(n, banned)
     data = (llama_cpp.llama_token_data * n)()
     for token, logit in enumerate(row.tolist()):
         data[token].id, data[token].logit, data[token].p = token, logit, 0.0
