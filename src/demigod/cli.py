@@ -18,6 +18,7 @@ from demigod.deploy.cli import deploy_app
 from demigod.gateway.cli import gateway, worker
 from demigod.lifecycle.cli import models_app
 from demigod.observability.cli import report_app, top
+from demigod.ops.cli import ops_app
 from demigod.registry.cli import registry_app
 from demigod.security.audit.cli import audit_app
 from demigod.security.cli import keys_app
@@ -42,6 +43,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(waf_app, name="waf")
 app.add_typer(compliance_app, name="compliance")
+app.add_typer(ops_app, name="ops")
 app.command("top")(top)
 app.command("worker")(worker)
 app.command("gateway")(gateway)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -518,6 +518,38 @@ class GatewayConfig(BaseModel):
     )
 
 
+class DriftConfig(BaseModel):
+    """`demigod ops drift` (docs/operations.md#drift): what git declares, where to look."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lock_file: Path = Field(
+        default=Path("models.lock.yaml"),
+        description="alias -> version and sha256 per model (`demigod ops lock` writes it)",
+    )
+    gateway_url: str | None = Field(
+        default=None, description="the running gateway; None: http://host:port from this file"
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="key of a security.admin_tenants tenant for the gateway's admin state; "
+        "set it as DEMIGOD_OPS__DRIFT__API_KEY, never in the file",
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0, description="per HTTP request")
+    interval_seconds: float = Field(default=60.0, gt=0, description="--watch: between checks")
+    metrics_port: int = Field(
+        default=9109, ge=0, le=65535, description="--watch: where demigod_drift is exported"
+    )
+
+
+class OpsConfig(BaseModel):
+    """`demigod ops ...`: operating a deployed mesh (drift; backups, restore, autoscaling)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
+
 class Settings(BaseSettings):
     """Everything `demigod serve` needs. Every field is also a `DEMIGOD_<FIELD>` variable."""
 
@@ -556,6 +588,7 @@ class Settings(BaseSettings):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
     waf: WafConfig = Field(default_factory=WafConfig)
     log_level: str = "INFO"
     log_json: bool = True
