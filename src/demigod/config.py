@@ -241,6 +241,118 @@ class ObservabilityConfig(BaseModel):
     )
 
 
+GIB = 1024**3
+
+
+class TolerationConfig(BaseModel):
+    """A Kubernetes toleration a node class's taint needs (e.g. nvidia.com/gpu:NoSchedule)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1)
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = Field(default=None, description="with operator Equal")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class NodeClassConfig(BaseModel):
+    """A kind of node workers can be placed on: what one worker may use there, and how
+    Kubernetes selects it (node labels, taints)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    accelerator: Literal["none", "nvidia"] = Field(
+        default="none", description="nvidia: workers get nvidia.com/gpu and offload the model"
+    )
+    memory_bytes: int = Field(gt=0, description="RAM one worker may be given on such a node")
+    cpu_cores: float = Field(gt=0, description="cores one worker is given (decode threads)")
+    gpus: int = Field(default=0, ge=0, description="GPUs one worker may claim (nvidia)")
+    gpu_memory_bytes: int = Field(default=0, ge=0, description="memory of each GPU (nvidia)")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[TolerationConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _gpus_on_gpu_classes(self) -> NodeClassConfig:
+        if self.accelerator == "nvidia" and not (self.gpus and self.gpu_memory_bytes):
+            raise ValueError(f"node class {self.name}: nvidia needs gpus and gpu_memory_bytes")
+        if self.accelerator == "none" and (self.gpus or self.gpu_memory_bytes):
+            raise ValueError(f"node class {self.name}: gpus need accelerator nvidia")
+        return self
+
+
+class ModelFootprintConfig(BaseModel):
+    """A model's measured size, declared for models whose GGUF is not on the rendering
+    machine (`demigod deploy footprint MODEL` prints these numbers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: int = Field(gt=0)
+    weights_bytes: int = Field(gt=0, description="the GGUF file's size")
+    state_bytes_per_sequence: int = Field(
+        ge=0, description="one sequence's state at n_ctx tokens (hybrids: with their KV cells)"
+    )
+
+
+class PlacementConfig(BaseModel):
+    """Which node class each worker runs on and what it requests (demigod.deploy.placement):
+    small models on CPU nodes, large ones on GPU nodes, the middle by measured memory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_max_parameters: int = Field(
+        default=7_000_000_000, gt=0, description="models this small or smaller run on CPU nodes"
+    )
+    gpu_min_parameters: int = Field(
+        default=12_000_000_000,
+        gt=0,
+        description="models larger than this run on GPU nodes; in between: by memory need",
+    )
+    overhead_bytes: int = Field(
+        default=512 * 1024**2,
+        ge=0,
+        description="per worker on top of weights and states: Python, llama.cpp compute buffers",
+    )
+    memory_limit_ratio: float = Field(
+        default=1.25, ge=1, description="memory limit = request x this (capped by the node class)"
+    )
+    node_classes: list[NodeClassConfig] = Field(
+        default_factory=lambda: [
+            NodeClassConfig(
+                name="cpu",
+                memory_bytes=32 * GIB,
+                cpu_cores=8,
+                node_selector={"demigod.io/node-class": "cpu"},
+            ),
+            NodeClassConfig(
+                name="gpu",
+                accelerator="nvidia",
+                memory_bytes=64 * GIB,
+                cpu_cores=8,
+                gpus=1,
+                gpu_memory_bytes=24 * GIB,
+                node_selector={"nvidia.com/gpu.present": "true"},
+                tolerations=[
+                    TolerationConfig(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+                ],
+            ),
+        ],
+        min_length=1,
+    )
+    footprints: dict[str, ModelFootprintConfig] = Field(
+        default_factory=dict, description="declared sizes by model name; others are measured"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlacementConfig:
+        if self.gpu_min_parameters < self.cpu_max_parameters:
+            raise ValueError("gpu_min_parameters must be >= cpu_max_parameters")
+        names = [node_class.name for node_class in self.node_classes]
+        if len(names) != len(set(names)):
+            raise ValueError(f"node class names must be unique: {names}")
+        return self
+
+
 # Asymmetric signatures only: a JWKS publishes public keys, so HMAC ("HS256") and "none"
 # can never be verified against it and must never be accepted.
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
@@ -585,6 +697,7 @@ class Settings(BaseSettings):
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     audit: AuditConfig = Field(default_factory=AuditConfig)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from demigod.config import load_settings
 
@@ -111,3 +112,65 @@ def render_caddy_command(
         return
     for path in written:
         console.print(f"wrote {path}")
+
+
+@deploy_app.command("placement")
+def placement_command(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
+) -> None:
+    """Where each served model's worker runs and what it requests: the node class chosen
+    from its parameters and measured memory (placement in mesh.yaml), with the numbers.
+    Models whose GGUF is not here need placement.footprints; others are measured (a load
+    and a prefill of engine.n_ctx tokens each)."""
+    from demigod.deploy.footprint import FootprintUnknownError, place_models
+    from demigod.deploy.placement import PlacementError
+    from demigod.lifecycle.state_size import StateSizeError
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not settings.models:
+        console.print("[red]no models in the configuration[/red] (the `models` list is empty)")
+        raise typer.Exit(2)
+    try:
+        with console.status("measuring models"):
+            placements = place_models(settings)
+    except (FootprintUnknownError, PlacementError, StateSizeError) as exc:
+        console.print(f"[red]cannot place:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    rows = [
+        {
+            "model": placed.model,
+            "node_class": placed.node_class.name,
+            "reason": placed.reason,
+            "weights_bytes": placed.need.weights,
+            "slot_states_bytes": placed.need.slot_states,
+            "state_cache_bytes": placed.need.state_cache,
+            "overhead_bytes": placed.need.overhead,
+            "resources": placed.resources.kubernetes(),
+        }
+        for placed in placements
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(
+        "model", "node class", "weights", "slot states", "memory req/limit", "cpu", "gpus"
+    )
+    for placed, row in zip(placements, rows, strict=True):
+        resources = row["resources"]
+        table.add_row(
+            placed.model,
+            placed.node_class.name,
+            f"{placed.need.weights / 1024**3:.2f} GiB",
+            f"{placed.need.slot_states / 1024**2:.1f} MiB",
+            f"{resources['requests']['memory']} / {resources['limits']['memory']}",
+            resources["requests"]["cpu"],
+            str(placed.resources.gpus),
+        )
+    Console().print(table)
+    for placed in placements:
+        console.print(f"{placed.model}: {placed.reason}")
