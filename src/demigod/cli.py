@@ -14,6 +14,7 @@ from demigod import __version__
 from demigod.canary.cli import canary_app
 from demigod.compliance.cli import compliance_app
 from demigod.config import ModelConfig, Settings, load_settings
+from demigod.config_cli import config_app
 from demigod.deploy.cli import deploy_app
 from demigod.gateway.cli import gateway, worker
 from demigod.lifecycle.cli import models_app
@@ -44,6 +45,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(waf_app, name="waf")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(ops_app, name="ops")
+app.add_typer(config_app, name="config")
 app.command("top")(top)
 app.command("worker")(worker)
 app.command("gateway")(gateway)

@@ -26,7 +26,13 @@ CONFIG_FILE_ENV = "DEMIGOD_CONFIG"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
 
-class ModelConfig(BaseModel):
+class Section(BaseModel):
+    """A nested config section: an unknown key (`engine.n_ctxx`) is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(Section):
     """One model the mesh serves: a GGUF file (llama.cpp) or a Hugging Face checkpoint
     folder (transformers, for families llama.cpp cannot run; docs/architectures.md)."""
 
@@ -40,7 +46,7 @@ class ModelConfig(BaseModel):
     version: str = Field(default="local", description="shown in metrics and /v1/models")
 
 
-class StateCacheConfig(BaseModel):
+class StateCacheConfig(Section):
     """Where saved recurrent states live (see demigod.engines.state_cache)."""
 
     enabled: bool = True
@@ -64,7 +70,7 @@ class StateCacheConfig(BaseModel):
     )
 
 
-class EngineConfig(BaseModel):
+class EngineConfig(Section):
     """llama.cpp engine knobs, shared by every model in the process."""
 
     n_ctx: int = Field(default=2048, ge=64, description="context window per sequence, in tokens")
@@ -87,10 +93,8 @@ class EngineConfig(BaseModel):
     state_cache: StateCacheConfig = Field(default_factory=StateCacheConfig)
 
 
-class RoutingRule(BaseModel):
+class RoutingRule(Section):
     """One `routing.rules` entry: `auto` goes to `model` when every condition given holds."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, description="served model (or consensus group) to use")
     tenant: str | None = Field(default=None, description="only this tenant; None: any")
@@ -99,7 +103,7 @@ class RoutingRule(BaseModel):
     max_prompt_tokens: int | None = Field(default=None, ge=0, description="estimated, inclusive")
 
 
-class RoutingConfig(BaseModel):
+class RoutingConfig(Section):
     """How model "auto" picks a model."""
 
     long_context_chars: int = Field(
@@ -118,10 +122,8 @@ class RoutingConfig(BaseModel):
     )
 
 
-class ConsensusOptions(BaseModel):
+class ConsensusOptions(Section):
     """How one consensus fan-out aggregates (a named group, or a request's `consensus`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     normaliser: str = Field(
         default="exact", description="exact, numbers or json:FIELD: what answers must agree on"
@@ -141,13 +143,13 @@ class ConsensusGroup(ConsensusOptions):
     models: list[str] = Field(min_length=2, description="served models asked concurrently")
 
 
-class ConsensusConfig(BaseModel):
+class ConsensusConfig(Section):
     """Consensus across models (docs/routing.md): named groups; `consensus:a,b,c` ad hoc."""
 
     groups: dict[str, ConsensusGroup] = Field(default_factory=dict)
 
 
-class CanaryConfig(BaseModel):
+class CanaryConfig(Section):
     """Versions of one model name and the canary controller (docs/routing.md)."""
 
     store: Literal["file", "registry"] = Field(
@@ -201,7 +203,7 @@ class CanaryConfig(BaseModel):
         return steps
 
 
-class ObservabilityConfig(BaseModel):
+class ObservabilityConfig(Section):
     """Energy accounting, background probes and the thresholds the rendered alerts use."""
 
     watts_per_core: float = Field(
@@ -358,7 +360,7 @@ class PlacementConfig(BaseModel):
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 
 
-class OIDCConfig(BaseModel):
+class OIDCConfig(Section):
     """JWT access tokens from an OpenID provider (Keycloak, oidc-provider, ...)."""
 
     issuer: str | None = Field(
@@ -405,7 +407,7 @@ class OIDCConfig(BaseModel):
         return value
 
 
-class TenantConfig(BaseModel):
+class TenantConfig(Section):
     """One tenant's limits; None means unlimited."""
 
     requests_per_minute: int | None = Field(default=None, ge=0)
@@ -415,7 +417,7 @@ class TenantConfig(BaseModel):
     models: list[str] | None = Field(default=None, description="allowed models; None: all")
 
 
-class SecurityConfig(BaseModel):
+class SecurityConfig(Section):
     """Identity (JWT, API keys), tenants and quotas (docs/security.md)."""
 
     auth: Literal["required", "off"] = Field(
@@ -437,7 +439,7 @@ class SecurityConfig(BaseModel):
     )
 
 
-class PromotionGates(BaseModel):
+class PromotionGates(Section):
     """What `demigod models promote` requires of a version before it becomes `stable`."""
 
     max_perplexity_delta: float = Field(
@@ -449,7 +451,7 @@ class PromotionGates(BaseModel):
     )
 
 
-class LifecycleConfig(BaseModel):
+class LifecycleConfig(Section):
     """The model lifecycle (docs/lifecycle.md): promotion gates, validation, retirement."""
 
     gates: PromotionGates = Field(default_factory=PromotionGates)
@@ -476,7 +478,7 @@ class LifecycleConfig(BaseModel):
         return self
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(Section):
     """The tamper-evident audit log (docs/audit.md): hash-chained JSONL, signed checkpoints."""
 
     enabled: bool = Field(default=True, description="one record per API request and admin event")
@@ -522,7 +524,7 @@ class AuditConfig(BaseModel):
     )
 
 
-class SnapshotConfig(BaseModel):
+class SnapshotConfig(Section):
     """Where retired versions are snapshotted: any S3-compatible store (AWS, MinIO, Ceph).
     Credentials come from the environment as boto3 reads them (AWS_ACCESS_KEY_ID and
     AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role), never from this file."""
@@ -547,7 +549,7 @@ class SnapshotConfig(BaseModel):
 WafAction = Literal["block", "flag", "log"]
 
 
-class WafConfig(BaseModel):
+class WafConfig(Section):
     """The prompt-injection screen (demigod.security.waf) on the chat and completion routes."""
 
     enabled: bool = True
@@ -573,7 +575,7 @@ class WafConfig(BaseModel):
     )
 
 
-class UpstreamConfig(BaseModel):
+class UpstreamConfig(Section):
     """A model served by OpenAI-compatible endpoints elsewhere: `demigod worker`s, vLLM,
     llama-server, TGI, Ollama, trtllm-serve. Each URL is one replica."""
 
@@ -601,7 +603,7 @@ class UpstreamConfig(BaseModel):
         return [url.rstrip("/") for url in urls]
 
 
-class GatewayConfig(BaseModel):
+class GatewayConfig(Section):
     """How the gateway balances, checks and retries upstream replicas (docs/gateway.md)."""
 
     health_interval_seconds: float = Field(
@@ -630,10 +632,8 @@ class GatewayConfig(BaseModel):
     )
 
 
-class DriftConfig(BaseModel):
+class DriftConfig(Section):
     """`demigod ops drift` (docs/operations.md#drift): what git declares, where to look."""
-
-    model_config = ConfigDict(extra="forbid")
 
     lock_file: Path = Field(
         default=Path("models.lock.yaml"),
@@ -654,10 +654,8 @@ class DriftConfig(BaseModel):
     )
 
 
-class OpsConfig(BaseModel):
+class OpsConfig(Section):
     """`demigod ops ...`: operating a deployed mesh (drift; backups, restore, autoscaling)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
@@ -726,21 +724,37 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
 
 
+def resolve_config_file(config_file: Path | None = None) -> Path | None:
+    """The file settings are read from: `config_file`, else `$DEMIGOD_CONFIG` or ./mesh.yaml
+    when present, else None (defaults and variables only).
+
+    Raises FileNotFoundError when an explicitly named file does not exist.
+    """
+    if config_file is None:
+        config_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        return config_file if config_file.is_file() else None
+    if not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    return config_file
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `config_file` (or `$DEMIGOD_CONFIG`, or ./mesh.yaml if present).
 
     Raises FileNotFoundError when an explicitly named file does not exist, and
     pydantic.ValidationError naming the bad field when a value is invalid.
     """
-    if config_file is None:
-        config_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
-        if not config_file.is_file():
-            config_file = None
-    elif not config_file.is_file():
-        raise FileNotFoundError(f"config file not found: {config_file}")
+    config_file = resolve_config_file(config_file)
 
     class FileSettings(Settings):
         model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
 
     clean = {key: value for key, value in overrides.items() if value is not None}
     return FileSettings(**clean)
+
+
+def settings_json_schema() -> dict[str, Any]:
+    """The JSON Schema of `mesh.yaml` (for editors: mesh.schema.json is this, committed)."""
+    schema = Settings.model_json_schema()
+    schema["title"] = "Phoenix DemiGod mesh.yaml"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
