@@ -246,10 +246,8 @@ class ObservabilityConfig(Section):
 GIB = 1024**3
 
 
-class TolerationConfig(BaseModel):
+class TolerationConfig(Section):
     """A Kubernetes toleration a node class's taint needs (e.g. nvidia.com/gpu:NoSchedule)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     key: str = Field(min_length=1)
     operator: Literal["Exists", "Equal"] = "Exists"
@@ -257,11 +255,9 @@ class TolerationConfig(BaseModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
-class NodeClassConfig(BaseModel):
+class NodeClassConfig(Section):
     """A kind of node workers can be placed on: what one worker may use there, and how
     Kubernetes selects it (node labels, taints)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     accelerator: Literal["none", "nvidia"] = Field(
@@ -283,11 +279,9 @@ class NodeClassConfig(BaseModel):
         return self
 
 
-class ModelFootprintConfig(BaseModel):
+class ModelFootprintConfig(Section):
     """A model's measured size, declared for models whose GGUF is not on the rendering
     machine (`demigod deploy footprint MODEL` prints these numbers)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     parameters: int = Field(gt=0)
     weights_bytes: int = Field(gt=0, description="the GGUF file's size")
@@ -296,11 +290,9 @@ class ModelFootprintConfig(BaseModel):
     )
 
 
-class PlacementConfig(BaseModel):
+class PlacementConfig(Section):
     """Which node class each worker runs on and what it requests (demigod.deploy.placement):
     small models on CPU nodes, large ones on GPU nodes, the middle by measured memory."""
-
-    model_config = ConfigDict(extra="forbid")
 
     cpu_max_parameters: int = Field(
         default=7_000_000_000, gt=0, description="models this small or smaller run on CPU nodes"
