@@ -70,6 +70,10 @@ def test_keys_cli_and_gateway_enforce_keys(secured: Server) -> None:
     assert missing.json()["error"]["code"] == "missing_credentials"
     bad = httpx.post(url, json=HELLO, headers={"Authorization": "Bearer dgk_0_x"}, timeout=30)
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "malformed_api_key"
+    other = httpx.post(url, json=HELLO, headers={"Authorization": "Bearer sk-123"}, timeout=30)
+    assert other.status_code == 401, other.text
+    assert other.json()["error"]["code"] == "unknown_api_key"
+    assert "not a known API key" in other.json()["error"]["message"]
 
     auth = {"Authorization": f"Bearer {key}"}
     answers = [httpx.post(url, json=HELLO, headers=auth, timeout=60) for _ in range(4)]

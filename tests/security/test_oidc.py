@@ -116,7 +116,7 @@ BAD_TOKENS: list[tuple[str, Any, str]] = [
     ("tampered payload", tampered_payload, "bad_signature"),
     ("tampered signature", tampered_signature, "bad_signature"),
     ("oversized", lambda o: forge(o, padding="x" * 10_000), "oversized"),
-    ("garbage", lambda o: "garbage", "malformed"),
+    ("neither a key nor a JWT", lambda o: "sk-garbage", "unknown_api_key"),
     ("three garbage parts", lambda o: "aaa.bbb.ccc", "malformed"),
 ]
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from demigod.config import SecurityConfig
 from demigod.gateway.admission import AdmissionPipeline
+from demigod.security.authenticate import AuthFailure, Authenticator
 from demigod.security.oidc import claim, models_of, scopes_of, tenant_of
 from demigod.security.principal import Principal, intersect_models
 
@@ -63,3 +69,26 @@ def test_admission_steps_run_in_the_order_asked() -> None:
         pipeline.add("auth", step)
     with pytest.raises(ValueError, match="no admission step"):
         pipeline.add("late", step, before="missing")
+
+
+@pytest.mark.parametrize(
+    ("bearer", "reason"),
+    [
+        ("sk-not-ours", "unknown_api_key"),  # another service's key: not "JWTs not accepted"
+        ("dgk_0123456789ab_secret", "unknown_api_key"),
+        ("a.b.c", "jwt_not_configured"),  # JWT-shaped, and no OIDC issuer is configured
+    ],
+)
+def test_a_refused_bearer_names_the_real_problem(tmp_path: Path, bearer: str, reason: str) -> None:
+    authenticator = Authenticator(SecurityConfig(), tmp_path, CollectorRegistry())
+
+    async def refusal() -> AuthFailure:
+        try:
+            await authenticator.authenticate(f"Bearer {bearer}")
+        except AuthFailure as failure:
+            return failure
+        finally:
+            await authenticator.close()
+        raise AssertionError("accepted")
+
+    assert asyncio.run(refusal()).reason == reason

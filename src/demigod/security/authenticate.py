@@ -1,7 +1,8 @@
 """The auth admission step: `Authorization: Bearer ...` -> a Principal, or 401 with a reason.
 
-A bearer starting `dgk_` is an API key (demigod.security.api_keys); anything else is a JWT
-access token from the configured OpenID provider (demigod.security.oidc). Every refusal is
+A bearer starting `dgk_` is an API key (demigod.security.api_keys); one shaped like a JWT
+(header.payload.signature) is an access token from the configured OpenID provider
+(demigod.security.oidc); anything else is an unknown API key. Every refusal is
 answered 401 with an OpenAI error object whose `code` is the reason, and counted in
 `demigod_auth_failures_total{reason}`.
 """
@@ -25,6 +26,7 @@ from demigod.security.oidc import (
     JWKSCache,
     JWTVerifier,
     TokenError,
+    looks_like_jwt,
     models_of,
     scopes_of,
     tenant_of,
@@ -139,6 +141,11 @@ class Authenticator:
             raise AuthFailure("malformed_header", "expected Authorization: Bearer <token or key>")
         if looks_like_api_key(credentials):
             return self._api_key_principal(credentials)
+        if not looks_like_jwt(credentials):
+            raise AuthFailure(
+                "unknown_api_key",
+                "not a known API key (demigod keys look like dgk_<id>_<secret>) nor a JWT",
+            )
         if self.verifier is None:
             raise AuthFailure(
                 "jwt_not_configured", "JWTs are not accepted here (no OIDC issuer); use an API key"

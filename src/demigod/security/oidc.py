@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 
+def looks_like_jwt(token: str) -> bool:
+    """The compact JWS shape (header.payload.signature); anything else is not a JWT at all."""
+    return token.count(".") == 2
+
+
 class TokenError(Exception):
     """A token that is refused; `reason` is the short code answered and counted."""
 
@@ -143,7 +148,7 @@ class JWTVerifier:
         config = self.config
         if len(token.encode()) > config.max_token_bytes:
             raise TokenError("oversized", f"the token is over {config.max_token_bytes} bytes")
-        if token.count(".") != 2:
+        if not looks_like_jwt(token):
             raise TokenError("malformed", "the token is not a compact JWS (header.payload.sig)")
         try:
             header = jwt.get_unverified_header(token)
