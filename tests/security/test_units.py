@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from demigod.config import SecurityConfig
 from demigod.gateway.admission import AdmissionPipeline
-from demigod.security.authenticate import AuthFailure, Authenticator
+from demigod.security.authenticate import Authenticator, AuthFailure
 from demigod.security.oidc import claim, models_of, scopes_of, tenant_of
 from demigod.security.principal import Principal, intersect_models
 
