@@ -36,6 +36,9 @@ def _worker_model(settings: Settings, model: str) -> tuple[ModelConfig, dict[str
 
     if "=" in model:
         return parse_model_option(model), {}
+    for entry in settings.models:  # configured: no registry to open (a worker container's case)
+        if entry.name == model:
+            return entry, {}
     served, aliases = _registry_model_configs(settings)
     for entry in served:
         if entry.name == model:
