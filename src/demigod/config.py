@@ -347,6 +347,129 @@ class PlacementConfig(Section):
         return self
 
 
+class EnvironmentConfig(BaseModel):
+    """One Kustomize overlay (dev, stage, prod): its namespace and replica bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    gateway_replicas: int = Field(ge=1, description="gateway minimum (its HPA's floor)")
+    gateway_max_replicas: int = Field(ge=1)
+    worker_min_replicas: int = Field(
+        ge=1, description="per model; >= 1: scale-to-zero is not supported (docs/kubernetes.md)"
+    )
+    worker_max_replicas: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EnvironmentConfig:
+        if self.gateway_max_replicas < self.gateway_replicas:
+            raise ValueError("gateway_max_replicas must be >= gateway_replicas")
+        if self.worker_max_replicas < self.worker_min_replicas:
+            raise ValueError("worker_max_replicas must be >= worker_min_replicas")
+        return self
+
+
+class KubernetesSecretsConfig(BaseModel):
+    """Names of the Secrets the manifests reference; their contents are never rendered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_keys: str = Field(default="demigod-api-keys", description="key api-keys.json")
+    s3: str = Field(default="demigod-s3", description="AWS_* variables for snapshots")
+    audit_signing_key: str = Field(
+        default="demigod-audit-signing-key", description="key signing-key.pem (Ed25519)"
+    )
+    env: str = Field(
+        default="demigod-env",
+        description="DEMIGOD_* variables holding credentials (DEMIGOD_DATABASE_URL, "
+        "DEMIGOD_SECURITY__REDIS_URL); optional",
+    )
+
+
+def _default_environments() -> dict[str, EnvironmentConfig]:
+    return {
+        "dev": EnvironmentConfig(
+            namespace="demigod-dev",
+            gateway_replicas=1,
+            gateway_max_replicas=2,
+            worker_min_replicas=1,
+            worker_max_replicas=2,
+        ),
+        "stage": EnvironmentConfig(
+            namespace="demigod-stage",
+            gateway_replicas=2,
+            gateway_max_replicas=4,
+            worker_min_replicas=1,
+            worker_max_replicas=4,
+        ),
+        "prod": EnvironmentConfig(
+            namespace="demigod",
+            gateway_replicas=3,
+            gateway_max_replicas=10,
+            worker_min_replicas=5,
+            worker_max_replicas=20,
+        ),
+    }
+
+
+class KubernetesConfig(BaseModel):
+    """What `demigod deploy render k8s` renders (docs/kubernetes.md): images, scaling
+    signals and windows, disruption budget, the Secrets it references, the cluster's
+    Prometheus and inference gateway."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(default="localhost/demigod:latest", description="gateway and workers")
+    environments: dict[str, EnvironmentConfig] = Field(
+        default_factory=_default_environments, min_length=1, description="Kustomize overlays"
+    )
+    max_unavailable_percent: int = Field(
+        default=20, ge=0, le=100, description="of a model's replicas, in rollouts and drains"
+    )
+    max_surge_percent: int = Field(
+        default=25, ge=1, le=100, description="extra replicas a rolling update may start"
+    )
+    queue_target_per_replica: float = Field(
+        default=4.0, gt=0, description="scale out when requests waiting per worker exceed this"
+    )
+    state_usage_target: float = Field(
+        default=0.8, gt=0, le=1, description="... or when this share of decode slots is in use"
+    )
+    gpu_memory_target: float = Field(
+        default=0.9, gt=0, le=1, description="... or (GPU workers) this share of GPU memory"
+    )
+    polling_interval_seconds: int = Field(default=15, ge=1, description="KEDA's query interval")
+    scale_up_window_seconds: int = Field(
+        default=30, ge=0, description="stabilisation before adding replicas"
+    )
+    scale_down_window_seconds: int = Field(
+        default=300, ge=0, description="stabilisation before removing replicas (model loads)"
+    )
+    model_load_bytes_per_second: int = Field(
+        default=100 * 1024**2,
+        gt=0,
+        description="slowest expected read of a GGUF at startup: sizes the startup probe",
+    )
+    prometheus_url: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        description="where KEDA and prometheus-adapter query",
+    )
+    prometheus_namespace: str = Field(
+        default="monitoring", description="Prometheus's namespace, allowed to scrape workers"
+    )
+    models_claim: str = Field(
+        default="demigod-models", description="PersistentVolumeClaim holding the GGUF files"
+    )
+    models_mount: str = Field(default="/models", description="where workers see it")
+    secrets: KubernetesSecretsConfig = Field(default_factory=KubernetesSecretsConfig)
+    inference_gateway: str = Field(
+        default="inference-gateway", description="Gateway the HTTPRoute alternative attaches to"
+    )
+    endpoint_picker: str = Field(
+        default="demigod-epp", description="the endpoint picker Service each InferencePool uses"
+    )
+
+
 # Asymmetric signatures only: a JWKS publishes public keys, so HMAC ("HS256") and "none"
 # can never be verified against it and must never be accepted.
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
@@ -688,6 +811,7 @@ class Settings(BaseSettings):
     consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     audit: AuditConfig = Field(default_factory=AuditConfig)

@@ -12,6 +12,7 @@ from demigod.engines.base import (
     BatchingEngine,
     Engine,
     SchedulerStats,
+    SlotOccupancy,
     StateCacheStats,
     StateCachingEngine,
 )
@@ -105,6 +106,14 @@ class Mesh:
         """Per model, the queue and batch counters of engines that schedule decode slots."""
         return {
             name: model.engine.scheduler_stats()
+            for name, model in self.models.items()
+            if isinstance(model.engine, BatchingEngine)
+        }
+
+    def slot_occupancy(self) -> dict[str, SlotOccupancy]:
+        """Per model, requests waiting and running in engines that schedule decode slots."""
+        return {
+            name: model.engine.slot_occupancy()
             for name, model in self.models.items()
             if isinstance(model.engine, BatchingEngine)
         }

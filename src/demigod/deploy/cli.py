@@ -174,3 +174,39 @@ def placement_command(
     Console().print(table)
     for placed in placements:
         console.print(f"{placed.model}: {placed.reason}")
+
+
+@render_app.command("k8s")
+def render_kubernetes_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write the tree into")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="list the written files as JSON")] = False,
+) -> None:
+    """A Kustomize tree for Kubernetes: base, overlays dev/stage/prod (KEDA autoscaling),
+    the plain-HPA alternative, InferencePools and HTTPRoutes (docs/kubernetes.md). Each
+    worker is placed and sized as `demigod deploy placement` shows."""
+    from demigod.deploy.footprint import FootprintUnknownError, place_models
+    from demigod.deploy.kubernetes import render_kubernetes
+    from demigod.deploy.placement import PlacementError
+    from demigod.lifecycle.state_size import StateSizeError
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not settings.models:
+        console.print("[red]no models in the configuration[/red] (the `models` list is empty)")
+        raise typer.Exit(2)
+    try:
+        with console.status("measuring models"):
+            placements = place_models(settings)
+    except (FootprintUnknownError, PlacementError, StateSizeError) as exc:
+        console.print(f"[red]cannot place:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    written = render_kubernetes(settings, placements, out)
+    if as_json:
+        typer.echo(json.dumps([str(path) for path in written]))
+        return
+    for path in written:
+        console.print(f"wrote {path}")

@@ -145,12 +145,31 @@ class SchedulerStats:
     stepped_sequences: int = 0
 
 
+@dataclass(frozen=True)
+class SlotOccupancy:
+    """A batching engine now: requests waiting for a slot, sequences holding one, slots.
+    Each slot reserves one sequence's state, so running / slots is the share of the
+    reserved state memory in use (an SSM's equivalent of a KV cache's utilisation)."""
+
+    waiting: int
+    running: int
+    slots: int
+
+    @property
+    def state_usage(self) -> float:
+        return self.running / self.slots if self.slots else 0.0
+
+
 @runtime_checkable
 class BatchingEngine(Protocol):
     """An engine whose requests wait for, then share, decode slots."""
 
     def scheduler_stats(self) -> SchedulerStats:
         """Counters since the engine started."""
+        ...
+
+    def slot_occupancy(self) -> SlotOccupancy:
+        """Requests waiting and running now."""
         ...
 
 

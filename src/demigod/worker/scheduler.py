@@ -16,7 +16,13 @@ import time
 from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
-from demigod.engines.base import EngineError, GenerationEvent, QueueFullError, SchedulerStats
+from demigod.engines.base import (
+    EngineError,
+    GenerationEvent,
+    QueueFullError,
+    SchedulerStats,
+    SlotOccupancy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +185,11 @@ class BatchScheduler(Generic[Work]):
         """Requests waiting plus running."""
         with self._wake:
             return len(self._waiting) + len(self._active)
+
+    def occupancy(self) -> SlotOccupancy:
+        """Requests waiting for a slot and sequences holding one, read together."""
+        with self._wake:
+            return SlotOccupancy(len(self._waiting), len(self._active), self._slots)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
