@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from demigod import __version__
+
 DEFAULT_CONFIG_FILE = Path("mesh.yaml")
 CONFIG_FILE_ENV = "DEMIGOD_CONFIG"
 
@@ -419,7 +421,10 @@ class KubernetesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image: str = Field(default="localhost/demigod:latest", description="gateway and workers")
+    image: str = Field(
+        default=f"localhost/demigod:{__version__}",
+        description="gateway and workers; a fixed tag (or @sha256 digest), never latest",
+    )
     environments: dict[str, EnvironmentConfig] = Field(
         default_factory=_default_environments, min_length=1, description="Kustomize overlays"
     )
