@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from demigod.config import load_settings
+if TYPE_CHECKING:
+    from demigod.deploy.placement import Placement
+
+from demigod.config import Settings, load_settings
 
 deploy_app = typer.Typer(help="Render deployment artefacts from mesh.yaml.", no_args_is_help=True)
 render_app = typer.Typer(help="Write configuration files for a deployment.", no_args_is_help=True)
@@ -114,15 +117,9 @@ def render_caddy_command(
         console.print(f"wrote {path}")
 
 
-@deploy_app.command("placement")
-def placement_command(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
-) -> None:
-    """Where each served model's worker runs and what it requests: the node class chosen
-    from its parameters and measured memory (placement in mesh.yaml), with the numbers.
-    Models whose GGUF is not here need placement.footprints; others are measured (a load
-    and a prefill of engine.n_ctx tokens each)."""
+def _placed(config: Path | None) -> tuple[Settings, list[Placement]]:
+    """The settings and each served model's placement; exits 2 on a configuration error,
+    1 when a model cannot be measured or placed."""
     from demigod.deploy.footprint import FootprintUnknownError, place_models
     from demigod.deploy.placement import PlacementError
     from demigod.lifecycle.state_size import StateSizeError
@@ -137,10 +134,22 @@ def placement_command(
         raise typer.Exit(2)
     try:
         with console.status("measuring models"):
-            placements = place_models(settings)
+            return settings, place_models(settings)
     except (FootprintUnknownError, PlacementError, StateSizeError) as exc:
         console.print(f"[red]cannot place:[/red] {exc}")
         raise typer.Exit(1) from exc
+
+
+@deploy_app.command("placement")
+def placement_command(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
+) -> None:
+    """Where each served model's worker runs and what it requests: the node class chosen
+    from its parameters and measured memory (placement in mesh.yaml), with the numbers.
+    Models whose GGUF is not here need placement.footprints; others are measured (a load
+    and a prefill of engine.n_ctx tokens each)."""
+    _, placements = _placed(config)
     rows = [
         {
             "model": placed.model,
@@ -185,25 +194,9 @@ def render_kubernetes_command(
     """A Kustomize tree for Kubernetes: base, overlays dev/stage/prod (KEDA autoscaling),
     the plain-HPA alternative, InferencePools and HTTPRoutes (docs/kubernetes.md). Each
     worker is placed and sized as `demigod deploy placement` shows."""
-    from demigod.deploy.footprint import FootprintUnknownError, place_models
     from demigod.deploy.kubernetes import render_kubernetes
-    from demigod.deploy.placement import PlacementError
-    from demigod.lifecycle.state_size import StateSizeError
 
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    if not settings.models:
-        console.print("[red]no models in the configuration[/red] (the `models` list is empty)")
-        raise typer.Exit(2)
-    try:
-        with console.status("measuring models"):
-            placements = place_models(settings)
-    except (FootprintUnknownError, PlacementError, StateSizeError) as exc:
-        console.print(f"[red]cannot place:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    settings, placements = _placed(config)
     written = render_kubernetes(settings, placements, out)
     if as_json:
         typer.echo(json.dumps([str(path) for path in written]))

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from demigod.config import Settings
+from demigod.deploy.files import write_tree
 from demigod.deploy.kubernetes.autoscaling import adapter_rules, external_hpa, scaled_object
 from demigod.deploy.kubernetes.inference import (
     endpoint_picker_config,
@@ -143,10 +144,4 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
 
 def render_kubernetes(settings: Settings, placements: list[Placement], out_dir: Path) -> list[Path]:
     """Write the tree under `out_dir`; returns the written paths. Raises OSError."""
-    written = []
-    for relative, text in render_files(settings, placements).items():
-        path = out_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written
+    return write_tree(render_files(settings, placements), out_dir)

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from demigod.config import Settings
+from demigod.deploy.files import write_tree
 from demigod.deploy.observability.alertmanager import alertmanager_config
 from demigod.deploy.observability.alerts import alert_rules
 from demigod.deploy.observability.dashboards import dashboards, grafana_provisioning
@@ -51,10 +52,4 @@ def render_files(settings: Settings, targets: Targets) -> dict[str, str]:
 
 def render_observability(settings: Settings, targets: Targets, out_dir: Path) -> list[Path]:
     """Write the bundle under `out_dir`; returns the written paths. Raises OSError."""
-    written = []
-    for relative, text in render_files(settings, targets).items():
-        path = out_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written
+    return write_tree(render_files(settings, targets), out_dir)
