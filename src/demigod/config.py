@@ -349,10 +349,8 @@ class PlacementConfig(Section):
         return self
 
 
-class EnvironmentConfig(BaseModel):
+class EnvironmentConfig(Section):
     """One Kustomize overlay (dev, stage, prod): its namespace and replica bounds."""
-
-    model_config = ConfigDict(extra="forbid")
 
     namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     gateway_replicas: int = Field(ge=1, description="gateway minimum (its HPA's floor)")
@@ -371,10 +369,8 @@ class EnvironmentConfig(BaseModel):
         return self
 
 
-class KubernetesSecretsConfig(BaseModel):
+class KubernetesSecretsConfig(Section):
     """Names of the Secrets the manifests reference; their contents are never rendered."""
-
-    model_config = ConfigDict(extra="forbid")
 
     api_keys: str = Field(default="demigod-api-keys", description="key api-keys.json")
     s3: str = Field(default="demigod-s3", description="AWS_* variables for snapshots")
@@ -414,12 +410,10 @@ def _default_environments() -> dict[str, EnvironmentConfig]:
     }
 
 
-class KubernetesConfig(BaseModel):
+class KubernetesConfig(Section):
     """What `demigod deploy render k8s` renders (docs/kubernetes.md): images, scaling
     signals and windows, disruption budget, the Secrets it references, the cluster's
     Prometheus and inference gateway."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         default=f"localhost/demigod:{__version__}",
