@@ -747,21 +747,12 @@ class GatewayConfig(Section):
 
 
 class DriftConfig(Section):
-    """`demigod ops drift` (docs/operations.md#drift): what git declares, where to look."""
+    """`demigod ops drift` (docs/operations.md#drift): what git declares, how often to look."""
 
     lock_file: Path = Field(
         default=Path("models.lock.yaml"),
         description="alias -> version and sha256 per model (`demigod ops lock` writes it)",
     )
-    gateway_url: str | None = Field(
-        default=None, description="the running gateway; None: http://host:port from this file"
-    )
-    api_key: SecretStr | None = Field(
-        default=None,
-        description="key of a security.admin_tenants tenant for the gateway's admin state; "
-        "set it as DEMIGOD_OPS__DRIFT__API_KEY, never in the file",
-    )
-    timeout_seconds: float = Field(default=5.0, gt=0, description="per HTTP request")
     interval_seconds: float = Field(default=60.0, gt=0, description="--watch: between checks")
     metrics_port: int = Field(
         default=9109, ge=0, le=65535, description="--watch: where demigod_drift is exported"
@@ -769,8 +760,18 @@ class DriftConfig(Section):
 
 
 class OpsConfig(Section):
-    """`demigod ops ...`: operating a deployed mesh (drift; backups, restore, autoscaling)."""
+    """`demigod ops ...`: operating a deployed mesh (drift, smoke tests; backups, restore,
+    autoscaling)."""
 
+    gateway_url: str | None = Field(
+        default=None, description="the running gateway; None: http://host:port from this file"
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="key of a security.admin_tenants tenant (admin state, smoke tests); set "
+        "it as DEMIGOD_OPS__API_KEY, never in the file",
+    )
+    timeout_seconds: float = Field(default=60.0, gt=0, description="per HTTP request")
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
 

@@ -66,7 +66,7 @@ def test_config_drift_names_the_field_not_its_value() -> None:
     assert (drift.kind, drift.subject) == ("config", "engine.queue_size")
     assert "8" not in drift.running and len(drift.running) == 16  # a digest, not the value
     # the listening address and the API key of the drift checker are not configuration drift
-    same = Settings(host="0.0.0.0", port=1, ops={"drift": {"api_key": "dgk_x"}})
+    same = Settings(host="0.0.0.0", port=1, ops={"api_key": "dgk_x"})
     assert config_drift(declared, config_fingerprint(same), "http://gw") == []
 
 

@@ -364,18 +364,29 @@ def validate_command(
     version: VersionArgument,
     hemlock: Annotated[bool, typer.Option(help="run the Hemlock regression suite")] = True,
     lm_eval: Annotated[bool, typer.Option(help="run lm-evaluation-harness")] = True,
+    against_recorded: Annotated[
+        bool,
+        typer.Option(
+            "--against-recorded",
+            help="compare with what was recorded for VERSION before; exit 1 when a metric "
+            "is worse beyond lifecycle.gates' tolerance (the eval-regression workflow)",
+        ),
+    ] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Perplexity (delta, KL, top-1 vs the F16 reference), Hemlock and lm-eval; results
     are recorded in the registry for the promotion gates."""
     from demigod.lifecycle.pipeline import validate
+    from demigod.lifecycle.regression import latest_values, regressions
 
     settings = load(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         with open_registry(settings) as registry:
-            return validate(
+            label = registry.get_version(name, version).label
+            recorded = latest_values(registry.evaluations(name, label))
+            report = validate(
                 registry,
                 settings,
                 name,
@@ -383,7 +394,9 @@ def validate_command(
                 hemlock=hemlock,
                 lm_eval=lm_eval,
                 progress=progress,
-            ).to_json()
+            )
+        found = regressions(recorded, latest_values(report.results), settings.lifecycle.gates)
+        return {**report.to_json(), "regressions": [r.to_json() for r in found]}
 
     report = run_step(work, quiet=as_json)
 
@@ -400,6 +413,13 @@ def validate_command(
         return out
 
     emit(report, as_json, table)
+    if against_recorded:
+        from demigod.lifecycle.regression import Regression
+
+        for regression in report["regressions"]:
+            console.print(f"[red]regression[/red] {Regression(**regression).describe()}")
+        if report["regressions"]:
+            raise typer.Exit(1)
 
 
 @models_app.command("promote")

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from demigod.ops.drift_check import DriftReport
 
 ops_app = typer.Typer(
-    help="Operate a deployed mesh: drift between git and what runs.", no_args_is_help=True
+    help="Operate a deployed mesh: smoke tests, drift between git and what runs.",
+    no_args_is_help=True,
 )
 console = Console(stderr=True)
 
@@ -123,6 +124,33 @@ def drift_command(
     show(report)
     if report.drifts:
         raise typer.Exit(EXIT_DRIFT)
+
+
+@ops_app.command("smoke")
+def smoke_command(
+    url: Annotated[
+        str | None, typer.Option(help="the gateway (default: ops.gateway_url, else host:port)")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Smoke-test a deployed gateway: one chat completion (model auto) and the deep probe
+    (a generation through every model). Exit status 0 pass, 1 fail."""
+    from demigod.ops.smoke import smoke_test
+    from demigod.ops.target import api_key, gateway_url
+
+    settings = _settings(config)
+    target = url or gateway_url(settings)
+    with console.status(f"smoke-testing {target}…", spinner="dots"):
+        result = smoke_test(target, api_key(settings), settings.ops.timeout_seconds)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    elif result.passed:
+        console.print(f"[green]pass[/green] {target}: chat {result.chat_text!r}, deep probe ok")
+    else:
+        console.print(f"[red]fail[/red] {target}: " + "; ".join(result.errors))
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 def _print_report(report: DriftReport) -> None:

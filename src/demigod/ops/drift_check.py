@@ -19,6 +19,7 @@ from demigod.ops.drift import (
 )
 from demigod.ops.lockfile import LockedVersion, ModelsLock, read_lock, registry_aliases
 from demigod.ops.running import AdminClient, RunningMesh, read_running_mesh
+from demigod.ops.target import api_key, gateway_url
 from demigod.registry import Registry, RegistryError
 
 # `where` of drifts found in the registry.
@@ -41,23 +42,13 @@ class DriftReport:
         }
 
 
-def gateway_url(settings: Settings) -> str:
-    """`ops.drift.gateway_url`, else the gateway this config serves (loopback for 0.0.0.0)."""
-    if settings.ops.drift.gateway_url:
-        return settings.ops.drift.gateway_url.rstrip("/")
-    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
-    return f"http://{host}:{settings.port}"
-
-
 def check_drift(settings: Settings, lock_file: Path | None = None) -> DriftReport:
     """Compare once. Raises LockError when the lock file is missing or invalid."""
-    drift_config = settings.ops.drift
-    lock_path = lock_file or drift_config.lock_file
+    lock_path = lock_file or settings.ops.drift.lock_file
     lock = read_lock(lock_path)
     drifts = _registry_drift(settings, lock)
     url = gateway_url(settings)
-    key = drift_config.api_key.get_secret_value() if drift_config.api_key else None
-    client = AdminClient(key, drift_config.timeout_seconds)
+    client = AdminClient(api_key(settings), settings.ops.timeout_seconds)
     try:
         running = read_running_mesh(url, client)
     finally:
