@@ -33,8 +33,8 @@ test: setup  ## the whole test suite
 	$(BIN)/python -m pytest
 
 lint: setup  ## ruff check + ruff format --check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy/windmill
+	$(BIN)/ruff format --check src tests bench deploy/windmill
 
 format: setup  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-
 from f.demigod.cli import demigod_json, demigod_json_lines
 
 CANARY_ROLLED_BACK = 1  # `demigod canary start`'s exit status when the candidate lost
@@ -24,7 +23,9 @@ def main(
     """`version` becomes `candidate`; the gateway at `gateway_url` must already serve it
     (deployed by new_tag_render_apply). `force_reason` promotes to stable past failing
     gates, recorded with that reason. Raises when the gateway does not serve the version."""
-    candidate = demigod_json("models", "promote", model, version, "--to", "candidate", config=config)
+    candidate = demigod_json(
+        "models", "promote", model, version, "--to", "candidate", config=config
+    )
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     probe = httpx.post(
         f"{gateway_url.rstrip('/')}/v1/completions",
@@ -38,7 +39,12 @@ def main(
             f"(HTTP {probe.status_code}): deploy it first"
         )
     events = demigod_json_lines(
-        "canary", "start", model, "--url", gateway_url, config=config,
+        "canary",
+        "start",
+        model,
+        "--url",
+        gateway_url,
+        config=config,
         ok_codes=(0, CANARY_ROLLED_BACK),
     )
     end = events[-1]
@@ -54,7 +60,13 @@ def main(
     if end["status"] == "promoted":
         force = ["--force", "--reason", force_reason] if force_reason else []
         promoted = demigod_json(
-            "models", "promote", model, candidate["version"], "--to", "stable", *force,
+            "models",
+            "promote",
+            model,
+            candidate["version"],
+            "--to",
+            "stable",
+            *force,
             config=config,
         )
         result["stable"] = promoted["version"]
