@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from demigod.cli import app
 from demigod.config import load_settings
-from demigod.deploy.kubernetes.pods import startup_seconds
+from demigod.deploy.kubernetes.serving import startup_seconds
 from demigod.observability.metrics import ROUTER_METRICS
 from tests.conftest import require_binary
 
@@ -140,7 +140,6 @@ def test_every_build_holds_the_expected_objects(builds: dict[str, list[dict[str,
     prod = builds["overlays/prod"]
     kinds = sorted({o["kind"] for o in prod})
     assert kinds == [
-        "ConfigMap",
         "Deployment",
         "HorizontalPodAutoscaler",
         "NetworkPolicy",
@@ -394,7 +393,7 @@ def test_workers_are_placed_sized_and_budgeted(builds: dict[str, list[dict[str, 
     probe = falcon_pod["containers"][0]["startupProbe"]
     assert (
         probe["failureThreshold"] * probe["periodSeconds"]
-        >= startup_seconds(20_000_000_000, settings.kubernetes)
+        >= startup_seconds(20_000_000_000, settings)
         > 400
     )
     # Rollouts and drains keep >= 80 % serving (tests/deploy/test_disruption.py).
@@ -402,12 +401,11 @@ def test_workers_are_placed_sized_and_budgeted(builds: dict[str, list[dict[str, 
     pdb = _find(prod, "PodDisruptionBudget", "demigod-worker-chat")
     assert pdb["spec"]["minAvailable"] == "80%"
     assert pdb["spec"]["selector"]["matchLabels"] == chat["spec"]["selector"]["matchLabels"]
-    # The candidate is started with its own file; the stable one by name.
+    # The candidate serves its own file under the same name.
     candidate = _find(prod, "Deployment", "demigod-worker-chat-candidate")
-    assert "--model" in candidate["spec"]["template"]["spec"]["containers"][0]["args"]
+    candidate_env = _environment(candidate["spec"]["template"]["spec"]["containers"][0])
     assert (
-        "chat=/models/mamba-1.4b-v2.Q4_0.gguf"
-        in candidate["spec"]["template"]["spec"]["containers"][0]["args"]
+        json.loads(candidate_env["DEMIGOD_MODELS"])[0]["path"] == "/models/mamba-1.4b-v2.Q4_0.gguf"
     )
     for deployment in (chat, falcon, candidate, _find(prod, "Deployment", "demigod-gateway")):
         pod = deployment["spec"]["template"]["spec"]
@@ -439,20 +437,36 @@ def test_scaled_objects_scale_on_the_workers_own_series(
     assert service["metadata"]["labels"]["demigod.io/job"] == "demigod-worker"
 
 
-def test_the_pods_mesh_yaml_loads_and_holds_no_credentials(
-    builds: dict[str, list[dict[str, Any]]], tmp_path: Path
+def _environment(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+def test_the_pods_settings_load_and_hold_no_credentials(
+    builds: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    config_map = _find(builds["overlays/prod"], "ConfigMap", "demigod-config")
-    path = tmp_path / "mesh.yaml"
-    path.write_text(config_map["data"]["mesh.yaml"])
-    settings = load_settings(path)
+    monkeypatch.chdir(tmp_path)  # no ./mesh.yaml: the pod's variables alone
+    prod = builds["overlays/prod"]
+    gateway = _find(prod, "Deployment", "demigod-gateway")["spec"]["template"]["spec"]
+    container = gateway["containers"][0]
+    for name, value in _environment(container).items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
     assert [(u.name, u.urls, u.version) for u in settings.upstreams] == [
         ("chat", ["http://demigod-worker-chat:8081"], "2026-11-01"),
-        ("chat", ["http://demigod-worker-chat-candidate:8081"], "2026-11-26"),
         ("falcon-h1-34b", ["http://demigod-worker-falcon-h1-34b:8081"], "local"),
     ]
-    assert str(settings.models[0].path) == "/models/mamba-1.4b.Q4_0.gguf"
+    assert str(settings.security.api_keys_file) == "/var/run/secrets/demigod/api-keys/api-keys.json"
     assert settings.database_url is None and settings.security.redis_url is None
+    assert not [
+        n for n in _environment(container) if n in ("DEMIGOD_PLACEMENT", "DEMIGOD_KUBERNETES")
+    ]
+    # Credentials come from Secrets by reference only.
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "demigod-env", "optional": True}},
+        {"secretRef": {"name": "demigod-s3", "optional": True}},
+    ]
+    secrets = {v["secret"]["secretName"] for v in gateway["volumes"] if "secret" in v}
+    assert secrets == {"demigod-api-keys", "demigod-audit-signing-key"}
 
 
 def test_golden_dev_overlay(builds: dict[str, list[dict[str, Any]]]) -> None:

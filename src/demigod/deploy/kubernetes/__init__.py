@@ -24,11 +24,10 @@ from demigod.deploy.kubernetes.inference import (
     inference_pool,
     pool_route,
 )
-from demigod.deploy.kubernetes.mesh_config import config_map, worker_names
 from demigod.deploy.kubernetes.monitoring import prometheus_rule, service_monitor
 from demigod.deploy.kubernetes.names import GATEWAY
 from demigod.deploy.kubernetes.network import network_policies
-from demigod.deploy.kubernetes.serving import gateway_objects, worker_objects
+from demigod.deploy.kubernetes.serving import gateway_objects, worker_names, worker_objects
 from demigod.deploy.placement import Placement
 
 HEADER = "# Rendered by `demigod deploy render k8s`; edit mesh.yaml and re-render.\n"
@@ -54,10 +53,11 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
     base_env = next(iter(k8s.environments.values()))
     files: dict[str, str] = {}
 
-    base = {"config.yaml": [config_map(settings)]}
-    base["gateway.yaml"] = gateway_objects(
-        settings, base_env.gateway_replicas, base_env.gateway_max_replicas
-    )
+    base = {
+        "gateway.yaml": gateway_objects(
+            settings, base_env.gateway_replicas, base_env.gateway_max_replicas
+        )
+    }
     for (model, worker), placed in zip(entries, placements, strict=True):
         base[f"{worker.name}.yaml"] = worker_objects(
             model, worker, placed, settings, base_env.worker_min_replicas

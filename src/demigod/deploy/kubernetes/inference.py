@@ -11,11 +11,11 @@ from demigod.deploy.kubernetes.names import (
     ENGINE_LABEL,
     ENGINE_NAME,
     MODEL_LABEL,
-    WORKER_PORT,
     WorkerName,
     dns_label,
     metadata,
 )
+from demigod.deploy.workloads import WORKER_PORT
 from demigod.observability.metrics import ROUTER_METRICS
 
 Object = dict[str, object]

@@ -8,9 +8,6 @@ from dataclasses import dataclass
 
 APP = "demigod"
 GATEWAY = "demigod-gateway"
-CONFIG_MAP = "demigod-config"
-WORKER_PORT = 8081
-GATEWAY_PORT = 8080
 # The endpoint picker reads this Pod label to pick the engine-metric mapping it applies.
 ENGINE_LABEL = "inference.networking.k8s.io/engine-type"
 ENGINE_NAME = "demigod"

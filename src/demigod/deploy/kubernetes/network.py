@@ -4,7 +4,8 @@ workers answer only the gateway and Prometheus."""
 from __future__ import annotations
 
 from demigod.config import KubernetesConfig
-from demigod.deploy.kubernetes.names import GATEWAY_PORT, WORKER_PORT, gateway_selector, metadata
+from demigod.deploy.kubernetes.names import gateway_selector, metadata
+from demigod.deploy.workloads import GATEWAY_PORT, WORKER_PORT
 
 Object = dict[str, object]
 

@@ -1,32 +1,90 @@
 """The serving objects: per model a worker Deployment, Service and PodDisruptionBudget;
-the gateway's Deployment, Service, PodDisruptionBudget and HorizontalPodAutoscaler."""
+the gateway's Deployment, Service, PodDisruptionBudget and HorizontalPodAutoscaler.
+
+Containers and pod specs come from demigod.deploy.workloads (shared with Podman); this
+module adds what only a cluster has: the node class placement chose, a startup probe
+sized for the model's load, and Secrets mounted or read by reference, never rendered.
+"""
 
 from __future__ import annotations
 
-from demigod.config import ModelConfig, Settings
+import math
+from pathlib import Path
+
+from demigod.config import KubernetesConfig, ModelConfig, PlacementConfig, Settings
 from demigod.deploy.disruption import DisruptionBudget
 from demigod.deploy.kubernetes.monitoring import JOB_LABEL
-from demigod.deploy.kubernetes.names import (
-    GATEWAY,
-    GATEWAY_PORT,
-    WORKER_PORT,
-    WorkerName,
-    gateway_selector,
-    metadata,
-)
-from demigod.deploy.kubernetes.pods import gateway_pod, worker_pod
+from demigod.deploy.kubernetes.names import GATEWAY, WorkerName, gateway_selector, metadata
 from demigod.deploy.observability.prometheus import GATEWAY_JOB, WORKER_JOB
 from demigod.deploy.placement import Placement
+from demigod.deploy.workloads import (
+    DATA_VOLUME,
+    GATEWAY_PORT,
+    MODELS_VOLUME,
+    PROBE_PERIOD_SECONDS,
+    STATE_CACHE_VOLUME,
+    TMP_VOLUME,
+    WORKER_PORT,
+    WorkerModel,
+    gateway_container,
+    pod_spec,
+    worker_container,
+    worker_upstream,
+)
 
 Object = dict[str, object]
+SECRETS_DIR = "/var/run/secrets/demigod"
+API_KEYS_FILE = f"{SECRETS_DIR}/api-keys/api-keys.json"
+SIGNING_KEY_FILE = f"{SECRETS_DIR}/audit/signing-key.pem"
+STARTUP_FLOOR_SECONDS = 60  # process start and imports, before the model's bytes
 # Gateway autoscaling: CPU, and requests in flight per pod (prometheus-adapter's Pods metric).
 GATEWAY_CPU_UTILISATION = 70
 GATEWAY_INFLIGHT_PER_POD = 64
+GATEWAY_RESOURCES = {
+    "requests": {"cpu": "500m", "memory": "512Mi"},
+    "limits": {"cpu": "2000m", "memory": "1Gi"},
+}
+
+
+def worker_names(settings: Settings) -> list[tuple[ModelConfig, WorkerName]]:
+    """Each served model entry with its worker: the first entry of a name is stable, a
+    second one (another version) its canary candidate (docs/routing.md)."""
+    seen: set[str] = set()
+    pairs = []
+    for model in settings.models:
+        pairs.append((model, WorkerName(model.name, candidate=model.name in seen)))
+        seen.add(model.name)
+    return pairs
 
 
 def budget(settings: Settings) -> DisruptionBudget:
     k8s = settings.kubernetes
     return DisruptionBudget(k8s.max_unavailable_percent, k8s.max_surge_percent)
+
+
+def startup_seconds(weights_bytes: int, settings: Settings) -> int:
+    """Time a worker may take to start: the GGUF read at the slowest expected rate, twice
+    (page-in and llama.cpp's own pass), after the process itself."""
+    rate = settings.kubernetes.model_load_bytes_per_second
+    return STARTUP_FLOOR_SECONDS + math.ceil(2 * weights_bytes / rate)
+
+
+def _pod_settings(settings: Settings) -> Settings:
+    """What the pods are configured with: no credentials (they reach pods as DEMIGOD_*
+    variables from the `env` Secret and as Secret files), and none of the render-time
+    sections (placement, kubernetes)."""
+    return settings.model_copy(
+        update={
+            "placement": PlacementConfig(),
+            "kubernetes": KubernetesConfig(),
+            "database_url": None,
+            "security": settings.security.model_copy(
+                update={"redis_url": None, "api_keys_file": Path(API_KEYS_FILE)}
+            ),
+            "audit": settings.audit.model_copy(update={"signing_key_path": Path(SIGNING_KEY_FILE)}),
+            "upstreams": [],
+        }
+    )
 
 
 def _deployment(
@@ -74,33 +132,81 @@ def _pdb(name: str, labels: dict[str, str], selector: dict[str, str], settings: 
     }
 
 
+def _worker_model(model: ModelConfig) -> WorkerModel:
+    return WorkerModel(model.name, model.version, tuple(model.categories), model.path.name)
+
+
 def worker_objects(
-    model: ModelConfig,
-    worker: WorkerName,
-    placed: Placement,
-    settings: Settings,
-    replicas: int,
+    model: ModelConfig, worker: WorkerName, placed: Placement, settings: Settings, replicas: int
 ) -> list[Object]:
     """Deployment, Service and PDB of one model's worker (stable or candidate)."""
-    # The stable worker is found by name in mesh.yaml; a candidate shares the name, so it
-    # is named with its file instead.
-    mount = settings.kubernetes.models_mount.rstrip("/")
-    args = (
-        ["--model", f"{model.name}={mount}/{model.path.name}"]
-        if worker.candidate
-        else ["--model", model.name]
+    container = worker_container(
+        _pod_settings(settings),
+        _worker_model(model),
+        image=settings.kubernetes.image,
+        resources=placed.resources,
     )
-    labels, selector = worker.labels(), worker.selector()
-    pod = worker_pod(placed, args, settings.kubernetes)
+    budget_seconds = startup_seconds(placed.need.weights, settings)
+    container["startupProbe"]["failureThreshold"] = math.ceil(budget_seconds / PROBE_PERIOD_SECONDS)
+    pod = pod_spec(
+        [container],
+        {
+            MODELS_VOLUME: {
+                "persistentVolumeClaim": {
+                    "claimName": settings.kubernetes.models_claim,
+                    "readOnly": True,
+                }
+            },
+            STATE_CACHE_VOLUME: {"emptyDir": {}},
+            TMP_VOLUME: {"emptyDir": {}},
+        },
+    )
+    if selector := placed.node_selector():
+        pod["nodeSelector"] = selector
+    if tolerations := placed.tolerations():
+        pod["tolerations"] = tolerations
+    labels, match = worker.labels(), worker.selector()
     return [
-        _deployment(worker.name, labels, selector, replicas, pod, settings),
-        _service(worker.name, labels, selector, WORKER_PORT, WORKER_JOB),
-        _pdb(worker.name, labels, selector, settings),
+        _deployment(worker.name, labels, match, replicas, pod, settings),
+        _service(worker.name, labels, match, WORKER_PORT, WORKER_JOB),
+        _pdb(worker.name, labels, match, settings),
     ]
 
 
 def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> list[Object]:
-    """Deployment, Service, PDB and HPA (CPU and in-flight requests) of the gateway."""
+    """Deployment, Service, PDB and HPA (CPU and in-flight requests) of the gateway, whose
+    upstreams are the stable workers' Services."""
+    # The stable worker of each name only: the gateway takes one upstream per model name,
+    # so a candidate Deployment is split by the HTTPRoute alternative (docs/kubernetes.md).
+    upstreams = [
+        worker_upstream(_worker_model(model), [f"http://{worker.name}:{WORKER_PORT}"])
+        for model, worker in worker_names(settings)
+        if not worker.candidate
+    ]
+    secrets = settings.kubernetes.secrets
+    container = gateway_container(
+        _pod_settings(settings), upstreams, image=settings.kubernetes.image
+    )
+    container["resources"] = GATEWAY_RESOURCES
+    container["envFrom"] = [
+        {"secretRef": {"name": secrets.env, "optional": True}},
+        {"secretRef": {"name": secrets.s3, "optional": True}},
+    ]
+    container["volumeMounts"] += [
+        {"name": "api-keys", "mountPath": f"{SECRETS_DIR}/api-keys", "readOnly": True},
+        {"name": "audit-key", "mountPath": f"{SECRETS_DIR}/audit", "readOnly": True},
+    ]
+    pod = pod_spec(
+        [container],
+        {
+            DATA_VOLUME: {"emptyDir": {}},
+            TMP_VOLUME: {"emptyDir": {}},
+            "api-keys": {"secret": {"secretName": secrets.api_keys, "defaultMode": 0o440}},
+            "audit-key": {
+                "secret": {"secretName": secrets.audit_signing_key, "defaultMode": 0o440}
+            },
+        },
+    )
     selector = gateway_selector()
     hpa = {
         "apiVersion": "autoscaling/v2",
@@ -135,9 +241,7 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
         },
     }
     return [
-        _deployment(
-            GATEWAY, selector, selector, replicas, gateway_pod(settings.kubernetes), settings
-        ),
+        _deployment(GATEWAY, selector, selector, replicas, pod, settings),
         _service(GATEWAY, selector, selector, GATEWAY_PORT, GATEWAY_JOB),
         _pdb(GATEWAY, selector, selector, settings),
         hpa,
