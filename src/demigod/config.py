@@ -226,6 +226,11 @@ class ObservabilityConfig(Section):
     worker_targets: list[str] = Field(
         default_factory=list, description="host:port of each worker Prometheus also scrapes"
     )
+    drift_target: str | None = Field(
+        default=None,
+        description="host:port of `demigod ops drift --watch` (ops.drift.metrics_port); "
+        "None: not scraped",
+    )
     alert_p95_latency_seconds: float = Field(default=3.0, gt=0)
     alert_error_ratio: float = Field(default=0.05, gt=0, le=1)
     alert_queue_fill_ratio: float = Field(

@@ -54,7 +54,7 @@ def test_prometheus_config_and_rules_are_valid(rendered: Path) -> None:
     promtool = require_binary("promtool")
     output = run_tool(promtool, "check", "config", "prometheus.yml", cwd=rendered)
     assert "1 rule files found" in output
-    assert "SUCCESS: 8 rules found" in run_tool(
+    assert "SUCCESS: 9 rules found" in run_tool(
         promtool, "check", "rules", RULES_FILE, cwd=rendered
     )
 
@@ -117,6 +117,7 @@ def test_thresholds_and_targets_come_from_the_config() -> None:
                 "alert_p95_latency_seconds": 1.5,
                 "alert_queue_fill_ratio": 0.5,
                 "worker_targets": ["10.0.0.2:8081", "10.0.0.3:8081"],
+                "drift_target": "ops.example:9109",
                 "alert_webhook_url": "http://hooks.example/demigod",
             },
         }
@@ -135,6 +136,7 @@ def test_thresholds_and_targets_come_from_the_config() -> None:
     assert jobs == {
         "demigod-gateway": ["gw.example:8080"],
         "demigod-worker": ["10.0.0.2:8081", "10.0.0.3:8081"],
+        "demigod-drift": ["ops.example:9109"],
     }
     receivers = yaml.safe_load(files["alertmanager.yml"])["receivers"]
     assert {r["webhook_configs"][0]["url"] for r in receivers} == {"http://hooks.example/demigod"}

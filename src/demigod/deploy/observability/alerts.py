@@ -116,6 +116,17 @@ def alerts(settings: Settings) -> list[Alert]:
             "deep probe of {{ $labels.model }} is failing",
             "The synthetic generation through this model has failed for 3 minutes.",
         ),
+        Alert(
+            "DemigodDrift",
+            # Longer than a default canary rollout (4 windows of 5 min), which shows as
+            # canary_weight drift until it ends and git follows.
+            "max by (kind) (demigod_drift) > 0",
+            "30m",
+            "warning",
+            "{{ $value }} {{ $labels.kind }} difference(s) between git and the running mesh",
+            "`demigod ops drift --watch` has found the running mesh differing from the "
+            "declared state (mesh.yaml, the models lock file) for 30 minutes.",
+        ),
     ]
 
 

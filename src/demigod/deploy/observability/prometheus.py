@@ -7,6 +7,7 @@ from demigod.config import Settings
 
 GATEWAY_JOB = "demigod-gateway"
 WORKER_JOB = "demigod-worker"
+DRIFT_JOB = "demigod-drift"
 
 
 def prometheus_config(settings: Settings, gateway: str, alertmanager: str) -> dict[str, object]:
@@ -30,6 +31,14 @@ def prometheus_config(settings: Settings, gateway: str, alertmanager: str) -> di
                         "labels": {"role": "worker"},
                     }
                 ],
+            }
+        )
+    if settings.observability.drift_target:
+        scrape_configs.append(
+            {
+                "job_name": DRIFT_JOB,
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [settings.observability.drift_target]}],
             }
         )
     return {
