@@ -51,7 +51,7 @@ class Mesh:
         process = subprocess.Popen(
             command,
             cwd=self.home,
-            env={**os.environ, "DEMIGOD_ENGINE__N_THREADS": "1", **(extra_env or {})},
+            env={**os.environ, **(extra_env or {})},  # as the drift check sees it
             stdout=log,
             stderr=subprocess.STDOUT,
         )
