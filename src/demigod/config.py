@@ -556,6 +556,11 @@ class SecurityConfig(Section):
     concurrency_lease_seconds: int = Field(
         default=900, ge=1, description="a crashed replica's concurrent slots free after this"
     )
+    admin_tenants: list[str] = Field(
+        default_factory=list,
+        description="tenants whose keys or tokens may read GET /admin/state (`demigod ops "
+        "drift`); with auth off every caller may",
+    )
 
 
 class PromotionGates(Section):
