@@ -23,7 +23,7 @@ from demigod.lifecycle.register import register_artefact
 from demigod.observability.scrape import Snapshot
 from demigod.ops.drift_check import check_drift
 from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
-from demigod.registry import STABLE, Registry, default_database_url
+from demigod.registry import CANDIDATE, STABLE, Registry, default_database_url
 
 START_TIMEOUT = 90.0
 
@@ -88,6 +88,7 @@ def mesh(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         f16 = tiny_model.with_name("demigod-test.F16.gguf")
         register_artefact(registry, data, "tiny", f16)
         registry.move_alias("tiny", STABLE, v1)
+        registry.move_alias("tiny", CANDIDATE, v1)  # no canary: one version served
     running = Mesh(home, free_port(), free_port())
     running.config.write_text(
         f"""data_dir: {data}

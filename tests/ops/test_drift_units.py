@@ -11,7 +11,8 @@ from demigod.ops.drift import (
     replica_drift,
     served_drift,
 )
-from demigod.ops.lockfile import LockedVersion
+from demigod.ops.drift_check import declared_versions
+from demigod.ops.lockfile import LockedVersion, ModelsLock
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
@@ -83,3 +84,26 @@ def test_replicas_down_missing_or_undeclared() -> None:
     ]
     (down,) = replica_drift(declared, running, "gw")
     assert (down.kind, down.subject, down.running) == ("replica", "chat http://b", "down")
+
+
+def test_declared_versions_come_from_the_config_else_the_lock() -> None:
+    settings = Settings(models=[{"name": "code", "path": "/m/code.gguf", "version": "2026-11-01"}])
+    lock = ModelsLock(
+        models={
+            "code": {"stable": LockedVersion(version="v9", sha256=SHA_A)},  # the config wins
+            "chat": {
+                "stable": LockedVersion(version="v1", sha256=SHA_A),
+                "candidate": LockedVersion(version="v1", sha256=SHA_A),  # same: no canary
+            },
+            "eval": {
+                "stable": LockedVersion(version="v1", sha256=SHA_A),
+                "candidate": LockedVersion(version="v2", sha256=SHA_B),
+            },
+        }
+    )
+    assert declared_versions(settings, lock) == {
+        ("code", "stable"): DeclaredVersion("2026-11-01", None),
+        ("chat", "stable"): DeclaredVersion("v1", SHA_A),
+        ("eval", "stable"): DeclaredVersion("v1", SHA_A),
+        ("eval", "candidate"): DeclaredVersion("v2", SHA_B),
+    }

@@ -20,7 +20,7 @@ from demigod.ops.drift import (
 from demigod.ops.lockfile import LockedVersion, ModelsLock, read_lock, registry_aliases
 from demigod.ops.running import AdminClient, RunningMesh, read_running_mesh
 from demigod.ops.target import api_key, gateway_url
-from demigod.registry import Registry, RegistryError
+from demigod.registry import CANDIDATE, STABLE, Registry, RegistryError
 
 # `where` of drifts found in the registry.
 REGISTRY = "registry"
@@ -83,7 +83,10 @@ def declared_versions(
     for model, aliases in lock.models.items():
         if model in configured:
             continue
+        stable_alias = aliases.get(STABLE)
         for alias, locked in aliases.items():
+            if alias == CANDIDATE and stable_alias is not None and locked == stable_alias:
+                continue  # a candidate that is the stable version is not served twice
             declared[(model, alias)] = DeclaredVersion(locked.version, locked.sha256)
     return declared
 
