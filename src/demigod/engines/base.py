@@ -38,9 +38,50 @@ class ContextOverflowError(EngineError):
         self.n_ctx = n_ctx
 
 
+class UnsupportedFeatureError(ValueError):
+    """The engine cannot do what the request asks (a `Feature` it does not declare)."""
+
+    def __init__(self, model: str, feature: Feature) -> None:
+        super().__init__(f"model {model!r} does not support {feature.replace('_', ' ')}")
+        self.feature = feature
+
+
+class InvalidGrammarError(ValueError):
+    """An `OutputGrammar` cannot be compiled (a JSON schema the converter cannot express)."""
+
+
+# What an engine may offer beyond plain sampling (`EngineInfo.features`):
+# grammar: `SamplingParams.grammar`; logprobs: `SamplingParams.logprobs`;
+# prompt_logprobs: `GenerationRequest.prompt_logprobs`.
+Feature = Literal["grammar", "logprobs", "prompt_logprobs"]
+
+
+@dataclass(frozen=True)
+class OutputGrammar:
+    """Constrains the output to `prefix` + JSON valid against `schema` + `suffix`.
+
+    `schema` is JSON text (hashable, so compiled grammars are cached): a JSON schema, or
+    `{}` for any JSON object. `prefix`/`suffix` are literal text around it (tool-call
+    markup). With `lazy`, the output is free until `prefix` appears, and from there must
+    complete the constrained form: a model that may answer in text or call a tool.
+    """
+
+    schema: str
+    prefix: str = ""
+    suffix: str = ""
+    lazy: bool = False
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to pick tokens. temperature == 0 means greedy."""
+    """How to pick tokens. temperature == 0 means greedy.
+
+    `grammar`: every sampled token keeps the output inside it (the grammar decides where
+    the output ends, so `ignore_eos` does not apply). `logprobs`: None for none, else each
+    sampled token's log-probability and that of the `logprobs` likeliest tokens.
+    `special_text`: special tokens' text is part of the output (tool-call markup such as
+    `<tool_call>` is a special token in some vocabularies).
+    """
 
     max_tokens: int
     temperature: float = 1.0
@@ -48,6 +89,9 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    grammar: OutputGrammar | None = None
+    logprobs: int | None = None
+    special_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,15 +102,47 @@ class GenerationRequest:
     # The client will likely send a next turn that extends this prompt with the reply
     # (a conversation): the engine may prepare that turn's state after answering.
     next_turn_expected: bool = False
+    # Score the prompt: the log-probability of each prompt token given the ones before it,
+    # with this many alternatives (echo + logprobs on completions). None: do not.
+    prompt_logprobs: int | None = None
+
+    def features(self) -> set[Feature]:
+        """The `Feature`s this request needs."""
+        needed: set[Feature] = set()
+        if self.sampling.grammar is not None:
+            needed.add("grammar")
+        if self.sampling.logprobs is not None:
+            needed.add("logprobs")
+        if self.prompt_logprobs is not None:
+            needed.add("prompt_logprobs")
+        return needed
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One token's log-probability under the model, with the likeliest alternatives there.
+
+    `piece` is the token's bytes (part of a UTF-8 character, possibly). `logprob` is None
+    for a prompt's first token, which nothing predicts."""
+
+    token: int
+    piece: bytes
+    logprob: float | None
+    top: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
 class GenerationEvent:
-    """A piece of output. The last event of a generation has `finish_reason` set."""
+    """A piece of output. The last event of a generation has `finish_reason` set.
+
+    `logprobs`: the tokens sampled since the previous event (when asked for). The first
+    event carries `prompt_logprobs` when the request asked for them."""
 
     text: str
     completion_tokens: int
     finish_reason: Literal["stop", "length"] | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    prompt_logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +157,7 @@ class EngineInfo:
     bos_token: str = ""
     eos_token: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    features: frozenset[Feature] = frozenset()
 
 
 class GenerationStream(Protocol):

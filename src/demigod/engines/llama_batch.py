@@ -5,7 +5,13 @@ sampled) for every generating sequence, then up to `chunk` prompt tokens of sequ
 prefilling, so a long prompt is read over several steps while running streams keep
 producing. Each sequence samples with its own llama.cpp sampler chain from its own logits
 row; greedy requests take the row's argmax in place, which is what llama.cpp's greedy
-sampler returns, without its copy of the whole vocabulary per token.
+sampler returns, without its copy of the whole vocabulary per token. A request with an
+output grammar (structured output, tool calls) samples through llama.cpp's grammar sampler,
+greedy or not (demigod.engines.constrained), so every token keeps the output inside the
+grammar. Log-
+probabilities are read from the same logits row, only for requests that ask for them; a
+request that scores its prompt (echo + logprobs) has the logits of every prompt token
+computed, and so reads its whole prompt, without the state cache.
 
 With a state cache, a sequence starts from the saved state of its longest cached prefix
 and saves two checkpoints. After its prompt: the next turn's prompt starts with it. After
@@ -32,7 +38,17 @@ from typing import Literal
 import llama_cpp
 import numpy as np
 
-from demigod.engines.base import EngineError, GenerationEvent, GenerationRequest, SamplingParams
+from demigod.engines.base import (
+    EngineError,
+    GenerationEvent,
+    GenerationRequest,
+    InvalidGrammarError,
+    OutputGrammar,
+    SamplingParams,
+    TokenLogprob,
+)
+from demigod.engines.constrained import ConstrainedSampler
+from demigod.engines.grammar import to_gbnf, trigger_pattern
 from demigod.engines.state_cache import CachedState, StateCache
 from demigod.engines.stops import StopMatcher
 from demigod.worker.scheduler import JobContext
@@ -46,7 +62,8 @@ class _Sequence:
     slot: int
     request: GenerationRequest
     context: JobContext
-    sampler: llama_cpp.llama_sampler_p | None  # None: greedy, an argmax (see `_argmax`)
+    sampler: llama_cpp.llama_sampler_p | None  # None: greedy, an argmax (`_argmax`)
+    grammar: llama_cpp.llama_sampler_p | None  # the output grammar's sampler, if any
     pending: list[int]  # tokens to evaluate next: the prompt's rest, or the last sample
     evaluated: list[int]  # tokens whose effect the slot's memory holds, in order
     prefilling: bool = True
@@ -54,6 +71,10 @@ class _Sequence:
     generated: int = 0
     saved: int = 0  # length of `evaluated` when its state was last saved
     shown: list[str] = field(default_factory=list)  # the text the client received
+    scored: list[TokenLogprob] = field(default_factory=list)  # logprobs not yet emitted
+    # The prompt's token logprobs, when asked for: filled while prefilling, sent once.
+    prompt_scores: list[TokenLogprob] | None = None
+    prompt_sent: bool = False
     stops: StopMatcher = field(default_factory=lambda: StopMatcher(()))
     text: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -97,26 +118,37 @@ class BatchDecoder:
         self._sequences: dict[int, _Sequence] = {}
         self._cache = state_cache
         self._piece = ctypes.create_string_buffer(PIECE_BYTES)
+        self._constrained = ConstrainedSampler(self._n_vocab)
 
     def start(self, slot: int, work: GenerationRequest, context: JobContext) -> None:
         """Put `work` in `slot`: continuing the settling sequence there when `claim` chose
         it, else from the longest cached prefix of its prompt."""
         prompt = list(work.prompt_tokens)
+        scoring = work.prompt_logprobs is not None
         previous = self._sequences.pop(slot, None)
         if previous is not None and previous.settling:  # claimed: its memory is our prefix
             _free_sampler(previous)
             restored = len(previous.evaluated)
         else:
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
-            restored = self._restore(slot, prompt)
+            # A scored prompt needs every token's logits: a restored prefix has none.
+            restored = 0 if scoring else self._restore(slot, prompt)
         self._sequences[slot] = _Sequence(
             slot=slot,
             request=work,
             context=context,
             sampler=self._sampler(work.sampling),
+            grammar=(
+                self.grammar_sampler(work.sampling.grammar)
+                if work.sampling.grammar is not None
+                else None
+            ),
             pending=prompt[restored:],
             evaluated=prompt[:restored],
             stops=StopMatcher(work.sampling.stop),
+            prompt_scores=[TokenLogprob(prompt[0], self._piece_of(prompt[0], True), None)]
+            if scoring
+            else None,
         )
 
     def step(self) -> list[int]:
@@ -124,12 +156,14 @@ class BatchDecoder:
 
         Raises EngineError when llama.cpp refuses the batch.
         """
-        outputs = self._fill_batch()
+        outputs, scored = self._fill_batch()
         if self._batch.n_tokens == 0:
             return []
         status = llama_cpp.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise EngineError(f"model {self._name!r}: llama_decode failed with status {status}")
+        for slot, first_index, count in scored:
+            self._score_prompt(self._sequences[slot], first_index, count)
         finished = []
         for slot, index in outputs:
             sequence = self._sequences[slot]
@@ -161,6 +195,8 @@ class BatchDecoder:
         prompt, longest first: the next turn arrived before its reply finished settling,
         so it continues in place instead of re-reading the reply from a checkpoint."""
         prompt = work.prompt_tokens
+        if work.prompt_logprobs is not None:  # it must read its whole prompt
+            return None
         best, best_length = None, 0
         for slot in busy:
             sequence = self._sequences[slot]
@@ -188,12 +224,14 @@ class BatchDecoder:
 
     # -- one step ----------------------------------------------------------------------
 
-    def _fill_batch(self) -> list[tuple[int, int]]:
-        """Write this step's tokens into the batch; return (slot, batch index) of each
-        token whose logits are wanted."""
+    def _fill_batch(self) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
+        """Write this step's tokens into the batch. Returns (slot, batch index) of each
+        token whose logits are sampled from, and (slot, first batch index, count) of each
+        run of prompt tokens whose logits score the prompt."""
         batch = self._batch
         batch.n_tokens = 0
         outputs: list[tuple[int, int]] = []
+        scored: list[tuple[int, int, int]] = []
         # Generating sequences first: one token each, so streams advance every step.
         for slot, sequence in self._sequences.items():
             if not sequence.prefilling and not sequence.settling:
@@ -208,12 +246,18 @@ class BatchDecoder:
                     continue
                 take = min(budget, len(sequence.pending))
                 budget -= take
+                first = int(batch.n_tokens)
                 last = self._add(slot, sequence, take)
                 if not settling and not sequence.pending:  # its logits start the reply
                     outputs.append((slot, last))
+                if not settling and sequence.prompt_scores is not None:
+                    scored.append((slot, first, take))
         for _, index in outputs:
             batch.logits[index] = True
-        return outputs
+        for _, first, count in scored:
+            for index in range(first, first + count):
+                batch.logits[index] = True
+        return outputs, scored
 
     def _add(self, slot: int, sequence: _Sequence, count: int) -> int:
         """Move `count` pending tokens of `sequence` into the batch; return the last index."""
@@ -235,7 +279,12 @@ class BatchDecoder:
     def _sample(self, sequence: _Sequence, index: int) -> bool:
         """Draw the next token from logits row `index`, emit its text; True when finished."""
         params = sequence.request.sampling
-        if sequence.sampler is None:
+        if sequence.grammar is not None:
+            row = self._row(index)
+            token = self._constrained.sample(
+                self._ctx, index, row, sequence.grammar, sequence.sampler
+            )
+        elif sequence.sampler is None:
             token = self._argmax(index, params.ignore_eos)
         else:
             token = llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, index)
@@ -243,7 +292,10 @@ class BatchDecoder:
             self._emit(sequence, sequence.stops.flush(), "stop")
             return True
         sequence.generated += 1
-        visible, stopped = sequence.stops.feed(sequence.text.decode(self._token_bytes(token)))
+        piece = self._piece_of(token, params.special_text)
+        if params.logprobs is not None:
+            sequence.scored.append(self._logprob(index, token, params.logprobs, piece))
+        visible, stopped = sequence.stops.feed(sequence.text.decode(piece))
         if stopped:
             self._emit(sequence, visible, "stop")
             return True
@@ -260,20 +312,60 @@ class BatchDecoder:
         """Greedy over logits row `index`, read in place: `llama_sampler_sample` would first
         copy the whole vocabulary into a candidate list (half the Python side of an
         8-sequence step)."""
+        return greedy_token(self._row(index), self._eog_set if ignore_eos else frozenset())
+
+    def _row(self, index: int) -> np.ndarray:
+        """Logits row `index` of the last decode, in place (valid until the next decode)."""
         pointer = llama_cpp.llama_get_logits_ith(self._ctx, index)
         address = ctypes.cast(pointer, ctypes.c_void_p).value
-        row = np.frombuffer(self._logits_row.from_address(address), dtype=np.float32)
-        return greedy_token(row, self._eog_set if ignore_eos else frozenset())
+        return np.frombuffer(self._logits_row.from_address(address), dtype=np.float32)
+
+    def _logprob(self, index: int, token: int, top: int, piece: bytes) -> TokenLogprob:
+        """`token`'s log-probability under logits row `index`, with the `top` likeliest
+        tokens' (the model's distribution, before temperature, top-p or a grammar)."""
+        logprobs = log_softmax(self._row(index))
+        likeliest = top_tokens(logprobs, top)
+        return TokenLogprob(
+            token,
+            piece,
+            float(logprobs[token]),
+            tuple(
+                TokenLogprob(int(t), self._piece_of(int(t), True), float(logprobs[t]))
+                for t in likeliest
+            ),
+        )
+
+    def _score_prompt(self, sequence: _Sequence, first_index: int, count: int) -> None:
+        """Score the prompt tokens that rows `first_index`.. predict: row i of a run holds
+        the logits after its token, which predict the prompt's next token (the prompt's
+        last token predicts the reply, sampled and scored by `_sample`)."""
+        scores = sequence.prompt_scores
+        assert scores is not None
+        prompt = sequence.request.prompt_tokens
+        top = sequence.request.prompt_logprobs or 0
+        for index in range(first_index, first_index + count):
+            predicted = len(scores)
+            if predicted >= len(prompt):
+                break
+            token = prompt[predicted]
+            scores.append(self._logprob(index, token, top, self._piece_of(token, True)))
 
     def _emit(
         self, sequence: _Sequence, text: str, finish: Literal["stop", "length"] | None
     ) -> None:
         sequence.shown.append(text)
-        sequence.context.emit(GenerationEvent(text, sequence.generated, finish))
+        prompt_scores = None
+        if sequence.prompt_scores is not None and not sequence.prompt_sent:
+            prompt_scores, sequence.prompt_sent = tuple(sequence.prompt_scores), True
+        logprobs, sequence.scored = tuple(sequence.scored), []
+        sequence.context.emit(
+            GenerationEvent(text, sequence.generated, finish, logprobs, prompt_scores)
+        )
 
-    def _token_bytes(self, token: int) -> bytes:
+    def _piece_of(self, token: int, special: bool) -> bytes:
+        """The token's bytes; a special token's text only when `special` (else none)."""
         n = llama_cpp.llama_token_to_piece(
-            self._vocab, token, self._piece, len(self._piece), 0, False
+            self._vocab, token, self._piece, len(self._piece), 0, special
         )
         return self._piece.raw[: max(n, 0)]
 
@@ -340,11 +432,12 @@ class BatchDecoder:
 
     def _sampler(self, params: SamplingParams) -> llama_cpp.llama_sampler_p | None:
         """llama.cpp's own sampler chain: [no-EOS bias] → top-p → temperature → draw; None
-        for greedy (temperature 0), which `_argmax` does."""
+        for greedy (temperature 0), which `_argmax` does. A grammar's sampler is kept
+        apart (`grammar_sampler`), and with it no EOS ban: the grammar ends the output."""
         if params.temperature == 0.0:
             return None
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        if params.ignore_eos and self._eog_tokens:
+        if params.ignore_eos and self._eog_tokens and params.grammar is None:
             biases = (llama_cpp.llama_logit_bias * len(self._eog_tokens))()
             for entry, token in zip(biases, self._eog_tokens, strict=True):
                 entry.token, entry.bias = token, float("-inf")
@@ -362,6 +455,23 @@ class BatchDecoder:
         llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
         return chain
 
+    def grammar_sampler(self, grammar: OutputGrammar) -> llama_cpp.llama_sampler_p:
+        """llama.cpp's grammar sampler for `grammar` (the caller frees it, or a chain does).
+
+        Raises InvalidGrammarError when the schema cannot be converted or llama.cpp
+        refuses the grammar."""
+        text = to_gbnf(grammar).encode()
+        if grammar.lazy:
+            patterns = (ctypes.c_char_p * 1)(trigger_pattern(grammar.prefix).encode())
+            sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+                self._vocab, text, b"root", patterns, 1, None, 0
+            )
+        else:
+            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text, b"root")
+        if not sampler:
+            raise InvalidGrammarError("llama.cpp could not parse the grammar of this schema")
+        return sampler
+
 
 def greedy_token(row: np.ndarray, banned: frozenset[int]) -> int:
     """The first highest logit of `row` that is not `banned`: what llama.cpp's greedy
@@ -374,9 +484,29 @@ def greedy_token(row: np.ndarray, banned: frozenset[int]) -> int:
     return token
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities from logits, computed stably (shifted by the maximum)."""
+    shifted = logits.astype(np.float64) - float(logits.max())
+    result: np.ndarray = shifted - np.log(np.exp(shifted).sum())
+    return result
+
+
+def top_tokens(logprobs: np.ndarray, count: int) -> np.ndarray:
+    """The `count` likeliest token ids, likeliest first (ties: lower id first)."""
+    count = min(count, len(logprobs))
+    if count <= 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.argpartition(-logprobs, count - 1)[:count]
+    order = np.lexsort((candidates, -logprobs[candidates]))
+    result: np.ndarray = candidates[order]
+    return result
+
+
 def _free_sampler(sequence: _Sequence) -> None:
     if sequence.sampler is not None:
         llama_cpp.llama_sampler_free(sequence.sampler)
+    if sequence.grammar is not None:
+        llama_cpp.llama_sampler_free(sequence.grammar)
 
 
 def tokenize(

@@ -19,7 +19,9 @@ from demigod.config import EngineConfig, StateCacheConfig
 from demigod.engines.base import (
     EngineError,
     EngineInfo,
+    Feature,
     GenerationRequest,
+    OutputGrammar,
     StateCacheStats,
 )
 from demigod.engines.llama_batch import BatchDecoder, tokenize
@@ -34,6 +36,12 @@ from demigod.engines.state_cache import (
 from demigod.worker.scheduler import BatchScheduler
 
 log = logging.getLogger(__name__)
+
+# Everything the batch decoder offers beyond plain sampling (engines.base.Feature).
+FEATURES: frozenset[Feature] = frozenset({"grammar", "logprobs", "prompt_logprobs"})
+
+# Grammars already compiled once (clients repeat their schemas); the set is bounded.
+CHECKED_GRAMMARS_KEPT = 256
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -110,8 +118,20 @@ class LlamaCppEngine(ScheduledEngine):
             retry_after=config.retry_after_seconds,
         )
         self._closed = False
+        self._checked_grammars: set[OutputGrammar] = set()
 
     # -- Engine protocol ------------------------------------------------------------
+
+    def check(self, request: GenerationRequest) -> None:
+        """Compile the request's grammar once here, so a schema llama.cpp refuses is the
+        client's error now, not a failed sequence on the decode thread."""
+        grammar = request.sampling.grammar
+        if grammar is None or grammar in self._checked_grammars:
+            return
+        llama_cpp.llama_sampler_free(self._decoder.grammar_sampler(grammar))
+        if len(self._checked_grammars) >= CHECKED_GRAMMARS_KEPT:
+            self._checked_grammars.clear()
+        self._checked_grammars.add(grammar)
 
     def tokenize(
         self, text: str, *, add_special: bool = True, parse_special: bool = False
@@ -147,6 +167,7 @@ class LlamaCppEngine(ScheduledEngine):
             bos_token=self._token_text(llama_cpp.llama_vocab_bos(self._vocab)),
             eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
             metadata=metadata,
+            features=FEATURES,
         )
 
     def _metadata(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ from demigod.engines.base import (
     GenerationRequest,
     SchedulerStats,
     SlotOccupancy,
+    UnsupportedFeatureError,
 )
 from demigod.worker.scheduler import BatchScheduler, TokenStream
 
@@ -19,20 +20,30 @@ class ScheduledEngine:
     close the scheduler in `close`, after setting `_closed`.
     """
 
+    name: str
     info: EngineInfo
     _scheduler: BatchScheduler[GenerationRequest]
     _closed: bool = False
 
     def generate(self, request: GenerationRequest) -> TokenStream:
-        """Queue `request`. Raises ValueError on an empty prompt, ContextOverflowError when
-        prompt plus `max_tokens` exceed the context, QueueFullError when the queue is full."""
+        """Queue `request`. Raises ValueError on an empty prompt, UnsupportedFeatureError
+        for a feature the engine lacks, InvalidGrammarError for a grammar it cannot compile,
+        ContextOverflowError when prompt plus `max_tokens` exceed the context,
+        QueueFullError when the queue is full."""
         prompt = request.prompt_tokens
         max_tokens = request.sampling.max_tokens
         if not prompt:
             raise ValueError("the prompt must hold at least one token")
+        if missing := sorted(request.features() - self.info.features):
+            raise UnsupportedFeatureError(self.name, missing[0])
         if len(prompt) + max_tokens > self.info.n_ctx:
             raise ContextOverflowError(len(prompt), max_tokens, self.info.n_ctx)
+        self.check(request)
         return self._scheduler.submit(request)
+
+    def check(self, request: GenerationRequest) -> None:
+        """Engine-specific checks before queueing (on the caller's thread); raises the
+        request's error. None by default."""
 
     def health(self) -> bool:
         return not self._closed and self._scheduler.alive()
