@@ -11,12 +11,24 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+)
 
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_LENGTH = 256
+# OpenAI's bounds: chat top_logprobs 0..20, completions logprobs 0..5.
+MAX_TOP_LOGPROBS = 20
+MAX_COMPLETION_LOGPROBS = 5
+# Choices per request (`n`): each is its own sequence in the engine's batch.
+MAX_CHOICES = 8
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 def new_id(prefix: str) -> str:
@@ -44,7 +56,9 @@ class CompletionFields(BaseModel):
     stop: str | list[str] | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    n: Annotated[int, Field(ge=1, le=1)] = 1
+    n: Annotated[int, Field(ge=1, le=MAX_CHOICES)] = Field(
+        default=1, description="choices, each sampled as its own sequence in the batch"
+    )
     user: str | None = None
     ignore_eos: StrictBool = Field(
         default=False, description="extension (as llama-server): keep generating past EOS"
@@ -65,10 +79,84 @@ class CompletionFields(BaseModel):
         return list(self.stop or [])
 
 
+class JsonObjectFormat(BaseModel):
+    """`response_format: {"type": "json_object"}`: the answer is a JSON object."""
+
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    # `schema` clashes with a BaseModel attribute: aliased.
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class JsonSchemaFormat(BaseModel):
+    """`response_format: {"type": "json_schema", ...}`: the answer validates against the
+    schema (always enforced while sampling, `strict` or not)."""
+
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+class TextFormat(BaseModel):
+    type: Literal["text"]
+
+
+ResponseFormat = Annotated[
+    TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")
+]
+
+
+class FunctionDefinition(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatTool(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    """`tool_choice: {"type": "function", "function": {"name": ...}}`: call this one."""
+
+    type: Literal["function"]
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = Field(description="the arguments as JSON text")
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = Field(
+        default=None, description="an assistant message's calls"
+    )
+    tool_call_id: str | None = Field(default=None, description="a tool message's call")
 
     def text(self) -> str:
         """The message's text; content parts other than text are rejected upstream."""
@@ -92,21 +180,92 @@ class ChatMessage(BaseModel):
 
 class ChatCompletionRequest(CompletionFields):
     messages: list[ChatMessage] = Field(min_length=1)
+    response_format: ResponseFormat | None = None
+    tools: list[ChatTool] | None = Field(default=None, max_length=128)
+    tool_choice: ToolChoice | None = Field(
+        default=None, description="default: auto with tools, none without"
+    )
+    parallel_tool_calls: StrictBool | None = Field(
+        default=None, description="constrained calls are one call, which either value allows"
+    )
+    logprobs: StrictBool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
+
+    # Cross-field checks sit on the later field, so that the 400 names it (`param`).
+    @field_validator("tools")
+    @classmethod
+    def _unique_names(cls, tools: list[ChatTool] | None) -> list[ChatTool] | None:
+        names = [tool.function.name for tool in tools or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        return tools
+
+    @field_validator("tool_choice", mode="after")
+    @classmethod
+    def _choice_fits_tools(
+        cls, choice: ToolChoice | None, info: ValidationInfo
+    ) -> ToolChoice | None:
+        names = [tool.function.name for tool in info.data.get("tools") or ()]
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"names {choice.function.name!r}, which is not in tools")
+        if choice == "required" and not names:
+            raise ValueError("'required' needs tools")
+        response_format = info.data.get("response_format")
+        constrained = choice == "required" or isinstance(choice, NamedToolChoice)
+        if constrained and response_format is not None and response_format.type != "text":
+            raise ValueError(
+                "a required tool call and response_format cannot both shape the answer"
+            )
+        return choice
+
+    @field_validator("top_logprobs", mode="after")
+    @classmethod
+    def _needs_logprobs(cls, top: int | None, info: ValidationInfo) -> int | None:
+        if top is not None and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs: true")
+        return top
+
+    def effective_tool_choice(self) -> Literal["none", "auto", "required"] | NamedToolChoice:
+        """OpenAI's default: `auto` when tools are given, else `none`."""
+        if self.tool_choice is not None:
+            return self.tool_choice
+        return "auto" if self.tools else "none"
 
 
 class CompletionRequest(CompletionFields):
-    prompt: str | list[str] = Field(description="one prompt; a list must hold exactly one")
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(
+        description="one prompt: text or token ids; a list of prompts must hold exactly one"
+    )
     echo: StrictBool = False
+    logprobs: Annotated[int, Field(ge=0, le=MAX_COMPLETION_LOGPROBS)] | None = None
+    response_format: ResponseFormat | None = Field(
+        default=None, description="extension: structured output, as on chat"
+    )
 
     @field_validator("prompt")
     @classmethod
-    def _single_prompt(cls, value: str | list[str]) -> str | list[str]:
+    def _single_prompt(
+        cls, value: str | list[str] | list[int] | list[list[int]]
+    ) -> str | list[str] | list[int] | list[list[int]]:
+        if isinstance(value, list) and value and isinstance(value[0], int):
+            return value  # one prompt as token ids
         if isinstance(value, list) and len(value) != 1:
-            raise ValueError("exactly one prompt per request (n=1)")
+            raise ValueError("exactly one prompt per request (several choices: use n)")
         return value
 
+    def single_prompt(self) -> str | list[int]:
+        """The one prompt: its text, or its token ids."""
+        prompt = self.prompt
+        if isinstance(prompt, str):
+            return prompt
+        if prompt and isinstance(prompt[0], int):
+            return [int(token) for token in prompt]  # type: ignore[arg-type]
+        return prompt[0]  # type: ignore[return-value]
+
     def prompt_text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        """The prompt's text; empty for a prompt given as token ids."""
+        prompt = self.single_prompt()
+        return prompt if isinstance(prompt, str) else ""
 
 
 class Usage(BaseModel):
@@ -123,16 +282,45 @@ class Usage(BaseModel):
         )
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = Field(description="the token's UTF-8 bytes")
+
+
+class ChatTokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    """A chat choice's `logprobs`: one entry per sampled token."""
+
+    content: list[ChatTokenLogprob] | None
+    refusal: None = None
+
+
+class CompletionLogprobs(BaseModel):
+    """A text completion choice's `logprobs` (the legacy shape): parallel lists, one entry
+    per token; with `echo`, the prompt's tokens first (the very first has no logprob)."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+    refusal: None = None
 
 
 class ChatChoice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: FinishReason
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -176,16 +364,31 @@ class ConsensusChatCompletion(ChatCompletion):
     demigod_consensus: ConsensusReport
 
 
+class FunctionCallDelta(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(BaseModel):
+    """A streamed piece of a tool call; `index` says which call it extends."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta | None = None
+
+
 class ChatDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatChunkChoice(BaseModel):
     index: int = 0
     delta: ChatDelta
     finish_reason: FinishReason | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -201,7 +404,7 @@ class CompletionChoice(BaseModel):
     index: int = 0
     text: str
     finish_reason: FinishReason | None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(BaseModel):

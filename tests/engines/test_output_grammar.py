@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from demigod.engines.base import (
+    GenerationEvent,
     GenerationRequest,
     InvalidGrammarError,
     OutputGrammar,
     SamplingParams,
     UnsupportedFeatureError,
 )
-from demigod.engines.grammar import check_enforceable
+from demigod.engines.json_schema import check_enforceable, enforceable_part
+from demigod.engines.llama_cpp import LlamaCppEngine
 from tests.engines.conftest import EngineRunner, collect, engine_config
 
 # Bounded schemas: a random model under an unbounded string rule can write for a long time.
@@ -89,18 +92,30 @@ def test_grammar_requests_batch_with_plain_ones_and_change_nothing_of_them(
     jsonschema.validate(json.loads(together[-1]), SCHEMAS[0])
 
 
-def test_a_lazy_grammar_holds_from_its_prefix_on(tiny_model: Path, runner: EngineRunner) -> None:
+def test_a_lazy_grammar_holds_from_its_markup_on(tiny_model: Path, runner: EngineRunner) -> None:
     engine = runner.open(tiny_model, engine_config())
     prompt = engine.tokenize("Call a tool:")
-    free = runner.complete(engine, prompt, SamplingParams(12, 0.0, ignore_eos=True), False)
-    prefix = free[4:7]  # text the model writes anyway: the grammar wakes up there
+    sampling = SamplingParams(12, 0.9, seed=3, logprobs=0)
+    free = runner.loop.run_until_complete(events_of(engine, GenerationRequest(prompt, sampling)))
+    pieces = [entry.piece for event in free for entry in event.logprobs]
+    # Two ASCII tokens the model writes anyway: the grammar starts after them.
+    at = next(i for i in range(1, len(pieces) - 1) if (pieces[i] + pieces[i + 1]).isascii())
+    markup = (pieces[at] + pieces[at + 1]).decode()
+    text = b"".join(pieces).decode(errors="replace")
+    before = text[: text.find(markup)]
     schema = {"type": "object", "properties": {"city": {"enum": ["Oslo", "Lima"]}}}
-    lazy = OutputGrammar(json.dumps(schema), prefix=prefix, suffix="!", lazy=True)
-    answer = runner.complete(engine, prompt, SamplingParams(60, 0.0, grammar=lazy), False)
-    head, found, tail = answer.partition(prefix)
-    assert found and free.startswith(head + prefix)
-    assert tail.endswith("!")
-    jsonschema.validate(json.loads(tail[:-1]), schema)
+    lazy = OutputGrammar(json.dumps(schema), prefix=markup, suffix="!", lazy=True)
+    shaped = replace(sampling, max_tokens=60, grammar=lazy, logprobs=None)
+    answer = runner.complete(engine, prompt, shaped, False)
+    assert answer.startswith(before + markup)
+    called = answer.removeprefix(before + markup)
+    assert called.endswith("!")
+    jsonschema.validate(json.loads(called[:-1]), schema)
+
+
+async def events_of(engine: LlamaCppEngine, request: GenerationRequest) -> list[GenerationEvent]:
+    async with engine.generate(request) as stream:
+        return [event async for event in stream]
 
 
 def test_prefix_and_suffix_wrap_the_json(tiny_model: Path, runner: EngineRunner) -> None:
@@ -134,6 +149,27 @@ def test_a_schema_keyword_the_grammar_cannot_enforce_is_refused_by_name(
         check_enforceable(schema)
 
 
+def test_a_non_strict_schema_keeps_what_a_grammar_enforces() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "description": "kept: an annotation"},
+            "e": {"type": "string", "format": "email", "maxLength": 9},
+        },
+        "patternProperties": {"x": {}},
+        "anyOf": [{"multipleOf": 2}],
+    }
+    assert enforceable_part(schema) == {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "description": "kept: an annotation"},
+            "e": {"type": "string", "maxLength": 9},
+        },
+        "anyOf": [{}],
+    }
+    check_enforceable(enforceable_part(schema))
+
+
 def test_bad_grammars_are_refused_before_queueing(tiny_model: Path, runner: EngineRunner) -> None:
     engine = runner.open(tiny_model, engine_config())
     prompt = engine.tokenize("x")
@@ -141,7 +177,11 @@ def test_bad_grammars_are_refused_before_queueing(tiny_model: Path, runner: Engi
     async def submit(schema: str) -> None:
         engine.generate(GenerationRequest(prompt, SamplingParams(8, grammar=OutputGrammar(schema))))
 
-    for schema, message in [("[1, 2]", "must be a JSON object"), ("{oops", "not valid JSON")]:
+    for schema, message in [
+        ("[1, 2]", "must be a JSON object"),
+        ("{oops", "not valid JSON"),
+        ('{"type": "integer", "maximum": 3}', "'maximum' at"),
+    ]:
         with pytest.raises(InvalidGrammarError, match=message):
             runner.loop.run_until_complete(submit(schema))
     assert engine.queue_depth() == 0

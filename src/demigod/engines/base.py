@@ -61,12 +61,15 @@ class OutputGrammar:
     """Constrains the output to `prefix` + JSON valid against `schema` + `suffix`.
 
     `schema` is JSON text (hashable, so compiled grammars are cached): a JSON schema, or
-    `{}` for any JSON object. `prefix`/`suffix` are literal text around it (tool-call
-    markup). With `lazy`, the output is free until `prefix` appears, and from there must
-    complete the constrained form: a model that may answer in text or call a tool.
+    `{}` for any JSON object. `strict`: a schema keyword no grammar enforces is an error
+    (InvalidGrammarError); else such keywords are left out (demigod.engines.json_schema).
+    `prefix`/`suffix` are literal text around it (tool-call markup). With `lazy`, the
+    output is free until `prefix` appears, and from there must complete the constrained
+    form: a model that may answer in text or call a tool.
     """
 
     schema: str
+    strict: bool = True
     prefix: str = ""
     suffix: str = ""
     lazy: bool = False

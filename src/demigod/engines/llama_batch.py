@@ -8,7 +8,8 @@ row; greedy requests take the row's argmax in place, which is what llama.cpp's g
 sampler returns, without its copy of the whole vocabulary per token. A request with an
 output grammar (structured output, tool calls) samples through llama.cpp's grammar sampler,
 greedy or not (demigod.engines.constrained), so every token keeps the output inside the
-grammar. Log-
+grammar. A lazy grammar (a tool call the model may or may not make) starts once the output
+shows its opening markup (`_watch_for_markup`). Log-
 probabilities are read from the same logits row, only for requests that ask for them; a
 request that scores its prompt (echo + logprobs) has the logits of every prompt token
 computed, and so reads its whole prompt, without the state cache.
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import llama_cpp
@@ -48,7 +49,7 @@ from demigod.engines.base import (
     TokenLogprob,
 )
 from demigod.engines.constrained import ConstrainedSampler
-from demigod.engines.grammar import to_gbnf, trigger_pattern
+from demigod.engines.grammar import to_gbnf
 from demigod.engines.state_cache import CachedState, StateCache
 from demigod.engines.stops import StopMatcher
 from demigod.worker.scheduler import JobContext
@@ -67,6 +68,8 @@ class _Sequence:
     pending: list[int]  # tokens to evaluate next: the prompt's rest, or the last sample
     evaluated: list[int]  # tokens whose effect the slot's memory holds, in order
     prefilling: bool = True
+    awaiting: OutputGrammar | None = None  # a lazy grammar not started yet
+    unwatched: str = ""  # output text where the lazy grammar's markup may still begin
     settling: bool = False  # answered; evaluating the returned text for the next turn
     generated: int = 0
     saved: int = 0  # length of `evaluated` when its state was last saved
@@ -125,6 +128,7 @@ class BatchDecoder:
         it, else from the longest cached prefix of its prompt."""
         prompt = list(work.prompt_tokens)
         scoring = work.prompt_logprobs is not None
+        grammar = work.sampling.grammar
         previous = self._sequences.pop(slot, None)
         if previous is not None and previous.settling:  # claimed: its memory is our prefix
             _free_sampler(previous)
@@ -138,11 +142,8 @@ class BatchDecoder:
             request=work,
             context=context,
             sampler=self._sampler(work.sampling),
-            grammar=(
-                self.grammar_sampler(work.sampling.grammar)
-                if work.sampling.grammar is not None
-                else None
-            ),
+            grammar=None if grammar is None or grammar.lazy else self.grammar_sampler(grammar),
+            awaiting=grammar if grammar is not None and grammar.lazy else None,
             pending=prompt[restored:],
             evaluated=prompt[:restored],
             stops=StopMatcher(work.sampling.stop),
@@ -295,7 +296,10 @@ class BatchDecoder:
         piece = self._piece_of(token, params.special_text)
         if params.logprobs is not None:
             sequence.scored.append(self._logprob(index, token, params.logprobs, piece))
-        visible, stopped = sequence.stops.feed(sequence.text.decode(piece))
+        text = sequence.text.decode(piece)
+        if sequence.awaiting is not None:
+            self._watch_for_markup(sequence, text)
+        visible, stopped = sequence.stops.feed(text)
         if stopped:
             self._emit(sequence, visible, "stop")
             return True
@@ -430,6 +434,27 @@ class BatchDecoder:
 
     # -- sampling ----------------------------------------------------------------------
 
+    def _watch_for_markup(self, sequence: _Sequence, text: str) -> None:
+        """Start the lazy grammar once the output holds its opening markup.
+
+        llama.cpp has lazy grammars of its own, but when the token that completes the
+        markup carries text the grammar refuses, its sampler throws a C++ exception, which
+        through ctypes aborts the process. So the markup is watched for here, and the
+        grammar of what follows it starts only when that token ends at the markup (or in
+        whitespace, which the grammar allows); otherwise this call stays unconstrained.
+        """
+        awaiting = sequence.awaiting
+        assert awaiting is not None
+        markup = awaiting.prefix
+        sequence.unwatched += text
+        found = sequence.unwatched.find(markup)
+        if found < 0:
+            sequence.unwatched = sequence.unwatched[-(len(markup) - 1) :] if len(markup) > 1 else ""
+            return
+        sequence.awaiting = None
+        if not sequence.unwatched[found + len(markup) :].strip():
+            sequence.grammar = self.grammar_sampler(awaiting)
+
     def _sampler(self, params: SamplingParams) -> llama_cpp.llama_sampler_p | None:
         """llama.cpp's own sampler chain: [no-EOS bias] → top-p → temperature → draw; None
         for greedy (temperature 0), which `_argmax` does. A grammar's sampler is kept
@@ -456,18 +481,15 @@ class BatchDecoder:
         return chain
 
     def grammar_sampler(self, grammar: OutputGrammar) -> llama_cpp.llama_sampler_p:
-        """llama.cpp's grammar sampler for `grammar` (the caller frees it, or a chain does).
+        """llama.cpp's grammar sampler for `grammar`, as it applies once started (for a
+        lazy grammar: what follows its markup). The caller frees it.
 
         Raises InvalidGrammarError when the schema cannot be converted or llama.cpp
         refuses the grammar."""
-        text = to_gbnf(grammar).encode()
         if grammar.lazy:
-            patterns = (ctypes.c_char_p * 1)(trigger_pattern(grammar.prefix).encode())
-            sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
-                self._vocab, text, b"root", patterns, 1, None, 0
-            )
-        else:
-            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text, b"root")
+            grammar = replace(grammar, prefix="", lazy=False)
+        text = to_gbnf(grammar).encode()
+        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text, b"root")
         if not sampler:
             raise InvalidGrammarError("llama.cpp could not parse the grammar of this schema")
         return sampler
