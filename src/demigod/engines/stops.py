@@ -21,7 +21,7 @@ class StopMatcher:
         if hit >= 0:
             self._pending = ""
             return buffer[:hit], True
-        keep = self._longest_partial_stop(buffer)
+        keep = partial_match(buffer, self._stops)
         self._pending = buffer[len(buffer) - keep :] if keep else ""
         return buffer[: len(buffer) - keep], False
 
@@ -30,11 +30,14 @@ class StopMatcher:
         pending, self._pending = self._pending, ""
         return pending
 
-    def _longest_partial_stop(self, buffer: str) -> int:
-        longest = 0
-        for stop in self._stops:
-            for size in range(min(len(stop) - 1, len(buffer)), longest, -1):
-                if buffer.endswith(stop[:size]):
-                    longest = size
-                    break
-        return longest
+
+def partial_match(buffer: str, markers: tuple[str, ...]) -> int:
+    """How many characters at the end of `buffer` may be the start of one of `markers`:
+    the text to hold back until the next piece shows whether the marker follows."""
+    longest = 0
+    for marker in markers:
+        for size in range(min(len(marker) - 1, len(buffer)), longest, -1):
+            if buffer.endswith(marker[:size]):
+                longest = size
+                break
+    return longest
