@@ -89,6 +89,7 @@ class Placement:
     """Where one model's worker runs, why, and what it reserves."""
 
     model: str
+    footprint: ModelFootprint
     node_class: NodeClassConfig
     reason: str
     need: MemoryNeed
@@ -139,7 +140,8 @@ def place(
     for node_class in candidates:
         resources = _size(node_class, need, config)
         if resources is not None:
-            return Placement(model, node_class, f"{rule} -> {node_class.name}", need, resources)
+            reason = f"{rule} -> {node_class.name}"
+            return Placement(model, footprint, node_class, reason, need, resources)
     declared = ", ".join(c.name for c in candidates) or "none declared"
     raise PlacementError(
         f"model {model!r} ({rule}) needs {_gib(need.host)} of RAM on a CPU node or "

@@ -7,10 +7,12 @@ the placement of each model (docs/kubernetes.md).
     alternatives/inference-gateway/  InferencePools + endpoint-picker config + their routes
     alternatives/gateway-api/  HTTPRoutes to the workers, canary split by backend weights
     prometheus-adapter-rules.yaml    the adapter rules the HPA alternative reads
+    terraform/ENV.tfvars.json  variables for deploy/terraform (router, one module per model)
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -28,6 +30,7 @@ from demigod.deploy.kubernetes.monitoring import prometheus_rule, service_monito
 from demigod.deploy.kubernetes.names import GATEWAY
 from demigod.deploy.kubernetes.network import network_policies
 from demigod.deploy.kubernetes.serving import gateway_objects, worker_names, worker_objects
+from demigod.deploy.kubernetes.terraform import terraform_variables
 from demigod.deploy.placement import Placement
 
 HEADER = "# Rendered by `demigod deploy render k8s`; edit mesh.yaml and re-render.\n"
@@ -100,6 +103,9 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
             ),
         ]
         overlay = f"overlays/{env_name}"
+        files[f"terraform/{env_name}.tfvars.json"] = (
+            json.dumps(terraform_variables(settings, placements, env), indent=2) + "\n"
+        )
         files[f"{overlay}/scaled-objects.yaml"] = _documents(scaled)
         files[f"{overlay}/replicas.yaml"] = _documents(replicas)
         files[f"{overlay}/kustomization.yaml"] = _kustomization(

@@ -1,0 +1,62 @@
+# One served model: its worker Deployment, Service, PodDisruptionBudget and ScaledObject
+# (or HPA), as `demigod deploy render k8s` rendered them, applied with kubernetes_manifest.
+# The placement module recomputes where the model belongs; preconditions refuse to apply
+# manifests that disagree with it (rendered from a different mesh.yaml, or edited by hand).
+
+terraform {
+  required_version = ">= 1.8"
+  required_providers {
+    kubernetes = {
+      source  = "hashicorp/kubernetes"
+      version = ">= 2.27"
+    }
+  }
+}
+
+module "placement" {
+  source                   = "../placement"
+  parameters               = var.footprint.parameters
+  weights_bytes            = var.footprint.weights_bytes
+  state_bytes_per_sequence = var.footprint.state_bytes_per_sequence
+  slots                    = var.sizing.slots
+  state_cache_bytes        = var.sizing.state_cache_bytes
+  overhead_bytes           = var.sizing.overhead_bytes
+  memory_limit_ratio       = var.sizing.memory_limit_ratio
+  cpu_max_parameters       = var.sizing.cpu_max_parameters
+  gpu_min_parameters       = var.sizing.gpu_min_parameters
+  node_classes             = var.sizing.node_classes
+}
+
+locals {
+  deployments = [for o in var.objects : o if o.kind == "Deployment"]
+  gpu_limits = [
+    for d in local.deployments : lookup(d.spec.template.spec.containers[0].resources.limits, "nvidia.com/gpu", "0")
+  ]
+  memory_requests = [for d in local.deployments : d.spec.template.spec.containers[0].resources.requests.memory]
+}
+
+resource "kubernetes_manifest" "object" {
+  for_each = { for o in var.objects : "${o.kind}/${o.metadata.name}" => o }
+  manifest = merge(each.value, {
+    metadata = merge(each.value.metadata, {
+      annotations = merge(lookup(each.value.metadata, "annotations", {}), {
+        "demigod.io/quantization" = var.quantization
+      })
+    })
+  })
+
+  lifecycle {
+    precondition {
+      condition     = var.gpu == module.placement.on_gpu
+      error_message = "gpu = ${var.gpu}, but placement puts ${var.model_name} on ${module.placement.node_class}."
+    }
+    precondition {
+      condition     = alltrue([for g in local.gpu_limits : tonumber(g) == module.placement.gpus])
+      error_message = "The rendered GPU limits of ${var.model_name} differ from placement's ${module.placement.gpus}."
+    }
+    precondition {
+      condition     = alltrue([for m in local.memory_requests : m == "${floor(module.placement.memory_request_bytes / 1048576)}Mi"])
+      error_message = "The rendered memory requests of ${var.model_name} differ from placement's."
+    }
+  }
+}

@@ -1,0 +1,7 @@
+output "node_class" {
+  value = module.placement.node_class
+}
+
+output "objects" {
+  value = keys(kubernetes_manifest.object)
+}

@@ -1,0 +1,3 @@
+output "objects" {
+  value = keys(kubernetes_manifest.object)
+}

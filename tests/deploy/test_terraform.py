@@ -1,0 +1,229 @@
+"""deploy/terraform: the provider-free placement module runs under `terraform test` and
+agrees with demigod.deploy.placement on generated cases; the provider-bound modules parse
+(python-hcl2), have the seed's interface, pass checkov, and take the rendered variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+from typer.testing import CliRunner
+
+from demigod.cli import app
+from demigod.config import EngineConfig, NodeClassConfig, PlacementConfig
+from demigod.deploy.placement import ModelFootprint, PlacementError, place
+from tests.conftest import require_binary
+from tests.deploy.test_kubernetes import CHECKOV, MESH
+
+TERRAFORM = Path(__file__).parents[2] / "deploy" / "terraform"
+GIB = 1024**3
+
+
+def _terraform_env(tmp_path: Path) -> dict[str, str]:
+    # No plugin downloads are possible here, and none is needed: the module has no provider.
+    return {
+        **os.environ,
+        "TF_IN_AUTOMATION": "1",
+        "TF_CLI_CONFIG_FILE": str(tmp_path / "none.tfrc"),
+    }
+
+
+def _cases() -> list[tuple[ModelFootprint, EngineConfig, PlacementConfig]]:
+    """Footprints across the three bands, on the default classes and on a mixed set."""
+    rng = random.Random(13)
+    mixed = PlacementConfig(
+        node_classes=[
+            NodeClassConfig(name="small", memory_bytes=8 * GIB, cpu_cores=4),
+            NodeClassConfig(name="large", memory_bytes=64 * GIB, cpu_cores=16),
+            NodeClassConfig(
+                name="a100",
+                accelerator="nvidia",
+                memory_bytes=96 * GIB,
+                cpu_cores=8,
+                gpus=4,
+                gpu_memory_bytes=40 * GIB,
+            ),
+        ]
+    )
+    cases = []
+    for index in range(24):
+        parameters = rng.choice([1, 3, 7, 8, 10, 12, 13, 30, 70]) * 1_000_000_000
+        footprint = ModelFootprint(
+            parameters,
+            int(parameters * rng.uniform(0.4, 2.2)),
+            rng.choice([0, 1_622_016, 64 * 1024**2, 600 * 1024**2]),
+        )
+        engine = EngineConfig(slots=rng.choice([1, 8, 32]))
+        cases.append((footprint, engine, mixed if index % 2 else PlacementConfig()))
+    return cases
+
+
+def _run_block(
+    index: int, footprint: ModelFootprint, engine: EngineConfig, config: PlacementConfig
+) -> str:
+    classes = ", ".join(
+        "{ "
+        + ", ".join(
+            f"{k} = {json.dumps(v)}"
+            for k, v in c.model_dump(exclude={"node_selector", "tolerations"}).items()
+        )
+        + " }"
+        for c in config.node_classes
+    )
+    variables = f"""    parameters               = {footprint.parameters}
+    weights_bytes            = {footprint.weights_bytes}
+    state_bytes_per_sequence = {footprint.state_bytes_per_sequence}
+    slots                    = {engine.slots}
+    state_cache_bytes        = {engine.state_cache.ram_bytes}
+    overhead_bytes           = {config.overhead_bytes}
+    memory_limit_ratio       = {config.memory_limit_ratio}
+    node_classes             = [{classes}]"""
+    try:
+        placed = place("m", footprint, engine, config)
+    except PlacementError:
+        return (
+            f'run "case_{index}" {{\n  command = plan\n  variables {{\n{variables}\n  }}\n'
+            "  expect_failures = [output.node_class]\n}\n"
+        )
+    resources = placed.resources
+    condition = (
+        f'output.node_class == "{placed.node_class.name}" && output.gpus == {resources.gpus} '
+        f"&& output.memory_request_bytes == {resources.memory_request_bytes} "
+        f"&& output.memory_limit_bytes == {resources.memory_limit_bytes}"
+    )
+    return (
+        f'run "case_{index}" {{\n  command = plan\n  variables {{\n{variables}\n  }}\n'
+        f"  assert {{\n    condition     = {condition}\n"
+        f'    error_message = "differs from the Python rule: {placed.reason}"\n  }}\n}}\n'
+    )
+
+
+def test_the_placement_module_agrees_with_the_python_rule(tmp_path: Path) -> None:
+    terraform = require_binary("terraform")
+    module = tmp_path / "placement"
+    shutil.copytree(TERRAFORM / "modules" / "placement", module)
+    cases = _cases()
+    blocks = [_run_block(i, *case) for i, case in enumerate(cases)]
+    assert sum("expect_failures" in b for b in blocks) in range(1, len(blocks) - 8)
+    (module / "tests" / "generated.tftest.hcl").write_text("\n".join(blocks))
+    env = _terraform_env(tmp_path)
+    init = subprocess.run(
+        [terraform, "init", "-backend=false", "-input=false"],
+        cwd=module,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    tested = subprocess.run(
+        [terraform, "test", "-no-color"],
+        cwd=module,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert f"{len(blocks) + 3} passed, 0 failed" in tested.stdout  # + the 3 seed examples
+
+
+def _parse(path: Path) -> dict[str, object]:
+    with path.open() as handle:
+        return hcl2.load(handle)
+
+
+def test_the_modules_parse_and_have_the_seeds_interface(tmp_path: Path) -> None:
+    terraform = require_binary("terraform")
+    formatted = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", str(TERRAFORM)],
+        env=_terraform_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert formatted.returncode == 0, f"terraform fmt would change: {formatted.stdout}"
+    variables = {}
+    for directory in ("router", "model", "placement"):
+        parsed = [_parse(f) for f in sorted((TERRAFORM / "modules" / directory).glob("*.tf"))]
+        variables[directory] = {
+            name.strip('"') for p in parsed for block in p.get("variable", []) for name in block
+        }
+    assert {"replicas"} <= variables["router"]
+    assert {"model_name", "quantization", "gpu"} <= variables["model"]
+    root = _parse(TERRAFORM / "main.tf")
+    modules = {name.strip('"'): body for block in root["module"] for name, body in block.items()}
+    assert set(modules) == {"router", "model"}
+    for body in modules.values():
+        assert (TERRAFORM / body["source"].strip('"')).is_dir()
+
+
+def test_the_rendered_variables_fit_the_root_module(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "mesh.yaml").write_text(yaml.safe_dump(MESH))
+    result = CliRunner().invoke(
+        app,
+        [
+            "deploy",
+            "render",
+            "k8s",
+            "--config",
+            str(tmp_path / "mesh.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    tfvars = json.loads((tmp_path / "out" / "terraform" / "prod.tfvars.json").read_text())
+    declared = {
+        name.strip('"'): body
+        for p in (_parse(TERRAFORM / "variables.tf"),)
+        for block in p["variable"]
+        for name, body in block.items()
+    }
+    required = {name for name, body in declared.items() if "default" not in body}
+    assert required - {"manifests"} == set(tfvars)
+    assert tfvars["router_replicas"] == 3
+    assert tfvars["models"]["chat"]["quantization"] == "Q4_0"
+    assert tfvars["models"]["falcon-h1-34b"] == {
+        "label": "falcon-h1-34b",
+        "quantization": "Q4_K_M",
+        "gpu": True,
+        "footprint": MESH["placement"]["footprints"]["falcon-h1-34b"],
+    }
+
+
+def test_checkov_passes_on_the_terraform() -> None:
+    if not CHECKOV.is_file():
+        message = f"checkov is not installed at {CHECKOV} (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    done = subprocess.run(
+        [
+            str(CHECKOV),
+            "-d",
+            str(TERRAFORM),
+            "--framework",
+            "terraform",
+            "--compact",
+            "--quiet",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads(done.stdout)
+    # checkov has no policy for kubernetes_manifest: the objects it applies are the rendered
+    # manifests, which test_kubernetes.py runs checkov on. Here: it parses, nothing fails.
+    summary = report.get("summary", report)
+    assert summary["parsing_errors"] == 0 and summary["failed"] == 0, report
