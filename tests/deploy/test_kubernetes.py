@@ -21,6 +21,7 @@ from demigod.config import load_settings
 from demigod.deploy.kubernetes.serving import startup_seconds
 from demigod.observability.metrics import ROUTER_METRICS
 from tests.conftest import require_binary
+from tests.deploy.checkov import checkov
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden" / "overlay-dev.yaml"
@@ -28,8 +29,6 @@ VALIDATORS = HERE / "validators"
 # The oldest Kubernetes the manifests support (PDB unhealthyPodEvictionPolicy is GA in 1.31)
 # and the newest kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
-CHECKOV_VERSION = "3.3.30"
-CHECKOV = Path.home() / ".cache" / "demigod" / f"checkov-{CHECKOV_VERSION}" / "bin" / "checkov"
 # checkov waivers, each justified:
 CHECKOV_SKIPS = {
     # Images are built here (`make images`) and pushed by the operator; the digest exists
@@ -338,33 +337,9 @@ def test_inference_pools_match_the_published_api(builds: dict[str, list[dict[str
 def test_checkov_passes_on_the_manifests(
     builds: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
-    if not CHECKOV.is_file():
-        message = f"checkov {CHECKOV_VERSION} is not installed at {CHECKOV} (.ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
     for name, objects in builds.items():
         (tmp_path / f"{name.replace('/', '-')}.yaml").write_text(yaml.safe_dump_all(objects))
-    done = subprocess.run(
-        [
-            str(CHECKOV),
-            "-d",
-            str(tmp_path),
-            "--framework",
-            "kubernetes",
-            "--skip-check",
-            ",".join(sorted(CHECKOV_SKIPS)),
-            "--compact",
-            "--quiet",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    report = json.loads(done.stdout)
-    reports = report if isinstance(report, list) else [report]
+    reports = checkov(tmp_path, "kubernetes", CHECKOV_SKIPS)
     failed = [
         (check["check_id"], check["resource"])
         for one in reports

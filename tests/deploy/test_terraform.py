@@ -12,14 +12,14 @@ import subprocess
 from pathlib import Path
 
 import hcl2
-import pytest
 from typer.testing import CliRunner
 
 from demigod.cli import app
 from demigod.config import EngineConfig, NodeClassConfig, PlacementConfig
 from demigod.deploy.placement import ModelFootprint, PlacementError, place
 from tests.conftest import require_binary
-from tests.deploy.test_kubernetes import CHECKOV, MESH
+from tests.deploy.checkov import checkov
+from tests.deploy.test_kubernetes import MESH
 
 TERRAFORM = Path(__file__).parents[2] / "deploy" / "terraform"
 GIB = 1024**3
@@ -201,28 +201,7 @@ def test_the_rendered_variables_fit_the_root_module(tmp_path: Path) -> None:
 
 
 def test_checkov_passes_on_the_terraform() -> None:
-    if not CHECKOV.is_file():
-        message = f"checkov is not installed at {CHECKOV} (.ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    done = subprocess.run(
-        [
-            str(CHECKOV),
-            "-d",
-            str(TERRAFORM),
-            "--framework",
-            "terraform",
-            "--compact",
-            "--quiet",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    report = json.loads(done.stdout)
+    (report,) = checkov(TERRAFORM, "terraform")
     # checkov has no policy for kubernetes_manifest: the objects it applies are the rendered
     # manifests, which test_kubernetes.py runs checkov on. Here: it parses, nothing fails.
     summary = report.get("summary", report)
