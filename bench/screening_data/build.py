@@ -20,7 +20,8 @@ import external
 import team_route
 import team_waf
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 WAF_DATA = ROOT / "src" / "demigod" / "security" / "waf" / "data"
 ROUTE_DATA = ROOT / "src" / "demigod" / "gateway" / "routing_data"
 HELDOUT = ROOT / "bench" / "heldout"
@@ -44,10 +45,10 @@ def external_split(item: dict[str, str]) -> str:
 
 
 def legacy_waf() -> list[dict[str, str]]:
-    """The screen's earlier labelled set (English and Spanish): it tuned the old screen,
-    so it is training data only."""
+    """The screen's earlier labelled set (English and Spanish, legacy_waf.jsonl): it tuned
+    the old screen, so it is training data only."""
     rows = []
-    for index, line in enumerate((WAF_DATA / "labelled.jsonl").read_text().splitlines()):
+    for index, line in enumerate((HERE / "legacy_waf.jsonl").read_text().splitlines()):
         item = json.loads(line)
         rows.append({"prompt": item["prompt"], "label": item["label"], "lang": item["lang"],
                      "kind": "legacy", "source": "team:legacy", "family": f"legacy/{index}",
@@ -57,7 +58,7 @@ def legacy_waf() -> list[dict[str, str]]:
 
 def legacy_route() -> list[dict[str, str]]:
     rows = []
-    for index, line in enumerate((ROUTE_DATA / "labelled.jsonl").read_text().splitlines()):
+    for index, line in enumerate((HERE / "legacy_route.jsonl").read_text().splitlines()):
         item = json.loads(line)
         lang = external.guess_language(item["prompt"])
         rows.append({"prompt": item["prompt"], "category": item["category"], "lang": lang,
@@ -72,7 +73,7 @@ def waf_rows() -> list[dict[str, str]]:
         rows.append({**item, "split": external_split(item)})
     rows += list(team_waf.compose(random.Random(SEED)))
     # Everyday prompts (the classifier's) are benign traffic for the screen, same split.
-    for item in team_route.compose():
+    for item in [*team_route.compose(), *team_route.compose_templates()]:
         rows.append({"prompt": item["prompt"], "label": "benign", "lang": item["lang"],
                      "kind": "everyday", "source": "team", "family": item["family"],
                      "licence": item["licence"], "split": item["split"]})  # fmt: skip
@@ -80,7 +81,7 @@ def waf_rows() -> list[dict[str, str]]:
 
 
 def route_rows() -> list[dict[str, str]]:
-    rows = legacy_route() + list(team_route.compose())
+    rows = legacy_route() + list(team_route.compose()) + list(team_route.compose_templates())
     for item in external.external_rows(SEED):
         if item["source"] == "pyrit:garak_real_tasks":
             rows.append({"prompt": item["prompt"], "category": "code", "lang": item["lang"],
@@ -96,8 +97,8 @@ def check_disjoint(rows: list[dict[str, str]], name: str) -> None:
     shared_text = {r["prompt"] for r in test} & {r["prompt"] for r in rest}
     shared_family = {r["family"] for r in test} & {r["family"] for r in rest}
     if shared_text or shared_family:
-        raise SystemExit(f"{name}: test overlaps training/validation: "
-                         f"{len(shared_text)} texts, {sorted(shared_family)[:5]} families")  # fmt: skip
+        overlap = f"{len(shared_text)} texts, {sorted(shared_family)[:5]} families"
+        raise SystemExit(f"{name}: test overlaps training/validation: {overlap}")
 
 
 def dedupe(rows: list[dict[str, str]]) -> list[dict[str, str]]:

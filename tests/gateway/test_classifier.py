@@ -1,6 +1,9 @@
-"""The request classifier: accurate on held-out prompts, in English and Spanish."""
+"""The request classifier: accuracy on the frozen held-out prompts (ten languages), rules."""
 
 from __future__ import annotations
+
+import collections
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,22 +12,40 @@ from demigod.gateway.classifier import (
     LONG_CONTEXT,
     RequestClassifier,
     features,
-    load_labelled,
-    split_labelled,
+    load_split,
+    parse_prompts,
 )
 
-# Measured 0.86 on the 36 held-out prompts; the bar leaves room for small data changes.
-MIN_HELD_OUT_ACCURACY = 0.8
+HELDOUT = Path(__file__).resolve().parents[2] / "bench" / "heldout" / "route.jsonl"
+# Measured by bench/route_quality.py on the frozen set (docs/routing.md); the issue's
+# targets (0.95 overall, 0.90 per category and language) are not met: these bars hold
+# what was measured, so a regression fails.
+MEASURED_ACCURACY = 107 / 123
+MEASURED_CORRECT_BY_GROUP = {
+    "chat": 36, "code": 40, "math": 31, "de": 11, "en": 15, "es": 11, "fr": 12, "it": 9,
+    "ja": 8, "nl": 9, "pt": 12, "ru": 10, "zh": 10,
+}  # fmt: skip
 
-CLASSIFIER = RequestClassifier()  # trains once for the module
+CLASSIFIER = RequestClassifier()  # the shipped model, trained once per process
 
 
-def test_held_out_accuracy() -> None:
-    train, held_out = split_labelled(load_labelled())
-    assert not {r.prompt for r in train} & {r.prompt for r in held_out}
-    classifier = RequestClassifier(training=train)
-    correct = sum(classifier.classify(r.prompt).category == r.category for r in held_out)
-    assert correct / len(held_out) >= MIN_HELD_OUT_ACCURACY
+def test_held_out_prompts_are_not_trained_on() -> None:
+    held_out = parse_prompts(HELDOUT.read_text())
+    shipped = load_split("train") + load_split("validation")
+    assert not {r.prompt for r in held_out} & {r.prompt for r in shipped}
+    assert not {r.family for r in held_out} & {r.family for r in shipped}
+    assert {r.language for r in held_out} >= {"en", "es", "fr", "de", "it", "pt", "nl", "ru"}
+
+
+def test_held_out_accuracy_per_category_and_language() -> None:
+    held_out = parse_prompts(HELDOUT.read_text())
+    correct: collections.Counter[str] = collections.Counter()
+    for row in held_out:
+        if CLASSIFIER.classify(row.prompt).category == row.category:
+            correct.update([row.category, row.language, "all"])
+    assert correct["all"] / len(held_out) >= MEASURED_ACCURACY
+    for group, measured in MEASURED_CORRECT_BY_GROUP.items():
+        assert correct[group] >= measured, group
 
 
 def test_spanish_and_english_prompts() -> None:

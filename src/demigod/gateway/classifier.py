@@ -4,15 +4,15 @@ Layered, cheapest first:
 1. rules — very long input is `long_context`; a code fence, a stack trace or a line that
    starts like a code statement (`def f(x):`, `#include <x>`, `SELECT a FROM`) is `code`;
 2. a linear model (softmax regression over hashed word and character n-grams), trained at
-   first use from the labelled set shipped in `routing_data/labelled.jsonl` (English and
-   Spanish). Below `min_confidence` the prompt falls back to `fallback` (chat).
+   first use from `routing_data/train.jsonl` (ten languages; bench/screening_data/build.py
+   writes it, split by family; the frozen test set never ships). Below `min_confidence`
+   the prompt falls back to `fallback` (chat).
 Everything runs on the CPU in well under a millisecond per prompt after training.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import threading
 import unicodedata
@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from demigod.config import RoutingConfig
+from demigod.jsonl import json_lines
 
 LONG_CONTEXT = "long_context"
-DATA_FILE = "labelled.jsonl"
+SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl"}
 HASH_DIMENSIONS = 1 << 14
 # Only the start and the end of a long prompt are read: enough to classify, bounded cost.
 HEAD_CHARS, TAIL_CHARS = 2000, 500
-TRAIN_STEPS, LEARNING_RATE, L2 = 400, 8.0, 1e-4  # measured best on the held-out split
+TRAIN_STEPS, LEARNING_RATE, L2 = 400, 8.0, 1e-4
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _CODE_FENCE = re.compile(r"```")
@@ -56,23 +57,34 @@ class Classification:
 class LabelledPrompt:
     prompt: str
     category: str
+    language: str = ""
+    source: str = ""
+    family: str = ""  # the unit the split assigns: a written prompt and its translations
 
 
-def load_labelled() -> list[LabelledPrompt]:
-    """The labelled set shipped with the package."""
-    text = resources.files("demigod.gateway.routing_data").joinpath(DATA_FILE).read_text("utf-8")
-    return [LabelledPrompt(**json.loads(line)) for line in text.splitlines() if line.strip()]
+def parse_prompts(text: str) -> list[LabelledPrompt]:
+    """Rows of a labelled JSON-lines file (`prompt`, `category`, optional `lang`...)."""
+    return [
+        LabelledPrompt(
+            row["prompt"],
+            row["category"],
+            row.get("lang", ""),
+            row.get("source", ""),
+            row.get("family", ""),
+        )
+        for _, row in json_lines(text)
+    ]
 
 
-def split_labelled(
-    rows: Sequence[LabelledPrompt],
-) -> tuple[list[LabelledPrompt], list[LabelledPrompt]]:
-    """Deterministic train / held-out split: every fifth example is held out."""
-    return [r for i, r in enumerate(rows) if i % 5], [r for i, r in enumerate(rows) if not i % 5]
+def load_split(split: str = "train") -> list[LabelledPrompt]:
+    """The shipped `train` or `validation` prompts."""
+    data = resources.files("demigod.gateway.routing_data").joinpath(SPLIT_FILES[split])
+    return parse_prompts(data.read_text("utf-8"))
 
 
-def features(text: str) -> np.ndarray:
-    """Hashed, log-scaled, L2-normalised word 1-2-grams and character 3-grams."""
+def sparse_features(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, weights) of the hashed, log-scaled, L2-normalised word 1-2-grams and
+    character 3-grams of `text` (the non-zero entries of `features`)."""
     if len(text) > HEAD_CHARS + TAIL_CHARS:
         text = text[:HEAD_CHARS] + " " + text[-TAIL_CHARS:]
     words = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
@@ -81,12 +93,19 @@ def features(text: str) -> np.ndarray:
     for word in words:
         padded = f"<{word}>"
         grams += [f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2)]
+    hashed = [zlib.crc32(gram.encode()) % HASH_DIMENSIONS for gram in grams]
+    ids, counts = np.unique(np.asarray(hashed, dtype=np.intp), return_counts=True)
+    values = np.log1p(counts.astype(np.float32))
+    norm = float(np.linalg.norm(values))
+    return ids, values / norm if norm else values
+
+
+def features(text: str) -> np.ndarray:
+    """The dense feature vector (HASH_DIMENSIONS,) of `text`."""
+    ids, values = sparse_features(text)
     vector = np.zeros(HASH_DIMENSIONS, dtype=np.float32)
-    for gram in grams:
-        vector[zlib.crc32(gram.encode()) % HASH_DIMENSIONS] += 1.0
-    np.log1p(vector, out=vector)
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector
+    vector[ids] = values
+    return vector
 
 
 class LinearModel:
@@ -99,16 +118,31 @@ class LinearModel:
 
     @classmethod
     def train(cls, rows: Iterable[LabelledPrompt]) -> LinearModel:
+        """On the sparse features (a prompt has a few hundred non-zero entries of 16 384):
+        the same steps as dense matrices, without a prompts x 16 384 matrix."""
         rows = list(rows)
         labels = sorted({row.category for row in rows})
-        x = np.stack([features(row.prompt) for row in rows])
+        parts = [sparse_features(row.prompt) for row in rows]
+        ids = np.concatenate([p[0] for p in parts])
+        values = np.concatenate([p[1] for p in parts])
+        starts = np.cumsum([0] + [len(p[0]) for p in parts])[:-1]
+        row_of = np.repeat(np.arange(len(rows)), [len(p[0]) for p in parts])
         y = np.zeros((len(rows), len(labels)), dtype=np.float32)
         y[np.arange(len(rows)), [labels.index(row.category) for row in rows]] = 1.0
         weights = np.zeros((HASH_DIMENSIONS, len(labels)), dtype=np.float32)
         bias = np.zeros(len(labels), dtype=np.float32)
         for _ in range(TRAIN_STEPS):
-            error = (_softmax(x @ weights + bias) - y) / len(rows)
-            weights -= LEARNING_RATE * (x.T @ error + L2 * weights)
+            logits = np.add.reduceat(values[:, None] * weights[ids], starts, axis=0) + bias
+            error = (_softmax(logits) - y) / len(rows)
+            spread = values[:, None] * error[row_of]
+            gradient = np.stack(
+                [
+                    np.bincount(ids, spread[:, k], minlength=HASH_DIMENSIONS)
+                    for k in range(len(labels))
+                ],
+                axis=1,
+            )
+            weights -= LEARNING_RATE * (gradient.astype(np.float32) + L2 * weights)
             bias -= LEARNING_RATE * error.sum(axis=0)
         return cls(labels, weights, bias)
 
@@ -120,8 +154,8 @@ class LinearModel:
 
 @functools.cache
 def shipped_model() -> LinearModel:
-    """The model trained on the shipped set's training split (once per process)."""
-    return LinearModel.train(split_labelled(load_labelled())[0])
+    """The model trained on the shipped training split (once per process)."""
+    return LinearModel.train(load_split("train"))
 
 
 def _softmax(logits: np.ndarray) -> Any:
@@ -173,10 +207,7 @@ class RequestClassifier:
     def model(self) -> LinearModel:
         with self._lock:
             if self._model is None:
-                rows = (
-                    self._training
-                    if self._training is not None
-                    else split_labelled(load_labelled())[0]
+                self._model = (
+                    shipped_model() if self._training is None else LinearModel.train(self._training)
                 )
-                self._model = LinearModel.train(rows)
             return self._model

@@ -16,6 +16,7 @@ from demigod.gateway.admission import Admission
 from demigod.gateway.errors import APIError
 from demigod.observability.metrics import Metrics
 from demigod.protocol import ChatMessage
+from demigod.security.waf.rules import RULES_BY_ID
 from demigod.security.waf.screen import PromptScreen, Segment, Verdict
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,34 @@ async def request_segments(admission: Admission, roles: Iterable[str]) -> list[S
 
 def rule_labels(verdict: Verdict) -> list[str]:
     return list(verdict.rules) or [MODEL_RULE]
+
+
+def reasons(verdict: Verdict, threshold: float) -> str:
+    """What decided, in words: each matched rule's id and name, or the model's score
+    against the threshold; and where in the request."""
+    said = [f'{rule} "{RULES_BY_ID[rule].name}"' for rule in verdict.rules if rule in RULES_BY_ID]
+    if not said:
+        said = [f"model score {verdict.model_score:.2f} >= threshold {threshold:.2f}"]
+    where = ", ".join(verdict.sources) or "the request"
+    return f"{'; '.join(said)} (in {where}; rule set {verdict.ruleset})"
+
+
+def block_message(verdict: Verdict, threshold: float, tenant: str) -> str:
+    """The 400's message: what blocked, and how an operator serves such requests."""
+    return (
+        f"request blocked by the prompt-injection screen: {reasons(verdict, threshold)}. "
+        f"If this is ordinary work, an operator can serve tenant '{tenant}' with a "
+        f"header instead of a block: waf.tenant_actions: {{{tenant}: flag}} (or log) in "
+        f'mesh.yaml, or DEMIGOD_WAF__TENANT_ACTIONS=\'{{"{tenant}": "flag"}}\''
+    )
+
+
+def flag_header(verdict: Verdict, threshold: float) -> str:
+    """`x-demigod-waf` on a flagged request: the verdict and why, on one header line."""
+    why = reasons(verdict, threshold).replace('"', "'")
+    return (
+        f'flagged; rules={",".join(rule_labels(verdict))}; score={verdict.score:.2f}; why="{why}"'
+    )
 
 
 class RequestScreen:
@@ -99,15 +128,11 @@ class RequestScreen:
                 self._metrics.waf_blocked.labels(label).inc()
             raise APIError(
                 400,
-                f"request blocked by the prompt-injection screen: rules {', '.join(labels)} "
-                f"(score {verdict.score:.2f}, in {', '.join(verdict.sources)}; "
-                f"rule set {verdict.ruleset})",
+                block_message(verdict, self.screen.threshold, tenant),
                 param=verdict.sources[0].split(":")[0] if verdict.sources else None,
                 code=ERROR_CODE,
             )
         for label in labels:
             self._metrics.waf_flagged.labels(label, action).inc()
         if action == "flag":
-            admission.response_headers[WAF_HEADER] = (
-                f"flagged; rules={','.join(labels)}; score={verdict.score:.2f}"
-            )
+            admission.response_headers[WAF_HEADER] = flag_header(verdict, self.screen.threshold)

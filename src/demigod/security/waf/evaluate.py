@@ -1,116 +1,104 @@
-"""How well the screen separates injections from benign text, on the held-out part.
+"""How well the screen separates injections from benign text, measured as a user would:
+on labelled sets it was never trained or tuned on.
 
-The model threshold is chosen on the *training* part only (out-of-fold scores from
-CV_FOLDS-fold cross-validation, false-positive rate <= the target); the model is then
-trained on the whole training part and measured on the held-out part, per language, for
-the model alone and for the full screen (rules or model). Run:
-`python -m demigod.security.waf.evaluate [--json]`.
+The model threshold is chosen on the *validation* split (`choose_threshold`: the lowest
+threshold at which the whole screen blocks at most the target share of validation
+benign texts); the frozen test sets (bench/heldout/, split by family before any
+training) are only measured, per language, per kind and per source. Run:
+`python bench/waf_quality.py` (the numbers in docs/security-waf.md).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from demigod.config import WafConfig
-from demigod.security.waf.model import (
-    InjectionModel,
-    LabelledText,
-    load_labelled,
-    out_of_fold_scores,
-    split_labelled,
-    threshold_at_fpr,
-)
-from demigod.security.waf.screen import PromptScreen
+from demigod.security.waf.model import InjectionModel, LabelledText, parse_rows
+from demigod.security.waf.screen import PromptScreen, Verdict
 
-TARGET_FALSE_POSITIVE_RATE = 0.02
+TARGET_FALSE_POSITIVE_RATE = 0.01
 
 
 @dataclass(frozen=True)
-class Rates:
-    language: str
-    layer: str  # "model" or "screen" (rules or model)
-    threshold: str  # "chosen" (on the training part) or "configured" (waf.threshold)
-    injections: int
+class Rate:
+    """Blocked shares of one group of rows (e.g. `language=fr`)."""
+
+    group: str
+    attacks: int
+    attacks_blocked: int
     benign: int
-    true_positive_rate: float
-    false_positive_rate: float
+    benign_blocked: int
+
+    @property
+    def attack_block_rate(self) -> float | None:
+        return self.attacks_blocked / self.attacks if self.attacks else None
+
+    @property
+    def benign_block_rate(self) -> float | None:
+        return self.benign_blocked / self.benign if self.benign else None
+
+
+def load_file(path: Path) -> list[LabelledText]:
+    return parse_rows(path.read_text("utf-8"), path.name)
+
+
+def rates(
+    rows: Sequence[LabelledText], blocked: Sequence[bool], key: Callable[[LabelledText], str]
+) -> list[Rate]:
+    """One Rate per value of `key`, in sorted order."""
+    groups: dict[str, list[int]] = {}
+    for row, was_blocked in zip(rows, blocked, strict=True):
+        counts = groups.setdefault(key(row), [0, 0, 0, 0])
+        index = 0 if row.is_injection else 2
+        counts[index] += 1
+        counts[index + 1] += was_blocked
+    return [Rate(group, *counts) for group, counts in sorted(groups.items())]
+
+
+def verdicts(screen: PromptScreen, rows: Sequence[LabelledText]) -> list[Verdict]:
+    return [screen.screen_text(row.prompt) for row in rows]
+
+
+def choose_threshold(
+    model: InjectionModel,
+    validation: Sequence[LabelledText],
+    max_false_positive_rate: float = TARGET_FALSE_POSITIVE_RATE,
+) -> float:
+    """The lowest model threshold at which the screen (rules or model) blocks at most
+    `max_false_positive_rate` of the benign validation texts."""
+    screen = PromptScreen(threshold=1.0, model=model)
+    benign = [
+        v
+        for v, r in zip(verdicts(screen, validation), validation, strict=True)
+        if not r.is_injection
+    ]
+    allowed = int(max_false_positive_rate * len(benign)) - sum(bool(v.rules) for v in benign)
+    scores = sorted((v.model_score for v in benign if not v.rules), reverse=True)
+    if allowed < 0:
+        return 1.0  # the rules alone exceed the budget: the model may add nothing
+    if allowed >= len(scores):
+        return 0.0
+    return min(1.0, scores[allowed] + 1e-4)  # just above the first score not allowed
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    threshold: float  # chosen on the training part
-    configured_threshold: float
-    train_size: int
-    held_out_size: int
-    rates: list[Rates]
+class Report:
+    """The screen at one threshold on one labelled set."""
+
+    threshold: float
+    overall: Rate
+    by_language: list[Rate]
+    by_kind: list[Rate]
+    by_source: list[Rate]
 
 
-def choose_threshold(train: list[LabelledText], max_fpr: float) -> float:
-    """The model threshold at <= `max_fpr` false positives on out-of-fold training scores."""
-    scores = out_of_fold_scores(train, lambda model, row: model.score(row.prompt))
-    # Measured on the written benign examples (hard negatives included), not the easy
-    # background prompts, which would let the threshold drop.
-    benign = [
-        s
-        for s, r in zip(scores, train, strict=True)
-        if not r.is_injection and r.language != "mixed"
-    ]
-    return threshold_at_fpr(benign, max_fpr)
-
-
-def _rates(
-    language: str, layer: str, which: str, rows: list[LabelledText], blocked: list[bool]
-) -> Rates:
-    positives = [b for b, r in zip(blocked, rows, strict=True) if r.is_injection]
-    negatives = [b for b, r in zip(blocked, rows, strict=True) if not r.is_injection]
-    return Rates(
-        language,
-        layer,
-        which,
-        len(positives),
-        len(negatives),
-        round(sum(positives) / max(len(positives), 1), 4),
-        round(sum(negatives) / max(len(negatives), 1), 4),
+def report(screen: PromptScreen, rows: Sequence[LabelledText]) -> Report:
+    blocked = [v.blocked for v in verdicts(screen, rows)]
+    return Report(
+        screen.threshold,
+        rates(rows, blocked, lambda r: "all")[0],
+        rates(rows, blocked, lambda r: r.language),
+        rates(rows, blocked, lambda r: r.kind),
+        rates(rows, blocked, lambda r: r.source.split(":")[0]),
     )
-
-
-def evaluate(max_fpr: float = TARGET_FALSE_POSITIVE_RATE) -> Evaluation:
-    train, held_out = split_labelled(load_labelled())
-    threshold = choose_threshold(train, max_fpr)
-    model = InjectionModel.train(train)
-    configured = WafConfig().threshold
-    rates = []
-    for which, cut in (("chosen", threshold), ("configured", configured)):
-        screen = PromptScreen(threshold=cut, model=model)
-        for language in ("en", "es", "all"):
-            rows = [r for r in held_out if language in ("all", r.language)]
-            by_model = [model.score(r.prompt) >= cut for r in rows]
-            by_screen = [screen.screen_text(r.prompt).blocked for r in rows]
-            rates += [_rates(language, "model", which, rows, by_model)]
-            rates += [_rates(language, "screen", which, rows, by_screen)]
-    return Evaluation(round(threshold, 4), configured, len(train), len(held_out), rates)
-
-
-def main(argv: list[str]) -> None:
-    result = evaluate()
-    if "--json" in argv:
-        print(json.dumps(asdict(result)))
-        return
-    sizes = f"train {result.train_size}, held out {result.held_out_size}"
-    print(
-        f"chosen threshold {result.threshold}, configured {result.configured_threshold} ({sizes})"
-    )
-    print(
-        f"{'threshold':<11} {'lang':<5} {'layer':<7} {'inj':>4} {'benign':>6} {'TPR':>7} {'FPR':>7}"
-    )
-    for r in result.rates:
-        print(
-            f"{r.threshold:<11} {r.language:<5} {r.layer:<7} {r.injections:>4} {r.benign:>6} "
-            f"{r.true_positive_rate:>7.1%} {r.false_positive_rate:>7.1%}"
-        )
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

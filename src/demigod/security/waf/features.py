@@ -3,9 +3,10 @@
 The same features as the request classifier's (demigod.gateway.classifier.features:
 log-scaled, L2-normalised counts of word 1-2-grams and character 3-grams, hashed into
 HASH_DIMENSIONS), but built for long text read in overlapping windows: each word's ids
-are hashed once (and cached across requests) and a window's vector is one `bincount`
+are hashed once (and cached across requests) and a window's vector is one `unique`
 over its ids, so a 512-token prompt costs about a millisecond, not one numpy call per
-n-gram per window.
+n-gram per window. Vectors stay sparse (ids and weights): training works on a few
+thousand windows without a dense windows x 16 384 matrix.
 """
 
 from __future__ import annotations
@@ -56,19 +57,43 @@ def window_ranges(count: int) -> list[range]:
     return [range(s, s + WINDOW_WORDS) for s in [*range(0, last, WINDOW_STRIDE), last]]
 
 
-def vector(tokens: Sequence[str]) -> np.ndarray:
-    """The feature vector of `tokens` (one window)."""
+class Windows:
+    """The feature vectors of a text's windows, sparse: window i holds the hashed ids
+    `ids[starts[i]:starts[i+1]]` with weights `values[...]` (log-scaled counts, L2 = 1)."""
+
+    def __init__(self, ids: np.ndarray, values: np.ndarray, starts: np.ndarray) -> None:
+        self.ids, self.values, self.starts = ids, values, starts
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def dot(self, weight: np.ndarray) -> np.ndarray:
+        """Each window's vector times `weight` (HASH_DIMENSIONS,)."""
+        products = self.values * weight[self.ids]
+        return np.add.reduceat(products, self.starts[:-1]) if len(products) else np.zeros(1)
+
+
+def _window(tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     ids: list[int] = []
     for word in tokens:
         ids.extend(word_ids(word))
     ids.extend(pair_id(a, b) for a, b in itertools.pairwise(tokens))
-    counts = np.bincount(np.asarray(ids, dtype=np.intp), minlength=HASH_DIMENSIONS)
+    unique, counts = np.unique(np.asarray(ids, dtype=np.intp), return_counts=True)
     values = np.log1p(counts.astype(np.float32))
     norm = float(np.linalg.norm(values))
-    return values / norm if norm else values
+    return unique, values / norm if norm else values
 
 
-def window_vectors(folded: str) -> np.ndarray:
-    """One feature vector per window of `folded` text (windows x HASH_DIMENSIONS)."""
+def windows(folded: str) -> Windows:
+    """The sparse feature vectors of the windows of already folded text."""
     tokens = words(folded)
-    return np.stack([vector(tokens[r.start : r.stop]) for r in window_ranges(len(tokens))])
+    parts = [_window(tokens[r.start : r.stop]) for r in window_ranges(len(tokens))]
+    parts = [(ids, values) for ids, values in parts if len(ids)] or [
+        (np.zeros(1, dtype=np.intp), np.zeros(1, dtype=np.float32))
+    ]
+    starts = np.cumsum([0] + [len(ids) for ids, _ in parts])
+    return Windows(
+        np.concatenate([ids for ids, _ in parts]),
+        np.concatenate([values for _, values in parts]),
+        starts,
+    )

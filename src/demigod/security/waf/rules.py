@@ -1,4 +1,7 @@
-"""The versioned rule set: patterns of known prompt-injection phrasings, English and Spanish.
+"""The versioned rule set: patterns of known prompt-injection phrasings. English and Spanish
+have a rule per technique; French, German, Italian, Portuguese, Dutch, Russian, Chinese,
+Japanese and Turkish share two rules for the canonical override and system-prompt
+requests (the learned model covers paraphrases).
 
 Each rule has a stable id (`PI-001`) that block responses, logs and the
 `demigod_waf_blocked_total{rule}` metric carry. Patterns match the *folded* text
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RULESET_VERSION = "2026.11.26-1"
+RULESET_VERSION = "2026.12.03-1"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,18 @@ def _rule(
     return Rule(rule_id, name, language, keywords, pattern)
 
 
+# An override is an order: its verb opens a sentence or follows a word that introduces an
+# order ("please", "now", "you must"). "Why does my model ignore its system prompt?" is a
+# question about the model, not an order to it, and must not match.
+_EN_ORDER_AT = (
+    r"(?:^|[.?!:;\n\"'(\[*>#-] ?|\b(?:please|now|just|and|so|then|first|simply|also|kindly|"
+    r"you (?:must|should|will|shall|need to|have to|are to)|i (?:want|need|order) you to|"
+    r"you to)\s)"
+)
+_ES_ORDER_AT = (
+    r"(?:^|[.?!:;\n\"'(\[*>#¿¡-] ?|\b(?:por favor|ahora|y|solo|simplemente|primero|tambien|"
+    r"debes|tienes que|vas a|quiero que)\s)"
+)
 _EN_IGNORE = r"ignore|disregard|forget|skip|overlook|override|bypass|drop|abandon|discard"
 _EN_EARLIER = r"previous|prior|above|earlier|preceding|initial|original|former|existing|system"
 _EN_ORDERS = r"instructions?|prompts?|rules|directions|directives|guidelines|guardrails|orders"
@@ -65,7 +80,7 @@ RULES: tuple[Rule, ...] = (
             "abandon",
             "discard",
         ),
-        rf"\b(?:{_EN_IGNORE})\b[^.?!\n]{{0,40}}\b(?:{_EN_EARLIER})\b[^.?!\n]{{0,25}}"
+        rf"{_EN_ORDER_AT}(?:{_EN_IGNORE})\b[^.?!\n]{{0,40}}\b(?:{_EN_EARLIER})\b[^.?!\n]{{0,25}}"
         rf"\b(?:{_EN_ORDERS})\b",
         r"\b(?:ignore|disregard|forget) (?:everything|all|anything) (?:above|before|you were told)",
     ),
@@ -83,7 +98,7 @@ RULES: tuple[Rule, ...] = (
             "no hagas caso",
             "salta",
         ),
-        rf"\b(?:{_ES_IGNORE})\b[^.?!\n]{{0,40}}\b(?:{_ES_ORDERS})\b[^.?!\n]{{0,25}}"
+        rf"{_ES_ORDER_AT}(?:{_ES_IGNORE})\b[^.?!\n]{{0,40}}\b(?:{_ES_ORDERS})\b[^.?!\n]{{0,25}}"
         rf"\b(?:{_ES_EARLIER})",
         r"\b(?:ignora|olvida|olvidate de) (?:todo )?lo (?:anterior|que te (?:dijeron|han dicho))",
     ),
@@ -229,6 +244,7 @@ RULES: tuple[Rule, ...] = (
             "note",
             "message",
             "instruction",
+            "notice",
             "if you are",
             " this",
             "nota",
@@ -239,8 +255,8 @@ RULES: tuple[Rule, ...] = (
             "que procese",
             "que resuma",
         ),
-        r"\b(?:note|message|instruction)s? (?:to|for) (?:the |any )?(?:ai|assistant|llm|language "
-        r"model|chatbot)\b",
+        r"\b(?:note|message|instruction|notice)s? (?:to|for) (?:the |any )?(?:ai|assistant|llm|"
+        r"language model|chatbot|agent)\b",
         r"\b(?:ai|llm|language model|assistant|chatbot|bot)s? (?:reading|processing|"
         r"summari[sz]ing|parsing|that reads?) this\b",
         r"\b(?:ia|modelo|asistente)s? (?:que (?:lea|procese|resuma)n?) (?:esto|este)\b",
@@ -249,6 +265,160 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:nota|mensaje|instrucciones?) (?:para|a) (?:la |el )?(?:ia|asistente|modelo)\b",
         r"\bsi eres (?:una |un )?(?:ia|modelo de lenguaje|asistente)\b[^.?!\n]{0,40}"
         r"\b(?:debes|tienes que|ignora|en su lugar|no)\b",
+    ),
+)
+
+# Canonical phrasings in other languages, on folded text (no diacritics: "precedentes";
+# Russian й folds to и; Turkish dotless ı stays).
+_OTHER_ORDER_AT = (
+    r"(?:^|[.?!:;\n\"'(\[*>#«-] ?|\b(?:s'il te plait|bitte|per favore|por favor|alsjeblieft|"
+    r"lutfen|пожалуиста|теперь|сеичас|jetzt|maintenant|ora|agora|nu|simdi)\s)"
+)
+_CJK_ORDER_AT = r"(?:^|[。！？，,.!?:：\n「『\"]|请|請|ください|まず)"
+_OTHER_OVERRIDE = (
+    # fr
+    rf"{_OTHER_ORDER_AT}(?:ignore[rz]?|oublie[rz]?|ne tien[ts] pas compte d[eu']s?)\b"
+    r"[^.?!\n]{0,40}"
+    r"\b(?:instructions|consignes|regles|directives)\b[^.?!\n]{0,25}"
+    r"\b(?:precedentes|anterieures|ci-dessus|initiales|du systeme)",
+    # de
+    rf"{_OTHER_ORDER_AT}(?:ignoriere|ignorier|vergiss|vergesst|missachte)\b[^.?!\n]{{0,40}}"
+    r"\b(?:vorherigen?|bisherigen?|obigen?|vorigen?|alle)\b[^.?!\n]{0,25}"
+    r"\b(?:anweisungen|instruktionen|regeln|vorgaben|befehle)",
+    # it
+    rf"{_OTHER_ORDER_AT}(?:ignora|ignorate|dimentica|dimenticate)\b[^.?!\n]{{0,40}}"
+    r"\b(?:istruzioni|regole|indicazioni)\b[^.?!\n]{0,25}"
+    r"\b(?:precedenti|di sopra|iniziali|del sistema)",
+    # pt
+    rf"{_OTHER_ORDER_AT}(?:ignore|ignora|esqueca|esquece|desconsidere)\b[^.?!\n]{{0,40}}"
+    r"\b(?:instrucoes|regras|orientacoes)\b[^.?!\n]{0,25}"
+    r"\b(?:anteriores|acima|iniciais|do sistema)",
+    # nl
+    rf"{_OTHER_ORDER_AT}(?:negeer|vergeet)\b[^.?!\n]{{0,30}}\b(?:vorige|eerdere|bovenstaande|alle)\b"
+    r"[^.?!\n]{0,20}\b(?:instructies|regels|aanwijzingen|opdrachten)",
+    # ru
+    rf"{_OTHER_ORDER_AT}(?:игнорируи|проигнорируи|забудь|не обращаи внимания на)[^.?!\n]{{0,40}}"
+    r"(?:предыдущие|прежние|все|вышеуказанные|системные)[^.?!\n]{0,25}"
+    r"(?:инструкции|указания|правила|команды)",
+    # zh
+    rf"{_CJK_ORDER_AT}(?:忽略|无视|忘记|忘掉|不要理会)[^。！？\n]{{0,10}}(?:之前|以上|上面|先前|所有|前面)"
+    r"[^。！？\n]{0,10}(?:指令|指示|说明|规则|提示)",
+    # ja
+    r"(?:以前|前|上記|これまで|すべて)の?(?:指示|命令|ルール|設定)[^。！？\n]{0,10}(?:無視|忘れ)",
+    # tr
+    r"(?:onceki|yukaridaki|tum)[^.?!\n]{0,30}(?:talimatlar|kurallar|yonergeler)[^.?!\n]{0,20}"
+    r"(?:unut|yok say|gormezden gel|iptal)",
+)
+_OTHER_REVEAL = (
+    r"\b(?:revele|montre|affiche|donne|repete|ecris)\b[^.?!\n]{0,30}\b(?:ton|tes|votre|vos)\b"
+    r"[^.?!\n]{0,15}(?:prompt systeme|prompt du systeme|consignes systeme|message systeme|"
+    r"instructions (?:systeme|initiales|cachees))",
+    r"\b(?:zeig|zeige|gib|verrate|wiederhole|nenne)\b[^.?!\n]{0,30}\b(?:dein|deine|deinen|ihre)\b"
+    r"[^.?!\n]{0,15}(?:systemprompt|system-prompt|systemanweisung|systemnachricht|"
+    r"anfangsanweisungen|versteckten anweisungen)",
+    r"\b(?:rivela|mostra|mostrami|ripeti|dimmi)\b[^.?!\n]{0,30}\b(?:tuo|tue|tuoi)\b[^.?!\n]{0,15}"
+    r"(?:prompt di sistema|messaggio di sistema|istruzioni (?:di sistema|iniziali|nascoste))",
+    r"\b(?:revele|mostre|mostra|repita|diga)\b[^.?!\n]{0,30}\b(?:seu|suas|seus|teu|tuas)\b"
+    r"[^.?!\n]{0,15}(?:prompt (?:de|do) sistema|mensagem (?:de|do) sistema|"
+    r"instrucoes (?:do sistema|iniciais|ocultas))",
+    r"\b(?:toon|herhaal|geef)\b[^.?!\n]{0,30}\b(?:je|jouw|uw)\b[^.?!\n]{0,15}"
+    r"(?:systeemprompt|systeeminstructies|systeembericht|verborgen instructies)",
+    r"(?:покажи|выведи|раскрои|повтори|напиши)[^.?!\n]{0,30}(?:свои|свой|твои|твой|ваш)"
+    r"[^.?!\n]{0,15}(?:системныи промпт|системные инструкции|системное сообщение|"
+    r"скрытые инструкции)",
+    r"(?:输出|显示|告诉我|透露|重复|打印)[^。！？\n]{0,10}(?:系统提示|系统指令|系统消息|初始指令|隐藏指令)",
+    r"(?:システムプロンプト|システムメッセージ|初期指示|隠された指示)[^。！？\n]{0,15}"
+    r"(?:教えて|表示|出力|見せて|繰り返)",
+    r"(?:sistem (?:istemini|mesajini|mesajını|talimatlarini|talimatlarını)|gizli talimatlar)"
+    r"[^.?!\n]{0,30}(?:goster|yaz|tekrarla|soyle|sizdir)",
+)
+
+RULES += (
+    _rule(
+        "PI-012",
+        "ignore previous instructions (fr de it pt nl ru zh ja tr)",
+        "any",
+        (
+            "ignor",
+            "oubli",
+            "tien",
+            "vergi",
+            "vergess",
+            "missacht",
+            "dimentic",
+            "esquec",
+            "desconsider",
+            "negeer",
+            "vergeet",
+            "игнор",
+            "забудь",
+            "не обращаи",
+            "忽略",
+            "无视",
+            "忘",
+            "不要理会",
+            "無視",
+            "unut",
+            "yok say",
+            "gormezden",
+            "iptal",
+        ),
+        *_OTHER_OVERRIDE,
+    ),
+    _rule(
+        "PI-013",
+        "reveal the system prompt (fr de it pt nl ru zh ja tr)",
+        "any",
+        (
+            "systeme",
+            "system",
+            "sistema",
+            "systeem",
+            "системн",
+            "скрыт",
+            "系统",
+            "指令",
+            "システム",
+            "指示",
+            "sistem",
+            "gizli",
+        ),
+        *_OTHER_REVEAL,
+    ),
+)
+
+# Data leaving through a rendered link or image: a markdown link/image whose URL carries a
+# query parameter, and an order to fill it with the conversation, a secret or user data.
+_EXFIL_URL = r"!?\[[^\]\n]{0,80}\]\(\s*https?://[^)\s]{1,200}[?&][\w.-]{1,30}="
+_EXFIL_WHAT = (
+    r"(?:conversation|chat|history|messages?|summary|password|secret|api key|token|e-?mail|"
+    r"conversacion|historial|contrasena|resume|mot de passe|gesprach|passwort|conversazione|"
+    r"conversa|senha|gesprek|wachtwoord|разговор|переписк|пароль|对话|密码|会話|パスワード)"
+)
+_EXFIL_ORDER = (
+    r"(?:append|add|include|attach|insert|fill|replace|followed by|encode|anade|agrega|incluye|"
+    r"seguid[oa] de|ajoute|suivie? de|fuge|gefolgt|aggiungi|seguit[oa] da|acrescente|inclua|"
+    r"voeg|gevolgd|добав|接上|附上|加上|続け|付け)"
+)
+
+RULES += (
+    _rule(
+        "PI-014",
+        "data exfiltration through a link or image",
+        "any",
+        ("](http",),
+        rf"{_EXFIL_ORDER}[^\n]{{0,160}}{_EXFIL_URL}[^\n]{{0,160}}{_EXFIL_WHAT}",
+        rf"{_EXFIL_URL}[^\n]{{0,160}}{_EXFIL_ORDER}[^\n]{{0,80}}{_EXFIL_WHAT}",
+        rf"{_EXFIL_ORDER}[^\n]{{0,80}}{_EXFIL_WHAT}[^\n]{{0,160}}{_EXFIL_URL}",
+    ),
+    _rule(
+        "PI-015",
+        "encoded instructions to decode and follow",
+        "any",
+        ("decod", "dekod", "base64"),
+        r"\b(?:decode|decrypt|dekodiere|decodifica|decodifique|decode[rz]?)\b[^.?!\n]{0,40}"
+        r"\b(?:and|then|y|et|und|e|en) (?:do|follow|execute|run|obey|haz|sigue|ejecuta|fais|suis|"
+        r"execute|befolge|fuhre|segui|esegui|siga|volg|voer)\b",
     ),
 )
 

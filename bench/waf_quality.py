@@ -1,0 +1,120 @@
+"""The prompt-injection screen on prompts it has never seen: blocked shares of attacks
+and of benign text on the frozen held-out sets, per language, kind and source.
+
+Run: .venv/bin/python bench/waf_quality.py [--json] [--tune]
+The sets (bench/heldout/, MANIFEST.json) were split by family and committed before any
+training or tuning. The threshold is the configured `waf.threshold`, chosen on the
+validation split (printed here as "chosen on validation"); nothing is chosen on test.
+--tune compares training settings on the validation split only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from demigod.config import WafConfig
+from demigod.security.waf.evaluate import (
+    TARGET_FALSE_POSITIVE_RATE,
+    Rate,
+    Report,
+    choose_threshold,
+    load_file,
+    report,
+)
+from demigod.security.waf.model import InjectionModel, load_split, shipped_model
+from demigod.security.waf.screen import PromptScreen
+
+HELDOUT = Path(__file__).resolve().parent / "heldout"
+TEST_SETS = ("waf_external", "waf_team")
+# The issue's targets.
+MIN_ATTACKS_BLOCKED, MIN_PER_GROUP, MAX_BENIGN_BLOCKED = 0.95, 0.90, 0.01
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def table(title: str, rows: list[Rate]) -> None:
+    print(f"\n{title}")
+    print(f"  {'group':32} {'attacks':>8} {'blocked':>8} {'benign':>7} {'blocked':>8}")
+    for rate in rows:
+        print(
+            f"  {rate.group:32} {rate.attacks:8} {percent(rate.attack_block_rate):>8} "
+            f"{rate.benign:7} {percent(rate.benign_block_rate):>8}"
+        )
+
+
+def verdict(result: Report) -> dict[str, bool]:
+    """Which of the issue's targets this report meets."""
+    groups = [*result.by_language, *result.by_kind]
+    documents = next((r for r in result.by_kind if r.group == "document"), None)
+    return {
+        "attacks_blocked": (result.overall.attack_block_rate or 0) >= MIN_ATTACKS_BLOCKED,
+        "benign_blocked": (result.overall.benign_block_rate or 0) <= MAX_BENIGN_BLOCKED,
+        "every_language_and_kind": all(
+            (g.attack_block_rate is None or g.attack_block_rate >= MIN_PER_GROUP)
+            and (g.benign_block_rate is None or g.benign_block_rate <= 1 - MIN_PER_GROUP)
+            for g in groups
+        ),
+        "documents": documents is None or (documents.benign_block_rate or 0) <= MAX_BENIGN_BLOCKED,
+    }
+
+
+def tune() -> None:
+    """Training settings compared on the validation split (attacks blocked at the
+    threshold that keeps validation benign blocks <= the target)."""
+    train, validation = load_split("train"), load_split("validation")
+    print(f"{'steps':>6} {'l2':>8} {'threshold':>10} {'val attacks blocked':>20}")
+    for steps in (120, 240, 480, 960):
+        for l2 in (1e-6, 1e-5, 1e-4):
+            model = InjectionModel.train(train, steps=steps, l2=l2)
+            threshold = choose_threshold(model, validation)
+            rate = report(PromptScreen(threshold=threshold, model=model), validation).overall
+            print(f"{steps:6} {l2:8.0e} {threshold:10.3f} {percent(rate.attack_block_rate):>20}")
+
+
+def main(argv: list[str]) -> None:
+    if "--tune" in argv:
+        tune()
+        return
+    model = shipped_model()
+    validation = load_split("validation")
+    chosen = choose_threshold(model, validation)
+    configured = WafConfig().threshold
+    screen = PromptScreen(threshold=configured, model=model)
+    results = {"validation": report(screen, validation)}
+    for name in TEST_SETS:
+        results[name] = report(screen, load_file(HELDOUT / f"{name}.jsonl"))
+    if "--json" not in argv:
+        print(
+            f"threshold: configured {configured}, chosen on validation {chosen:.3f} "
+            f"(<= {TARGET_FALSE_POSITIVE_RATE:.0%} of validation benign blocked)"
+        )
+        for name, result in results.items():
+            table(f"{name}: overall", [result.overall])
+            table(f"{name}: by language", result.by_language)
+            table(f"{name}: by kind", result.by_kind)
+            table(f"{name}: by source", result.by_source)
+            if name != "validation":
+                print(f"  targets met: {verdict(result)}")
+    print(
+        json.dumps(
+            {
+                "bench": "waf_quality",
+                "date": datetime.now(UTC).date().isoformat(),
+                "threshold_configured": configured,
+                "threshold_chosen_on_validation": round(chosen, 4),
+                "targets": {n: verdict(r) for n, r in results.items() if n != "validation"},
+                "results": {n: asdict(r) for n, r in results.items()},
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

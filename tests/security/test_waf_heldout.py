@@ -1,0 +1,106 @@
+"""The screen on the frozen held-out sets (bench/heldout/, committed before any training):
+the sets are what their manifest says, share nothing with what the package trains on, and
+the screen keeps the rates docs/security-waf.md reports (bench/waf_quality.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demigod.config import WafConfig
+from demigod.security.waf.evaluate import Report, choose_threshold, load_file, report
+from demigod.security.waf.model import InjectionModel, load_split, shipped_model
+from demigod.security.waf.screen import PromptScreen
+
+HELDOUT = Path(__file__).resolve().parents[2] / "bench" / "heldout"
+MANIFEST = json.loads((HELDOUT / "MANIFEST.json").read_text())
+TEST_SETS = ("waf_external", "waf_team")
+# Measured by bench/waf_quality.py at the configured threshold: per group, (attacks
+# blocked, benign blocked); the group sizes are in the MANIFEST. The
+# issue's targets (95 % of attacks, <= 1 % of benign, 90 % per language and kind) are
+# not all met; these bars hold what was measured, so a regression fails.
+MEASURED: dict[str, dict[str, tuple[int, int]]] = {
+    "waf_external": {
+        "all": (223, 0), "language=ar": (0, 0), "language=de": (1, 0), "language=en": (206, 0),
+        "language=es": (2, 0), "language=fa": (0, 0), "language=fr": (2, 0),
+        "language=ru": (1, 0), "language=tr": (9, 0), "language=zh": (2, 0),
+        "kind=coding": (0, 0), "kind=direct": (17, 0), "kind=document": (0, 0),
+        "kind=exfiltration": (2, 0), "kind=extraction": (8, 0), "kind=general": (0, 0),
+        "kind=indirect": (1, 0), "kind=jailbreak": (195, 0),
+    },
+    "waf_team": {
+        "all": (74, 2), "language=de": (7, 0), "language=en": (15, 1), "language=es": (14, 1),
+        "language=fr": (4, 0), "language=it": (7, 0), "language=ja": (2, 0),
+        "language=nl": (6, 0), "language=pt": (10, 0), "language=ru": (3, 0),
+        "language=zh": (6, 0), "kind=developer": (0, 0), "kind=direct": (3, 0),
+        "kind=document": (0, 0), "kind=everyday": (0, 0), "kind=exfiltration": (29, 0),
+        "kind=extraction": (1, 0), "kind=general": (0, 0), "kind=indirect": (11, 0),
+        "kind=jailbreak": (2, 0), "kind=obfuscation": (10, 0), "kind=rewrite": (0, 2),
+        "kind=roleplay": (0, 0), "kind=security": (0, 0), "kind=tool": (18, 0),
+    },
+}  # fmt: skip
+# Benign kinds the issue found blocked, and how many of each the screen still blocks on
+# the team set: two of ten rewrite-the-instructions requests (English and Spanish) are
+# still blocked (not met; docs/security-waf.md).
+FALSE_BLOCKS = {"document": 0, "security": 0, "roleplay": 0, "developer": 0, "rewrite": 2}
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, Report]:
+    screen = PromptScreen(threshold=WafConfig().threshold)
+    return {name: report(screen, load_file(HELDOUT / f"{name}.jsonl")) for name in TEST_SETS}
+
+
+def test_frozen_sets_match_their_manifest() -> None:
+    for name, entry in MANIFEST["files"].items():
+        data = (HELDOUT / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
+        assert data.count(b"\n") == entry["rows"], name
+
+
+def test_held_out_sets_share_no_text_or_family_with_training() -> None:
+    shipped = load_split("train") + load_split("validation")
+    texts, families = {r.prompt for r in shipped}, {r.family for r in shipped}
+    for name in TEST_SETS:
+        rows = load_file(HELDOUT / f"{name}.jsonl")
+        assert not {r.prompt for r in rows} & texts, name
+        assert not {r.family for r in rows} & families, name
+    team = load_file(HELDOUT / "waf_team.jsonl")
+    assert len({r.language for r in team}) >= 8
+
+
+def test_shipped_weights_are_the_training_of_the_shipped_data() -> None:
+    trained = InjectionModel.train(load_split("train"))
+    probe = [r.prompt for r in load_split("validation")[:40]]
+    shipped = shipped_model()
+    assert np.allclose(
+        [trained.score(p) for p in probe], [shipped.score(p) for p in probe], atol=1e-4
+    )
+
+
+def test_configured_threshold_is_the_one_chosen_on_validation() -> None:
+    chosen = choose_threshold(shipped_model(), load_split("validation"))
+    assert chosen <= WafConfig().threshold < chosen + 0.01
+
+
+def test_rates_on_the_held_out_sets(reports: dict[str, Report]) -> None:
+    for name, result in reports.items():
+        groups = {"all": result.overall}
+        groups |= {f"language={r.group}": r for r in result.by_language}
+        groups |= {f"kind={r.group}": r for r in result.by_kind}
+        for group, (attacks_blocked, benign_blocked) in MEASURED[name].items():
+            rate = groups[group]
+            assert rate.attacks_blocked >= attacks_blocked, (name, group)
+            assert rate.benign_blocked <= benign_blocked, (name, group)
+
+
+def test_the_kinds_blocked_before_stay_allowed(reports: dict[str, Report]) -> None:
+    kinds = {r.group: r for r in reports["waf_team"].by_kind}
+    for kind, blocked in FALSE_BLOCKS.items():
+        assert kinds[kind].benign >= 10 and kinds[kind].benign_blocked <= blocked, kind
+    documents = [r for r in reports["waf_external"].by_kind if r.group == "document"]
+    assert documents[0].benign_blocked == 0
