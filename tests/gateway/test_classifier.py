@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import collections
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -85,3 +89,20 @@ def test_any_text_gets_a_known_category(text: str) -> None:
     assert found.category in {"code", "math", "chat", LONG_CONTEXT}
     assert 0.0 <= found.confidence <= 1.0
     assert features(text).shape == features("").shape
+
+
+def test_route_classify_cli_scores_the_held_out_set_the_same() -> None:
+    """`demigod route classify --jsonl` (the batch interface evaluations use) reaches the
+    accuracy the docs report on the frozen set."""
+    command = [sys.executable, "-m", "demigod", "route", "classify", "--jsonl", str(HELDOUT)]
+    models = ["--model", "c=c.gguf:code", "--model", "m=m.gguf:math", "--model", "t=t.gguf"]
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("DEMIGOD_")}
+    done = subprocess.run(
+        [*command, *models], capture_output=True, text=True, timeout=300, cwd=HELDOUT.parent,
+        env=clean,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    predicted = [json.loads(line)["category"] for line in done.stdout.split("\n") if line]
+    truth = [row.category for row in parse_prompts(HELDOUT.read_text())]
+    correct = sum(p == t for p, t in zip(predicted, truth, strict=True))
+    assert correct / len(truth) >= MEASURED_ACCURACY

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +107,19 @@ def test_the_kinds_blocked_before_stay_allowed(reports: dict[str, Report]) -> No
         assert kinds[kind].benign >= 10 and kinds[kind].benign_blocked <= blocked, kind
     documents = [r for r in reports["waf_external"].by_kind if r.group == "document"]
     assert documents[0].benign_blocked == 0
+
+
+def test_waf_scan_cli_blocks_what_the_bench_measured() -> None:
+    """`demigod waf scan --jsonl` (the batch interface evaluations use) gives the verdicts
+    the bench counted on the team-written set."""
+    path = HELDOUT / "waf_team.jsonl"
+    command = [sys.executable, "-m", "demigod", "waf", "scan", "--jsonl", str(path)]
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("DEMIGOD_")}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=path.parent, env=clean
+    )
+    assert done.returncode == 0, done.stderr
+    verdicts = [json.loads(line) for line in done.stdout.split("\n") if line]
+    attacks = sum(v["verdict"] == "block" for v in verdicts if v["label"] == "injection")
+    benign = sum(v["verdict"] == "block" for v in verdicts if v["label"] == "benign")
+    assert (attacks, benign) == MEASURED["waf_team"]["all"]
