@@ -17,7 +17,7 @@ import re
 import threading
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from itertools import pairwise
@@ -152,9 +152,18 @@ class LinearModel:
         return self.labels[best], float(probabilities[best])
 
 
-@functools.cache
+_TRAINING = threading.Lock()  # two first requests at once must not train twice
+
+
 def shipped_model() -> LinearModel:
-    """The model trained on the shipped training split (once per process)."""
+    """The model trained on the shipped training split (once per process, about a second
+    of CPU)."""
+    with _TRAINING:
+        return _trained_model()
+
+
+@functools.cache
+def _trained_model() -> LinearModel:
     return LinearModel.train(load_split("train"))
 
 
@@ -164,7 +173,8 @@ def _softmax(logits: np.ndarray) -> Any:
 
 
 class RequestClassifier:
-    """Rules first, then the linear model. Thread-safe; trains once, on first use."""
+    """Rules first, then the linear model. Thread-safe; the model trains once per process,
+    on first use."""
 
     def __init__(
         self,
@@ -172,14 +182,10 @@ class RequestClassifier:
         long_context_chars: int = 8000,
         min_confidence: float = 0.45,
         fallback: str = "chat",
-        training: Sequence[LabelledPrompt] | None = None,
     ) -> None:
         self._long_context_chars = long_context_chars
         self._min_confidence = min_confidence
         self._fallback = fallback
-        self._training = training
-        self._model: LinearModel | None = None
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: RoutingConfig) -> RequestClassifier:
@@ -205,9 +211,4 @@ class RequestClassifier:
         return Classification(category, confidence, f"model: {category} at {confidence:.2f}")
 
     def model(self) -> LinearModel:
-        with self._lock:
-            if self._model is None:
-                self._model = (
-                    shipped_model() if self._training is None else LinearModel.train(self._training)
-                )
-            return self._model
+        return shipped_model()
