@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,35 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@contextmanager
+def running_prometheus(config_file: Path, workdir: Path, timeout: float = 60.0) -> Iterator[str]:
+    """A real Prometheus on `config_file`, its data and log under `workdir`; yields its URL
+    once ready, stops it after."""
+    binary = require_binary("prometheus")
+    port = free_port()
+    log = workdir / "prometheus.log"
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until_ready(process, f"{url}/-/ready", timeout=timeout, interval=0.5)
+        except ServerNotReadyError as exc:
+            pytest.fail(f"prometheus {exc}:\n{log.read_text()}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
 
 
 @dataclass

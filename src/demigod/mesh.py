@@ -12,7 +12,6 @@ from demigod.engines.base import (
     BatchingEngine,
     Engine,
     SchedulerStats,
-    SlotOccupancy,
     StateCacheStats,
     StateCachingEngine,
 )
@@ -106,14 +105,6 @@ class Mesh:
         """Per model, the queue and batch counters of engines that schedule decode slots."""
         return {
             name: model.engine.scheduler_stats()
-            for name, model in self.models.items()
-            if isinstance(model.engine, BatchingEngine)
-        }
-
-    def slot_occupancy(self) -> dict[str, SlotOccupancy]:
-        """Per model, requests waiting and running in engines that schedule decode slots."""
-        return {
-            name: model.engine.slot_occupancy()
             for name, model in self.models.items()
             if isinstance(model.engine, BatchingEngine)
         }

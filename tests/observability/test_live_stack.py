@@ -4,7 +4,6 @@ alerts and dashboards use is one the gateway exports; request log lines carry th
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,11 +14,13 @@ import httpx
 import pytest
 import yaml
 
+from demigod.config import Settings
 from demigod.deploy.observability import RULES_FILE
+from demigod.deploy.observability.alerts import alerts
 from demigod.deploy.observability.promtail import LABEL_FIELDS, LOG_FIELDS
 from demigod.observability.gpu import GpuCollector
-from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
-from tests.conftest import Server, require_binary
+from demigod.ops.drift_watch import DriftMetrics
+from tests.conftest import Server, running_prometheus
 from tests.observability.promql import exported_names, metric_names
 from tests.observability.test_rendered_config import render
 
@@ -55,7 +56,6 @@ def completion(server: Server, request_id: str, **extra: object) -> httpx.Respon
 @pytest.fixture(scope="module")
 def prometheus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Prometheus on the rendered config, scraping `server` every second."""
-    binary = require_binary("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
     config = workdir / "config"
     render(
@@ -64,28 +64,8 @@ def prometheus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iter
         server.url.removeprefix("http://"),
         env={"DEMIGOD_OBSERVABILITY__SCRAPE_INTERVAL_SECONDS": "1"},
     )
-    port = free_port()
-    log = workdir / "prometheus.log"
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_ready(process, f"{url}/-/ready", timeout=WAIT, interval=0.5)
-        except ServerNotReadyError as exc:
-            pytest.fail(f"prometheus {exc}:\n{log.read_text()}")
+    with running_prometheus(config / "prometheus.yml", workdir, timeout=WAIT) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
@@ -127,7 +107,7 @@ def test_prometheus_loads_and_evaluates_every_alert_rule(prometheus: str) -> Non
         return rules if rules and all(r["health"] != "unknown" for r in rules) else None
 
     rules = wait_for("rules evaluated", evaluated)
-    assert len(rules) == 8
+    assert len(rules) == len(alerts(Settings()))
     assert {rule["name"]: rule["health"] for rule in rules} == {
         rule["name"]: "ok" for rule in rules
     }, [rule.get("lastError") for rule in rules]
@@ -167,6 +147,12 @@ def gpu_names() -> set[str]:
     return {sample.name for family in collector.collect() for sample in family.samples}
 
 
+def drift_names() -> set[str]:
+    """What `demigod ops drift --watch` exports on its own port (the DemigodDrift alert)."""
+    registry = DriftMetrics().registry
+    return {sample.name for family in registry.collect() for sample in family.samples}
+
+
 def test_promql_name_extraction() -> None:
     assert metric_names(
         'sum by (model, le) (rate(a_bucket{model=~"$model",le="+Inf"}[$__rate_interval])) '
@@ -181,7 +167,7 @@ def test_alerts_and_dashboards_use_only_exported_metric_names(
     completion(server, "names-2", stream=True)
     assert httpx.get(f"{server.url}/healthz/deep", timeout=60).status_code == 200
     exported = exported_names(httpx.get(f"{server.url}/metrics").text)
-    exported |= gpu_names() | PROMETHEUS_SYNTHETIC
+    exported |= gpu_names() | drift_names() | PROMETHEUS_SYNTHETIC
     render(tmp_path / "rendered")
     found = expressions(tmp_path / "rendered")
     assert len(found) > 30

@@ -1,20 +1,20 @@
-"""The gauges Kubernetes inference routers read, from a batching engine's slot occupancy."""
+"""The gauges Kubernetes inference routers read, from a batching engine's occupancy."""
 
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from demigod.engines.base import SlotOccupancy
-from demigod.observability.metrics import ROUTER_METRICS, Metrics, RouterMetricsCollector
+from demigod.engines.base import SchedulerStats
+from demigod.observability.metrics import ROUTER_METRICS, Metrics, SchedulerCollector
 
 
 def test_waiting_running_and_slot_use_are_exported_per_model() -> None:
     metrics = Metrics()
     occupancy = {
-        "chat": SlotOccupancy(waiting=5, running=4, slots=8),
-        "code": SlotOccupancy(0, 0, 8),
+        "chat": SchedulerStats(waiting=5, running=4, slots=8),
+        "code": SchedulerStats(slots=8),
     }
-    metrics.watch(RouterMetricsCollector(lambda: occupancy))
+    metrics.watch(SchedulerCollector(lambda: occupancy))
     samples = {
         (sample.name, sample.labels["model"]): sample.value
         for family in text_string_to_metric_families(metrics.render().decode())
@@ -29,5 +29,5 @@ def test_waiting_running_and_slot_use_are_exported_per_model() -> None:
         ("demigod_num_requests_running", "code"): 0,
         ("demigod_kv_cache_usage_perc", "code"): 0,
     }
-    occupancy["chat"] = SlotOccupancy(0, 8, 8)  # read at scrape time, never stale
+    occupancy["chat"] = SchedulerStats(running=8, slots=8)  # read at scrape time, never stale
     assert 'demigod_kv_cache_usage_perc{model="chat"} 1.0' in metrics.render().decode()

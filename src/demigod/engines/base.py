@@ -217,23 +217,17 @@ class Engine(Protocol):
 class SchedulerStats:
     """Cumulative scheduler counters: requests admitted to a slot and the seconds they
     waited for it; decode steps and the sequences those steps advanced (their ratio is the
-    mean batch size)."""
+    mean batch size). And the occupancy now: requests waiting for a slot, sequences holding
+    one, and the slots. Each slot reserves one sequence's state, so running / slots is the
+    share of the reserved state memory in use (an SSM's equivalent of KV-cache use)."""
 
     admitted: int = 0
     queue_wait_seconds: float = 0.0
     steps: int = 0
     stepped_sequences: int = 0
-
-
-@dataclass(frozen=True)
-class SlotOccupancy:
-    """A batching engine now: requests waiting for a slot, sequences holding one, slots.
-    Each slot reserves one sequence's state, so running / slots is the share of the
-    reserved state memory in use (an SSM's equivalent of a KV cache's utilisation)."""
-
-    waiting: int
-    running: int
-    slots: int
+    waiting: int = 0
+    running: int = 0
+    slots: int = 0
 
     @property
     def state_usage(self) -> float:
@@ -245,11 +239,7 @@ class BatchingEngine(Protocol):
     """An engine whose requests wait for, then share, decode slots."""
 
     def scheduler_stats(self) -> SchedulerStats:
-        """Counters since the engine started."""
-        ...
-
-    def slot_occupancy(self) -> SlotOccupancy:
-        """Requests waiting and running now."""
+        """Counters since the engine started, and the occupancy now."""
         ...
 
 

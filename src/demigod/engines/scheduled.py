@@ -7,7 +7,6 @@ from demigod.engines.base import (
     EngineInfo,
     GenerationRequest,
     SchedulerStats,
-    SlotOccupancy,
     UnsupportedFeatureError,
 )
 from demigod.worker.scheduler import BatchScheduler, TokenStream
@@ -54,7 +53,3 @@ class ScheduledEngine:
     def scheduler_stats(self) -> SchedulerStats:
         """Queue waits and decode-step batch sizes since the engine started."""
         return self._scheduler.stats()
-
-    def slot_occupancy(self) -> SlotOccupancy:
-        """Requests waiting for a decode slot and sequences holding one."""
-        return self._scheduler.occupancy()

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from demigod import __version__
-from demigod.engines.base import SchedulerStats, SlotOccupancy, StateCacheStats
+from demigod.engines.base import SchedulerStats, StateCacheStats
 
 # Latency buckets from 5 ms to 10 min: first tokens sit at the low end, whole requests high
 # (a long generation on a CPU runs for minutes); 3 s, the paging threshold, is a boundary.
@@ -55,8 +55,20 @@ class _QueueDepthCollector(Collector):
         yield family
 
 
+# The model-server protocol of Kubernetes inference routers (Gateway API Inference
+# Extension, llm-d): per-pod gauges of queued requests, running requests and cache use.
+# vLLM calls them vllm:num_requests_waiting, vllm:num_requests_running and
+# vllm:kv_cache_usage_perc; the endpoint picker's engine config maps these names to them.
+ROUTER_METRICS = {
+    "queued": "demigod_num_requests_waiting",
+    "running": "demigod_num_requests_running",
+    "cache_usage": "demigod_kv_cache_usage_perc",
+}
+
+
 class SchedulerCollector(Collector):
-    """Queue waits and decode-step batch sizes, read from the engines at scrape time.
+    """Queue waits and decode-step batch sizes, and the waiting/running/slot-use gauges
+    inference routers read, from the engines at scrape time.
 
     Mean queue wait: rate(demigod_queue_wait_seconds_total) / rate(demigod_queue_admitted_total);
     mean batch size: rate(demigod_decode_step_sequences_total) / rate(demigod_decode_steps_total).
@@ -84,30 +96,7 @@ class SchedulerCollector(Collector):
                 labels=["model"],
             ),
         }
-        for model, stats in self._stats().items():
-            for field_name, family in families.items():
-                family.add_metric([model], getattr(stats, field_name))
-        yield from families.values()
-
-
-# The model-server protocol of Kubernetes inference routers (Gateway API Inference
-# Extension, llm-d): per-pod gauges of queued requests, running requests and cache use.
-# vLLM calls them vllm:num_requests_waiting, vllm:num_requests_running and
-# vllm:kv_cache_usage_perc; the endpoint picker's engine config maps these names to them.
-ROUTER_METRICS = {
-    "queued": "demigod_num_requests_waiting",
-    "running": "demigod_num_requests_running",
-    "cache_usage": "demigod_kv_cache_usage_perc",
-}
-
-
-class RouterMetricsCollector(Collector):
-    """Waiting requests, running requests and state-slot use per model, at scrape time."""
-
-    def __init__(self, occupancy: Callable[[], Mapping[str, SlotOccupancy]]) -> None:
-        self._occupancy = occupancy
-
-    def collect(self) -> Iterable[Metric]:
+        # The model-server protocol gauges (ROUTER_METRICS), from the occupancy now.
         waiting = GaugeMetricFamily(
             ROUTER_METRICS["queued"], "Requests waiting for a decode slot", labels=["model"]
         )
@@ -119,10 +108,13 @@ class RouterMetricsCollector(Collector):
             "Share of decode slots, each one sequence's reserved state, in use (0-1)",
             labels=["model"],
         )
-        for model, now in self._occupancy().items():
-            waiting.add_metric([model], now.waiting)
-            running.add_metric([model], now.running)
-            usage.add_metric([model], now.state_usage)
+        for model, stats in self._stats().items():
+            for field_name, family in families.items():
+                family.add_metric([model], getattr(stats, field_name))
+            waiting.add_metric([model], stats.waiting)
+            running.add_metric([model], stats.running)
+            usage.add_metric([model], stats.state_usage)
+        yield from families.values()
         yield from (waiting, running, usage)
 
 

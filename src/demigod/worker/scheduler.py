@@ -21,7 +21,6 @@ from demigod.engines.base import (
     GenerationEvent,
     QueueFullError,
     SchedulerStats,
-    SlotOccupancy,
 )
 
 log = logging.getLogger(__name__)
@@ -186,17 +185,18 @@ class BatchScheduler(Generic[Work]):
         with self._wake:
             return len(self._waiting) + len(self._active)
 
-    def occupancy(self) -> SlotOccupancy:
-        """Requests waiting for a slot and sequences holding one, read together."""
-        with self._wake:
-            return SlotOccupancy(len(self._waiting), len(self._active), self._slots)
-
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     def stats(self) -> SchedulerStats:
+        """The counters, and the queue and slots as they are now (read together)."""
         with self._wake:
-            return self._stats
+            return replace(
+                self._stats,
+                waiting=len(self._waiting),
+                running=len(self._active),
+                slots=self._slots,
+            )
 
     async def close(self) -> None:
         """Finish running and queued sequences, refuse new ones, then stop the thread."""
