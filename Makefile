@@ -9,7 +9,7 @@ AUTH   ?= off
 # The venv is rebuilt when the declared dependencies change.
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup models run test lint format clean help
+.PHONY: setup models run test lint format clean help images
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ run: models  ## build what is missing, then serve on http://$(HOST):$(PORT) (AUT
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest
+
+# `make images IMAGES="gateway worker-cpu worker-cuda"` adds the CUDA worker.
+IMAGES ?= gateway worker-cpu
+
+images:  ## build the OCI images with buildah: gateway, worker-cpu (README "Run as containers")
+	containers/build-images $(IMAGES)
 
 lint: setup  ## ruff check + ruff format --check
 	$(BIN)/ruff check src tests bench deploy/windmill
