@@ -117,6 +117,102 @@ def render_caddy_command(
         console.print(f"wrote {path}")
 
 
+def _image(component: str) -> str:
+    from demigod import __version__
+
+    return f"localhost/demigod-{component}:{__version__}"
+
+
+def _replica_counts(values: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        name, _, count = value.partition("=")
+        if not name or not count.isdigit() or int(count) < 1:
+            raise typer.BadParameter(f"expected NAME=N with N >= 1, got {value!r}")
+        counts[name] = int(count)
+    return counts
+
+
+@render_app.command("podman")
+def render_podman_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write into")],
+    port: Annotated[
+        int | None, typer.Option(help="the gateway's port [default: port from the config]")
+    ] = None,
+    worker_port: Annotated[
+        int | None,
+        typer.Option(help="first loopback port of the workers, one each [default: port + 1]"),
+    ] = None,
+    replicas: Annotated[
+        list[str] | None,
+        typer.Option("--replicas", help="NAME=N worker containers for a model (default 1)"),
+    ] = None,
+    gateway_image: Annotated[str | None, typer.Option(help="[default: `make images`' tag]")] = None,
+    worker_image: Annotated[str | None, typer.Option(help="CPU workers' image")] = None,
+    gpu_worker_image: Annotated[str | None, typer.Option(help="GPU workers' image")] = None,
+    name: Annotated[
+        str, typer.Option(help="prefix of the pod and volume names (several deployments)")
+    ] = "demigod",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="list the written files as JSON")] = False,
+) -> None:
+    """Pods for `podman kube play` on this host: the gateway and one worker container per
+    served model (the configured GGUF files and each registered model's stable version),
+    sized by the placement rule; plus Quadlet units and systemd notes. Run it with
+    `podman kube play OUT/demigod.yaml`."""
+    from demigod.deploy.footprint import FootprintUnknownError, place_models
+    from demigod.deploy.placement import PlacementError
+    from demigod.deploy.podman import PodmanTarget, dns_label, render_podman
+    from demigod.deploy.served import NotServableError, served_models
+    from demigod.lifecycle.artefacts import ArtefactError
+    from demigod.lifecycle.state_size import StateSizeError
+    from demigod.registry import RegistryError
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValidationError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    counts = _replica_counts(replicas or [])
+    try:
+        served = served_models(settings)
+        if not served:
+            console.print(
+                "[red]nothing to serve:[/red] no `models` in the config and no stable version "
+                "in the registry (`make models` builds and registers the demo models)"
+            )
+            raise typer.Exit(2)
+        with console.status("placing models"):
+            placed = place_models(
+                settings.model_copy(update={"models": [m.config for m in served]})
+            )
+    except (NotServableError, RegistryError, ArtefactError) as exc:
+        console.print(f"[red]cannot serve:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except (FootprintUnknownError, PlacementError, StateSizeError) as exc:
+        console.print(f"[red]cannot place:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if unknown := sorted(set(counts) - {m.worker.name for m in served}):
+        console.print(f"[red]--replicas names models not served:[/red] {', '.join(unknown)}")
+        raise typer.Exit(2)
+    gateway_port = port or settings.port
+    target = PodmanTarget(
+        gateway_image=gateway_image or _image("gateway"),
+        worker_image=worker_image or _image("worker-cpu"),
+        gpu_worker_image=gpu_worker_image or _image("worker-cuda"),
+        gateway_port=gateway_port,
+        first_worker_port=worker_port or gateway_port + 1,
+        replicas=counts,
+        name=dns_label(name),
+    )
+    written = render_podman(settings, served, {p.model: p for p in placed}, target, out)
+    if as_json:
+        typer.echo(json.dumps([str(path) for path in written]))
+        return
+    for path in written:
+        console.print(f"wrote {path}")
+
+
 def _placed(config: Path | None) -> tuple[Settings, list[Placement]]:
     """The settings and each served model's placement; exits 2 on a configuration error,
     1 when a model cannot be measured or placed."""

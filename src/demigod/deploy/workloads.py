@@ -74,11 +74,14 @@ class WorkerModel:
         return MODELS_DIR / self.file_name
 
 
-def container_env(settings: Settings) -> list[JSONObject]:
-    """`DEMIGOD_*` variables carrying every setting that differs from its default; nested
-    sections and lists travel as JSON, which pydantic-settings parses back."""
+def container_env(settings: Settings, *, always: Sequence[str] = ()) -> list[JSONObject]:
+    """`DEMIGOD_*` variables carrying every setting that differs from its default, and the
+    `always` fields whatever their value; nested sections and lists travel as JSON, which
+    pydantic-settings parses back."""
+    values = settings.model_dump(mode="json", exclude_defaults=True)
+    values.update({field: getattr(settings, field) for field in always})
     env: list[JSONObject] = []
-    for field, value in sorted(settings.model_dump(mode="json", exclude_defaults=True).items()):
+    for field, value in sorted(values.items()):
         text = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
         env.append({"name": f"DEMIGOD_{field.upper()}", "value": str(text)})
     return env
@@ -203,7 +206,8 @@ def _container(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "env": container_env(settings),
+        # The listening address always travels: the images' health check reads the port.
+        "env": container_env(settings, always=("host", "port")),
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "volumeMounts": mounts,
         **_probes(port),
@@ -226,7 +230,9 @@ def worker_container(
     follow the CPU `resources` grant when the config leaves them unset (a container sees
     the host's core count, not its quota)."""
     threads = max(1, int(resources.cpu_cores)) if resources is not None else None
-    role = worker_settings(settings, model, threads=threads)
+    role = worker_settings(settings, model, threads=threads).model_copy(
+        update={"host": host, "port": port}
+    )
     args = ["worker", "--model", model.name, "--host", host, "--port", str(port)]
     mounts = [
         _mount(MODELS_VOLUME, MODELS_DIR, read_only=True),
@@ -247,7 +253,7 @@ def gateway_container(
     name: str = "gateway",
 ) -> JSONObject:
     """The container running `demigod gateway` on host:port in front of `upstreams`."""
-    role = gateway_settings(settings, upstreams)
+    role = gateway_settings(settings, upstreams).model_copy(update={"host": host, "port": port})
     args = ["gateway", "--host", host, "--port", str(port)]
     mounts = [_mount(DATA_VOLUME, DATA_DIR), _mount(TMP_VOLUME, TMP_DIR)]
     return _container(name, image, args, role, port, mounts, resources)

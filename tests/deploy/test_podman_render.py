@@ -1,0 +1,154 @@
+"""`demigod deploy render podman`'s objects: pods, ports, volumes, and the Quadlet units
+that must say what the pods say. (tests/containers runs the pods for real.)"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from demigod.config import ModelConfig, Settings
+from demigod.deploy.podman import (
+    PodmanTarget,
+    container_unit,
+    kube_unit,
+    render_pods,
+)
+from demigod.deploy.served import NotServableError, ServedModel, served_model
+
+TARGET = PodmanTarget(
+    gateway_image="gw:1",
+    worker_image="cpu:1",
+    gpu_worker_image="cuda:1",
+    gateway_port=9000,
+    first_worker_port=9100,
+    replicas={"demigod-chat": 2},
+    name="mesh",
+)
+# [Container] keys of podman-container.unit(5), the ones the renderer may write.
+QUADLET_CONTAINER_KEYS = {
+    "ContainerName", "Image", "Exec", "Network", "User", "Group", "ReadOnly",
+    "NoNewPrivileges", "DropCapability", "Environment", "Volume", "Tmpfs", "HealthCmd",
+    "HealthInterval", "HealthRetries", "PodmanArgs",
+}  # fmt: skip
+
+
+def served(tmp_path: Path, name: str, category: str) -> ServedModel:
+    path = tmp_path / name / "a.gguf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"GGUF")
+    return served_model(ModelConfig(name=name, path=path, categories=[category], version="v2"))
+
+
+@pytest.fixture
+def pods(tmp_path: Path) -> list[dict]:
+    models = [served(tmp_path, "demigod-code", "code"), served(tmp_path, "demigod-chat", "chat")]
+    return render_pods(Settings(), models, {}, TARGET)
+
+
+def env_of(pod: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_one_pod_per_replica_on_consecutive_ports_then_the_gateway(pods: list[dict]) -> None:
+    names = [pod["metadata"]["name"] for pod in pods]
+    assert names == [
+        "mesh-worker-demigod-code-0",
+        "mesh-worker-demigod-chat-0",
+        "mesh-worker-demigod-chat-1",
+        "mesh-gateway",
+    ]
+    assert [env_of(pod)["DEMIGOD_PORT"] for pod in pods] == ["9100", "9101", "9102", "9000"]
+    upstreams = json.loads(env_of(pods[-1])["DEMIGOD_UPSTREAMS"])
+    assert {u["name"]: u["urls"] for u in upstreams} == {
+        "demigod-code": ["http://127.0.0.1:9100"],
+        "demigod-chat": ["http://127.0.0.1:9101", "http://127.0.0.1:9102"],
+    }
+    assert all(u["version"] == "v2" for u in upstreams)
+
+
+def test_podman_gets_host_networking_without_ports_and_probes_it_can_run(
+    pods: list[dict],
+) -> None:
+    for pod in pods:
+        assert pod["spec"]["hostNetwork"] is True
+        [container] = pod["spec"]["containers"]
+        assert "ports" not in container  # Podman 4.3 refuses them on the host network
+        command = container["livenessProbe"]["exec"]["command"]
+        assert command[:2] == ["python", "-c"] and command[-1].endswith("/healthz")
+
+
+def test_state_lives_in_named_volumes_and_models_are_mounted_read_only(
+    pods: list[dict], tmp_path: Path
+) -> None:
+    claims = []
+    for pod in pods[:-1]:
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["models"]["hostPath"]["path"].startswith(str(tmp_path))
+        claims.append(volumes["state-cache"]["persistentVolumeClaim"]["claimName"])
+    assert len(set(claims)) == 3  # one state cache per replica
+    gateway = {v["name"]: v for v in pods[-1]["spec"]["volumes"]}
+    assert gateway["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": "mesh-data"}}
+    # Podman names an emptyDir's volume after it: each pod's scratch is its own.
+    scratch = [v["name"] for pod in pods for v in pod["spec"]["volumes"] if "emptyDir" in v]
+    assert len(set(scratch)) == len(pods)
+
+
+def unit_entries(text: str) -> dict[str, list[tuple[str, str]]]:
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+            sections[current] = []
+        elif line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            sections[current].append((key, value))
+    return sections
+
+
+def test_a_container_unit_runs_what_the_pod_runs(pods: list[dict]) -> None:
+    for pod in pods:
+        entries = unit_entries(container_unit(pod))
+        assert {key for key, _ in entries["Container"]} <= QUADLET_CONTAINER_KEYS
+        container = dict(entries["Container"])
+        [spec] = pod["spec"]["containers"]
+        assert container["Image"] == spec["image"]
+        assert shlex.split(container["Exec"]) == spec["args"]
+        # systemd unquotes like a shell for these values (% doubled for its specifiers).
+        environment = dict(
+            shlex.split(value.replace("%%", "%"))[0].split("=", 1)
+            for key, value in entries["Container"]
+            if key == "Environment"
+        )
+        assert environment == env_of(pod)
+        assert dict(entries["Service"])["Restart"] == "always"
+    assert "Yaml=demigod.yaml" in kube_unit("demigod.yaml")
+
+
+def test_model_names_that_collide_as_pod_names_are_refused(tmp_path: Path) -> None:
+    models = [served(tmp_path, "a.b", "chat"), served(tmp_path, "a-b", "chat")]
+    with pytest.raises(ValueError, match="collide"):
+        render_pods(Settings(), models, {}, TARGET)
+
+
+def test_a_hugging_face_folder_cannot_be_served_by_a_worker_image(tmp_path: Path) -> None:
+    config = ModelConfig(name="zamba", path=tmp_path, backend="transformers")
+    with pytest.raises(NotServableError, match=r"llama\.cpp only"):
+        served_model(config)
+
+
+def test_resource_limits_become_podman_run_flags(tmp_path: Path) -> None:
+    from demigod.deploy.placement import ModelFootprint, place
+
+    model = served(tmp_path, "demigod-code", "code")
+    settings = Settings()
+    placement = place("demigod-code", ModelFootprint(10**8, 10**8, 10**6), settings.engine,
+                      settings.placement)  # fmt: skip
+    [worker, _] = render_pods(settings, [model], {"demigod-code": placement}, TARGET)
+    limits = worker["spec"]["containers"][0]["resources"]["limits"]
+    flags = dict(unit_entries(container_unit(worker))["Container"])["PodmanArgs"].split()
+    cpus = float(limits["cpu"].removesuffix("m")) / 1000
+    assert flags == [f"--cpus={cpus:g}", f"--memory={limits['memory'].removesuffix('Mi')}m"]
