@@ -1,0 +1,202 @@
+"""The mesh as real Podman containers on this host: images built from the Containerfiles,
+the rendered Pods played with `podman kube play`, spoken to with the official OpenAI SDK.
+
+The tests share one deployment and run in file order: the redeploy comes last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.containers.conftest import Deployment, Images, podman
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+COMPILERS = ("cc", "gcc", "g++", "c++", "clang", "cmake", "make", "ld", "as")
+
+
+def client(deployment: Deployment) -> OpenAI:
+    return OpenAI(base_url=f"{deployment.gateway}/v1", api_key="unused", max_retries=0)
+
+
+def test_openai_sdk_through_the_gateway_container(deployment: Deployment) -> None:
+    openai = client(deployment)
+    chat = openai.chat.completions.with_raw_response.create(
+        model="demigod-chat",
+        messages=[{"role": "user", "content": "Hello there."}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert chat.parse().choices[0].message.content is not None
+    assert chat.parse().usage.completion_tokens > 0
+    # The gateway names the worker container that answered.
+    assert chat.headers["x-demigod-replica"] in deployment.worker_urls["demigod-chat"]
+
+    pieces = list(
+        openai.chat.completions.create(
+            model="demigod-code",
+            messages=[{"role": "user", "content": "def parse_args("}],
+            max_tokens=8,
+            stream=True,
+        )
+    )
+    assert pieces and pieces[-1].choices[0].finish_reason in {"length", "stop"}
+
+    completion = openai.completions.create(model="demigod-code", prompt="import os\n", max_tokens=6)
+    assert completion.choices[0].text is not None
+
+    routed = openai.completions.with_raw_response.create(
+        model="auto", prompt="def parse_args(argv):\n    return argv", max_tokens=4
+    )
+    assert "model=demigod-code" in routed.headers["x-demigod-route"]
+    assert routed.headers["x-demigod-replica"] == deployment.worker_urls["demigod-code"][0]
+    assert {m.id for m in openai.models.list()} >= {"demigod-code", "demigod-chat"}
+
+
+def test_containers_run_as_a_non_root_user(deployment: Deployment) -> None:
+    names = deployment.containers()
+    assert len(names) == 4  # the gateway, one code worker, two chat workers
+    for name in names:
+        assert podman("exec", name, "id", "-u").strip() == "10001", name
+
+
+def test_the_images_hold_no_compiler_and_the_gateway_no_llama_cpp(images: Images) -> None:
+    probe = "; ".join(f"command -v {tool}" for tool in COMPILERS) + "; true"
+    for image in (images.gateway, images.worker):
+        found = podman("run", "--rm", "--network", "host", "--entrypoint", "sh", image,
+                       "-c", probe)  # fmt: skip
+        assert found.strip() == "", f"{image} holds {found.split()}"
+    imports = (
+        "import importlib.util as u; print(*(bool(u.find_spec(m)) for m in ('llama_cpp', 'torch')))"
+    )
+    gateway = podman("run", "--rm", "--network", "host", "--entrypoint", "python",
+                     images.gateway, "-c", imports)  # fmt: skip
+    assert gateway.split() == ["False", "False"]
+    worker = podman("run", "--rm", "--network", "host", "--entrypoint", "python",
+                    images.worker, "-c", imports)  # fmt: skip
+    assert worker.split() == ["True", "False"]
+    labels = json.loads(podman("image", "inspect", "--format", "{{json .Labels}}", images.worker))
+    for key in ("source", "revision", "version", "licenses"):
+        assert labels[f"org.opencontainers.image.{key}"], key
+
+
+def test_each_image_has_an_sbom_of_its_python_environment(images: Images) -> None:
+    def components(image: str) -> set[str]:
+        bom = json.loads((images.sbom_dir / f"demigod-{image}.cdx.json").read_text())
+        assert bom["bomFormat"] == "CycloneDX"
+        return {component["name"].lower() for component in bom["components"]}
+
+    gateway, worker = components("gateway"), components("worker-cpu")
+    assert {"fastapi", "uvicorn", "demigod"} <= gateway
+    assert "llama_cpp_python" in worker or "llama-cpp-python" in worker
+    assert not {"llama_cpp_python", "llama-cpp-python", "torch"} & gateway
+
+
+def restart_count(container: str) -> int:
+    return int(podman("inspect", "--format", "{{.RestartCount}}", container).strip())
+
+
+def test_a_crashed_worker_container_under_load_fails_no_request_and_restarts(
+    deployment: Deployment,
+) -> None:
+    """One of demigod-chat's two worker containers dies (SIGKILL to its process) under
+    steady load: every non-streamed request still succeeds, the restart policy brings the
+    container back, and it takes traffic again."""
+    urls = deployment.worker_urls["demigod-chat"]
+    statuses: list[int] = []
+    served_by: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def steady_load() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                reply = http.post(
+                    f"{deployment.gateway}/v1/chat/completions",
+                    json={
+                        "model": "demigod-chat",
+                        "messages": [{"role": "user", "content": "Tell me about replicas."}],
+                        "max_tokens": 4,
+                        "temperature": 0,
+                    },
+                )
+                statuses.append(reply.status_code)
+                if reply.status_code == 200:
+                    served_by.append((time.monotonic(), reply.headers["x-demigod-replica"]))
+
+    victim_url = urls[0]
+    victim = deployment.container_of(victim_url)
+    restarts_before = restart_count(victim)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        loaders = [pool.submit(steady_load) for _ in range(3)]
+        time.sleep(2.0)
+        assert {url for _, url in served_by} == set(urls), "load did not reach both replicas"
+
+        # `podman kill` marks a container stopped by its user, which no restart policy
+        # undoes (Podman's rule); a crash is the process dying under it.
+        pid = int(podman("inspect", "--format", "{{.State.Pid}}", victim).strip())
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        while restart_count(victim) == restarts_before:
+            assert time.monotonic() - killed < 30, "the restart policy did not restart it"
+            time.sleep(0.2)
+        restarted = time.monotonic()
+        while not [t for t, url in served_by if url == victim_url and t > restarted]:
+            assert time.monotonic() - restarted < 120, "traffic did not return to the replica"
+            time.sleep(0.2)
+        stop.set()
+        for loader in loaders:
+            loader.result(timeout=60)
+
+    failed = [status for status in statuses if status != 200]
+    print(
+        f"kill test: {len(statuses)} requests, {len(failed)} failed, restart after "
+        f"{restarted - killed:.1f}s, traffic back after {served_by[-1][0] - killed:.1f}s",
+        file=sys.stderr,
+    )
+    assert not failed, f"non-streamed failures: {failed}"
+    assert any(url == urls[1] and t > killed for t, url in served_by)
+
+
+def audit_verify(deployment: Deployment) -> dict[str, object]:
+    """`demigod audit verify --json` inside the gateway container, over its audit volume."""
+    out = podman("exec", f"{deployment.name}-gateway-gateway", "demigod", "audit", "verify",
+                 "--json")  # fmt: skip
+    verified = json.loads(out)
+    [chain] = verified["chains"]  # the gateway's one chain, continued across deployments
+    return {"ok": verified["ok"], "records": chain["records"]}
+
+
+def test_kube_down_leaves_nothing_and_a_redeploy_keeps_the_audit_log(
+    deployment: Deployment,
+) -> None:
+    before = audit_verify(deployment)
+    assert before["ok"] and before["records"] > 0
+
+    deployment.down()
+    assert deployment.containers() == []
+    pods = podman("pod", "ps", "--filter", f"name={deployment.name}-", "--format", "{{.Name}}")
+    assert pods.strip() == ""
+
+    deployment.play()
+    reply = client(deployment).completions.create(model="demigod-code", prompt="x", max_tokens=2)
+    assert reply.choices
+    after = audit_verify(deployment)
+    assert after["ok"] and after["records"] > before["records"]
+    # The registry the deployment was rendered from still names the served stable versions.
+    listed = subprocess.run(
+        [sys.executable, "-m", "demigod", "models", "list", "--json"],
+        env={**os.environ, "DEMIGOD_DATA_DIR": str(deployment.data_dir)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    stable = {row["name"]: row["aliases"]["stable"] for row in json.loads(listed.stdout)}
+    assert stable == {"demigod-code": "v1", "demigod-chat": "v1"}
