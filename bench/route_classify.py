@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from timing import measure, percentile, time_calls
 
-from demigod.gateway.classifier import RequestClassifier, load_split
+from demigod.routing.classifier import RequestClassifier, load_split
 
 BUDGET_P95_MS = 10.0
 

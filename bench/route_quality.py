@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from demigod.config import RoutingConfig
-from demigod.gateway.classifier import RequestClassifier, load_split, parse_prompts
+from demigod.routing.classifier import RequestClassifier, load_split, parse_prompts
 
 HELDOUT = Path(__file__).resolve().parent / "heldout" / "route.jsonl"
 MIN_ACCURACY, MIN_PER_GROUP = 0.95, 0.90  # the targets

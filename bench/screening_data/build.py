@@ -23,7 +23,7 @@ import team_waf
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 WAF_DATA = ROOT / "src" / "demigod" / "security" / "waf" / "data"
-ROUTE_DATA = ROOT / "src" / "demigod" / "gateway" / "routing_data"
+ROUTE_DATA = ROOT / "src" / "demigod" / "routing" / "data"
 HELDOUT = ROOT / "bench" / "heldout"
 SEED = 16
 # External families: the sha256 of the family name picks the split (30 % test, 15 %

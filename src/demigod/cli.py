@@ -187,10 +187,10 @@ def route_classify(
     Out: the input line's fields plus "category", "model", "reason" and "confidence".
     Models come from --model, else the config, else the demo catalogue (nothing is loaded).
     """
-    from demigod.gateway.classifier import RequestClassifier
-    from demigod.gateway.policy import RoutingPolicy
-    from demigod.gateway.versions import split_versions
     from demigod.prompt_rows import prompt_rows
+    from demigod.routing.classifier import RequestClassifier
+    from demigod.routing.policy import RoutingPolicy
+    from demigod.routing.versions import split_versions
 
     settings = _settings(config)
     configs = [parse_model_option(value) for value in model or []] or settings.models

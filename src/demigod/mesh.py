@@ -15,7 +15,7 @@ from demigod.engines.base import (
     StateCacheStats,
     StateCachingEngine,
 )
-from demigod.gateway.chat_template import ChatTemplate
+from demigod.engines.chat_template import ChatTemplate
 
 log = logging.getLogger(__name__)
 

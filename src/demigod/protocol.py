@@ -146,6 +146,27 @@ class ToolCall(BaseModel):
     function: FunctionCall
 
 
+def content_text(content: object) -> str:
+    """A message's text: its string content, or its text parts joined; anything else reads
+    as no text. Lenient, so that the pass-through can read bodies it does not validate."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def text_of_prompt(prompt: object) -> str:
+    """A completion's prompt: the string, or a list's strings one per line."""
+    if isinstance(prompt, list):
+        return "\n".join(item for item in prompt if isinstance(item, str))
+    return prompt if isinstance(prompt, str) else ""
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
@@ -156,12 +177,8 @@ class ChatMessage(BaseModel):
     tool_call_id: str | None = Field(default=None, description="a tool message's call")
 
     def text(self) -> str:
-        """The message's text; content parts other than text are rejected upstream."""
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.get("text", "") for part in self.content)
+        """The message's text (content parts other than text are rejected on validation)."""
+        return content_text(self.content)
 
     @field_validator("content")
     @classmethod
@@ -191,7 +208,7 @@ class CompletionRequest(CompletionFields):
         return value
 
     def prompt_text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        return text_of_prompt(self.prompt)
 
 
 class Usage(BaseModel):
@@ -388,3 +405,19 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class Readiness(BaseModel):
+    """`GET /readyz`: whether every model is loaded and its engine alive (503 when not)."""
+
+    status: Literal["ready", "not ready"]
+    models: list[str]
+    upstreams: list[str]
+
+
+class DeepHealth(BaseModel):
+    """`GET /healthz/deep`: each model's probe result, "ok" or what failed (503 when any
+    failed)."""
+
+    status: Literal["ok", "failing"]
+    models: dict[str, str]

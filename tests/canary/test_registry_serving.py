@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from demigod.gateway.versions import split_versions
 from demigod.lifecycle.serving import stable_models
 from demigod.registry import CANDIDATE, STABLE, Registry
+from demigod.routing.versions import split_versions
 
 
 def add_file_version(registry: Registry, model: str, path: Path, content: bytes) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from transformers.utils.chat_template_utils import render_jinja_template
 
+from demigod.engines.chat_template import ChatTemplate, ChatTemplateError, template_messages
 from demigod.engines.tool_calls import HERMES, JAMBA, MISTRAL, parse_calls, syntax_of
-from demigod.gateway.chat_template import ChatTemplate, ChatTemplateError, template_messages
 from demigod.protocol import ChatMessage, ChatTool
 
 TEMPLATES = {

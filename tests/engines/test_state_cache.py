@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from demigod.engines.base import SamplingParams
+from demigod.engines.chat_template import ChatTemplate
 from demigod.engines.llama_cpp import LlamaCppEngine
 from demigod.engines.state_cache import (
     DirectoryStore,
@@ -17,7 +18,6 @@ from demigod.engines.state_cache import (
     encode_entry,
     prefix_keys,
 )
-from demigod.gateway.chat_template import ChatTemplate
 from demigod.protocol import ChatMessage
 from tests.engines.conftest import EngineRunner, collect, engine_config
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from demigod.gateway.classifier import (
+from demigod.routing.classifier import (
     LONG_CONTEXT,
     RequestClassifier,
     features,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from demigod.config import ModelConfig, RoutingRule
-from demigod.gateway.classifier import RequestClassifier
-from demigod.gateway.policy import (
+from demigod.routing.classifier import RequestClassifier
+from demigod.routing.policy import (
     RoutingPolicy,
     RuleTargetError,
     UnknownModelError,

@@ -10,13 +10,13 @@ import pytest
 import typer
 from pydantic import ValidationError
 
+from demigod.api.errors import _field_path
 from demigod.cli import parse_model_option
 from demigod.config import Settings, load_settings
-from demigod.gateway.chat_template import ChatTemplate, ChatTemplateError
-from demigod.gateway.classifier import RequestClassifier
-from demigod.gateway.errors import _field_path
-from demigod.gateway.policy import RoutingPolicy, UnknownModelError
+from demigod.engines.chat_template import ChatTemplate, ChatTemplateError
 from demigod.protocol import ChatMessage
+from demigod.routing.classifier import RequestClassifier
+from demigod.routing.policy import RoutingPolicy, UnknownModelError
 
 
 def messages(*pairs: tuple[str, str]) -> list[ChatMessage]:

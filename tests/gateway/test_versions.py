@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from demigod.gateway.versions import (
+from demigod.routing.versions import (
     UnknownVersionError,
     VersionRouter,
     choose_alias,

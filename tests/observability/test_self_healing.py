@@ -12,7 +12,7 @@ from pathlib import Path
 
 from demigod.config import EngineConfig, ModelConfig
 from demigod.engines.base import EngineError, GenerationEvent, GenerationRequest
-from demigod.gateway.chat_template import ChatTemplate
+from demigod.engines.chat_template import ChatTemplate
 from demigod.mesh import Mesh, ServedModel
 from demigod.observability.metrics import Metrics
 from demigod.observability.probes import DEEP_PROBE_TOKENS, DeepProber

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from demigod.api.admission import AdmissionPipeline
+from demigod.api.principal import Principal, intersect_models
 from demigod.config import SecurityConfig
-from demigod.gateway.admission import AdmissionPipeline
 from demigod.security.authenticate import Authenticator, AuthFailure
 from demigod.security.oidc import claim, models_of, scopes_of, tenant_of
-from demigod.security.principal import Principal, intersect_models
 
 
 def test_tenant_comes_from_the_claim_then_a_scope_then_the_client() -> None:

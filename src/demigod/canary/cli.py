@@ -17,8 +17,8 @@ from demigod.canary.controller import CanaryController, CanaryError, WindowRepor
 from demigod.canary.decision import WindowStats
 from demigod.canary.store import CanaryStore, open_store
 from demigod.config import Settings, load_settings
-from demigod.gateway.versions import split_versions
 from demigod.lifecycle.hemlock import Case
+from demigod.routing.versions import split_versions
 
 canary_app = typer.Typer(
     help=(

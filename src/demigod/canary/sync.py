@@ -8,8 +8,8 @@ import logging
 from collections.abc import Mapping
 
 from demigod.canary.store import CanaryStore
-from demigod.gateway.versions import V, VersionRouter
 from demigod.observability.metrics import Metrics
+from demigod.routing.versions import V, VersionRouter
 
 log = logging.getLogger(__name__)
 

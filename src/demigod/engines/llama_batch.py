@@ -50,9 +50,9 @@ from demigod.engines.base import (
 )
 from demigod.engines.constrained import ConstrainedSampler
 from demigod.engines.grammar import to_gbnf
+from demigod.engines.scheduler import JobContext
 from demigod.engines.state_cache import CachedState, StateCache
 from demigod.engines.stops import StopMatcher
-from demigod.worker.scheduler import JobContext
 
 # Longest token piece llama.cpp writes for one token (bytes); longer pieces are re-asked.
 PIECE_BYTES = 256
@@ -85,7 +85,7 @@ class _Sequence:
 
 
 class BatchDecoder:
-    """The llama.cpp side of `demigod.worker.scheduler.BatchScheduler` for one context.
+    """The llama.cpp side of `demigod.engines.scheduler.BatchScheduler` for one context.
 
     `ctx` must have been created with n_seq_max >= `slots`, n_batch >= `chunk + slots` and
     `n_ctx` positions per sequence.

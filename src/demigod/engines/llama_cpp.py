@@ -26,6 +26,7 @@ from demigod.engines.base import (
 )
 from demigod.engines.llama_batch import BatchDecoder, tokenize
 from demigod.engines.scheduled import ScheduledEngine
+from demigod.engines.scheduler import BatchScheduler
 from demigod.engines.state_cache import (
     DirectoryStore,
     MemoryStore,
@@ -33,7 +34,6 @@ from demigod.engines.state_cache import (
     StateStore,
     file_sha256,
 )
-from demigod.worker.scheduler import BatchScheduler
 
 log = logging.getLogger(__name__)
 

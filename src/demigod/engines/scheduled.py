@@ -9,7 +9,7 @@ from demigod.engines.base import (
     SchedulerStats,
     UnsupportedFeatureError,
 )
-from demigod.worker.scheduler import BatchScheduler, TokenStream
+from demigod.engines.scheduler import BatchScheduler, TokenStream
 
 
 class ScheduledEngine:

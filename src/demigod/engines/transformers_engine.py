@@ -25,8 +25,8 @@ from demigod.engines.base import (
     GenerationRequest,
 )
 from demigod.engines.scheduled import ScheduledEngine
+from demigod.engines.scheduler import BatchScheduler, JobContext
 from demigod.engines.stops import StopMatcher
-from demigod.worker.scheduler import BatchScheduler, JobContext
 
 log = logging.getLogger(__name__)
 

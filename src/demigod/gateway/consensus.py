@@ -7,7 +7,7 @@ answers wins if it holds at least `quorum` members; ties go to the group whose f
 member is listed first. With a `judge` model, the judge picks the winner among the
 answers instead (the vote is still reported).
 
-Everything here is pure; the gateway does the asking (gateway/app.py).
+Everything here is pure; gateway/serving/consensus.py does the asking.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from demigod.api.errors import APIError
 from demigod.config import ConsensusGroup, ConsensusOptions
-from demigod.gateway.errors import APIError
 from demigod.protocol import (
     AssistantMessage,
     ChatChoice,

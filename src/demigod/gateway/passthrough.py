@@ -1,12 +1,12 @@
 """The lean path to remote models: forward the OpenAI request body, relay the bytes back.
 
 `UpstreamProxy` is plain ASGI middleware in front of the FastAPI routes. For a POST to
-/v1/chat/completions, /v1/completions or /tokenize it reads `model` from the JSON body
-and asks the shared routing policy; when the policy picks a remote model it forwards the
-request to one of that model's replicas (gateway.balancer) and streams the answer back
-without validating or re-serialising it (the upstream validates). Anything else (an
-embedded model, a body that is not JSON, an unknown model) goes on to the FastAPI routes,
-with the routing decision left in `request.state.route_decision` so it is not made twice.
+/v1/chat/completions, /v1/completions or /tokenize it reads the JSON body and passes the
+front door (gateway.front_door: admission and routing, the same step the routes take);
+when the decision is a remote model it forwards the request to one of that model's
+replicas (gateway.balancer) and streams the answer back without validating or
+re-serialising it (the upstream validates). Anything else (an embedded model, a consensus,
+a body that is not JSON) goes on to the routes, which read the decision already made.
 
 Resilience, per request: a failure before the first byte reaches the client (connect
 error, reset, 5xx, timeout) is retried on another replica, up to `max_attempts` per
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -30,22 +29,20 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from demigod.gateway.admission import Admission, AdmissionPipeline, Endpoint
+from demigod.api.admission import Admission, Endpoint
+from demigod.api.errors import APIError
+from demigod.api.principal import ANONYMOUS_TENANT
 from demigod.gateway.balancer import Replica, choose, mark_used
-from demigod.gateway.errors import APIError
-from demigod.gateway.policy import RouteDecision, RoutingPolicy, UnknownModelError
+from demigod.gateway.front_door import ROUTE_HEADER, Ask, FrontDoor, Routed, Target, route_header
+from demigod.gateway.services import started
 from demigod.gateway.upstreams import RemoteModel, Upstreams
-from demigod.gateway.versions import PIN_SEPARATOR
 from demigod.observability.metrics import Metrics
 from demigod.observability.tracing import Tracing, incoming_context
-from demigod.security.authenticate import require_model
+from demigod.routing.policy import RouteDecision
 
 log = logging.getLogger(__name__)
 
-ANONYMOUS_TENANT = "anonymous"
-ROUTE_HEADER = "x-demigod-route"
 REPLICA_HEADER = "x-demigod-replica"
-SESSION_HEADER = b"x-session-id"
 # Request headers passed on to the upstream as they came.
 _FORWARDED = (b"x-request-id", b"x-session-id", b"traceparent", b"tracestate")
 PROXIED_PATHS: dict[str, Endpoint] = {
@@ -64,36 +61,6 @@ class _Retry(Exception):
         self.reason = reason
         self.status = status
         self.body = body
-
-
-def routing_text(path: str, payload: dict[str, Any]) -> str:
-    """What the classifier reads: chat messages' text, a completion's prompt, /tokenize's
-    content. Malformed parts are skipped; the upstream reports them."""
-    if path == "/v1/chat/completions":
-        parts: list[str] = []
-        for message in payload.get("messages") or ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(
-                    part["text"]
-                    for part in content
-                    if isinstance(part, dict) and isinstance(part.get("text"), str)
-                )
-        return "\n".join(parts)
-    text = payload.get("prompt" if path == "/v1/completions" else "content")
-    if isinstance(text, list):
-        return "\n".join(item for item in text if isinstance(item, str))
-    return text if isinstance(text, str) else ""
-
-
-def route_header(decision: RouteDecision[Any]) -> str:
-    reason = decision.reason.encode("ascii", "replace").decode().replace('"', "'")
-    return (
-        f"category={decision.category or 'none'}; model={decision.model.name}; "
-        f'version={decision.model.version}; reason="{reason}"'
-    )
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -133,19 +100,10 @@ def _record_usage(admitted: Admission, body: bytes) -> None:
 
 class UpstreamProxy:
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        upstreams: Upstreams,
-        policy: Callable[[], RoutingPolicy[Any] | None],
-        admission: AdmissionPipeline,
-        metrics: Metrics,
-        tracing: Tracing,
+        self, app: ASGIApp, *, upstreams: Upstreams, metrics: Metrics, tracing: Tracing
     ) -> None:
         self.app = app
         self.upstreams = upstreams
-        self.policy = policy
-        self.admission = admission
         self.metrics = metrics
         self.tracing = tracing
         self.settings = upstreams.settings
@@ -160,58 +118,38 @@ class UpstreamProxy:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        policy = self.policy()
+        services = started(scope["app"])
         try:
             payload = orjson.loads(body)
-            requested = payload["model"] if isinstance(payload, dict) else None
-        except (orjson.JSONDecodeError, KeyError):
-            requested = None
-        if policy is None or not isinstance(requested, str) or PIN_SEPARATOR in requested:
-            await self.app(
-                scope, _replay(body, receive), send
-            )  # the routes answer: 503 loading, 400, pins
-            return
-        text = routing_text(scope["path"], payload)
-        scope.setdefault("state", {})
-        try:  # auth -> quota -> screen, then route: the order of the FastAPI routes
-            admitted = await self.admission.admit(
-                Request(scope, _replay(body, receive)),
-                PROXIED_PATHS[scope["path"]],
-                requested,
-                text,
-            )
-        except APIError as refusal:
-            await self._refuse(refusal, scope, receive, send, None)
-            return
-        try:
-            decision: RouteDecision[Any] = policy.resolve(
-                requested, text, admitted.principal.tenant
-            )
-        except Exception:  # unknown model, consensus group: the routes answer those
+        except orjson.JSONDecodeError:
+            payload = None
+        if services is None or not isinstance(payload, dict) or "model" not in payload:
+            # the routes answer: 503 while loading, 400 naming what is wrong with the body
             await self.app(scope, _replay(body, receive), send)
             return
-        if not isinstance(decision.model, RemoteModel):
-            await self.app(
-                scope, _replay(body, receive), send
-            )  # embedded: the routes reuse the admission
-            return
+        scope.setdefault("state", {})
+        request = Request(scope, _replay(body, receive))
         try:
-            require_model(admitted, decision.model.name)
+            routed = await services.front.admit(
+                request, Ask.of(PROXIED_PATHS[scope["path"]], request, payload)
+            )
         except APIError as refusal:
-            await self._refuse(refusal, scope, receive, send, decision.model)
+            await self._refuse(refusal, scope, receive, send)
             return
-        admitted.routed_model, admitted.routed_version = decision.model.name, decision.model.version
-        await self._forward(scope, receive, send, payload, body, decision, policy, admitted)
+        decision = routed.decision
+        if not isinstance(decision, RouteDecision) or not isinstance(decision.model, RemoteModel):
+            # an embedded model or a consensus: the routes answer, reading `routed`
+            await self.app(scope, _replay(body, receive), send)
+            return
+        await self._forward(scope, receive, send, payload, body, routed, services.front)
 
-    async def _refuse(
-        self, refusal: APIError, scope: Scope, receive: Receive, send: Send, model: Any
-    ) -> None:
-        principal = scope["state"].get("principal")
-        tenant = str(getattr(principal, "tenant", ANONYMOUS_TENANT))
+    async def _refuse(self, refusal: APIError, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["state"]
+        principal, model = state.get("principal"), state.get("model")
         self.metrics.requests.labels(
             model.name if model else "none",
             model.version if model else "none",
-            tenant,
+            getattr(principal, "tenant", ANONYMOUS_TENANT),
             str(refusal.status),
         ).inc()
         await refusal.response()(scope, receive, send)
@@ -223,18 +161,20 @@ class UpstreamProxy:
         send: Send,
         payload: dict[str, Any],
         body: bytes,
-        decision: RouteDecision[Any],
-        policy: RoutingPolicy[Any],
-        admitted: Admission,
+        routed: Routed,
+        front: FrontDoor,
     ) -> None:
-        started = time.perf_counter()
+        began = time.perf_counter()
         state = scope["state"]
         request_headers = dict(scope["headers"])
-        user = payload.get("user")
-        session = request_headers.get(SESSION_HEADER, b"").decode("latin-1") or (
-            user if isinstance(user, str) else None
-        )
+        first = routed.decision
+        if not isinstance(first, RouteDecision) or not isinstance(first.model, RemoteModel):
+            raise TypeError("only a remote model is forwarded")
+        decision: RouteDecision[Target] = first
+        fallback = first.model.fallback
+        session = routed.ask.session
         stream = payload.get("stream") is True
+        admitted = routed.admission
         tenant = admitted.principal.tenant
         headers = {
             key.decode(): value.decode("latin-1")
@@ -251,24 +191,17 @@ class UpstreamProxy:
                 kind=SpanKind.CLIENT,
             )
             _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
-        chain: list[Any] = [decision.model]
-        for name in decision.model.fallback:
-            try:
-                chain.append(policy.resolve(name).model)
-            except UnknownModelError:
-                log.error("unknown fallback model", extra={"fallback": name})
+        request = Request(scope, receive)
         status = 503
         last_error: _Retry | None = None
         try:
-            for position, model in enumerate(chain):
-                if position:
-                    self.upstreams.fallbacks.labels(decision.model.name, model.name).inc()
-                    decision = RouteDecision(
-                        model,
-                        decision.category,
-                        f"{decision.reason}; fallback from {chain[0].name}: no replica could serve",
-                        decision.confidence,
-                    )
+            for name in [first.model.name, *fallback]:
+                if name != first.model.name:
+                    try:
+                        decision = self._fall_back(request, routed, front, first.model.name, name)
+                    except APIError:
+                        continue
+                model = decision.model
                 if not isinstance(model, RemoteModel):  # the routes serve it, named
                     rewritten = orjson.dumps({**payload, "model": model.name})
                     await self.app(scope, _replay(rewritten, receive), send)
@@ -325,7 +258,7 @@ class UpstreamProxy:
                 return
             error = APIError(
                 503,
-                f"no replica of model {chain[0].name!r} can serve now"
+                f"no replica of model {first.model.name!r} can serve now"
                 + (f" (last failure: {last_error.reason})" if last_error else ""),
                 type="server_error",
                 code="no_healthy_upstream",
@@ -340,8 +273,24 @@ class UpstreamProxy:
                 model = decision.model
                 self.metrics.requests.labels(model.name, model.version, tenant, str(status)).inc()
                 self.metrics.request_duration.labels(model.name, tenant).observe(
-                    time.perf_counter() - started
+                    time.perf_counter() - began
                 )
+
+    def _fall_back(
+        self, request: Request, routed: Routed, front: FrontDoor, first: str, name: str
+    ) -> RouteDecision[Target]:
+        """The decision naming model `first`'s fallback `name`, counted. Raises APIError
+        for a fallback that is not served or that the principal may not use (logged)."""
+        try:
+            decision = front.fall_back(request, routed, name)
+        except APIError as refusal:
+            log.error(
+                "fallback model refused",
+                extra={"fallback": name, "error": refusal.body.error.message},
+            )
+            raise
+        self.upstreams.fallbacks.labels(first, name).inc()
+        return decision
 
     async def _attempt(
         self,
@@ -353,7 +302,7 @@ class UpstreamProxy:
         data: bytes,
         headers: dict[str, str],
         stream: bool,
-        decision: RouteDecision[Any],
+        decision: RouteDecision[Target],
         admitted: Admission,
     ) -> int:
         """Send one request to `replica` and relay its answer; returns the status sent.

@@ -49,7 +49,7 @@ def stable_models(registry: Registry, *, exclude: set[str] | None = None) -> Reg
         registry.mark_used(model.name, version.label)
         if (candidate := _candidate(registry, model.name, version.label)) is not None:
             candidates.append(candidate)
-    # After every stable: a second entry of a name is its canary candidate (gateway.versions).
+    # After every stable: a second entry of a name is its canary candidate (routing.versions).
     return RegistryServing(configs + candidates, aliases)
 
 

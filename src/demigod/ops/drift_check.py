@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demigod.config import Settings
-from demigod.gateway.versions import split_versions
 from demigod.mesh_state import config_fingerprint
 from demigod.ops.drift import (
     DeclaredVersion,
@@ -21,6 +20,7 @@ from demigod.ops.lockfile import LockedVersion, ModelsLock, read_lock, registry_
 from demigod.ops.running import AdminClient, RunningMesh, read_running_mesh
 from demigod.ops.target import api_key, gateway_url
 from demigod.registry import CANDIDATE, STABLE, Registry, RegistryError
+from demigod.routing.versions import split_versions
 
 # `where` of drifts found in the registry.
 REGISTRY = "registry"

@@ -18,9 +18,10 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from demigod.api.admission import Admission
+from demigod.api.errors import APIError
+from demigod.api.principal import ANONYMOUS, Principal, intersect_models
 from demigod.config import SecurityConfig
-from demigod.gateway.admission import Admission
-from demigod.gateway.errors import APIError
 from demigod.security.api_keys import APIKeyError, APIKeyStore, looks_like_api_key
 from demigod.security.oidc import (
     JWKSCache,
@@ -31,7 +32,6 @@ from demigod.security.oidc import (
     scopes_of,
     tenant_of,
 )
-from demigod.security.principal import ANONYMOUS, Principal, intersect_models
 from demigod.security.tenants import tenant_models
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError
 
+from demigod.api.admission import Admission, Outcome
+from demigod.api.errors import APIError
 from demigod.config import SecurityConfig, TenantConfig
-from demigod.gateway.admission import Admission, Outcome
-from demigod.gateway.errors import APIError
 from demigod.security.tenants import tenant_config
 
 MINUTE = 60

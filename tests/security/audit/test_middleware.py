@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from demigod.gateway.errors import APIError, install_error_handlers
+from demigod.api.errors import APIError, install_error_handlers
+from demigod.api.principal import Principal
 from demigod.gateway.request_context import RequestContextMiddleware
 from demigod.security.audit.middleware import AuditMiddleware
 from demigod.security.audit.signing import SigningKey
 from demigod.security.audit.store import AuditLog
-from demigod.security.principal import Principal
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The screen on the gateway's request path: which parts of a request are read, and what
 a tenant's action (block, flag, log) does with the verdict.
 
-An admission step (gateway/admission.py): runs after authentication and quotas (the
+An admission step (api/admission.py): runs after authentication and quotas (the
 tenant is the authenticated principal's) and before routing.
 """
 
@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from demigod.api.admission import Admission
+from demigod.api.errors import APIError
 from demigod.config import WafAction, WafConfig
-from demigod.gateway.admission import Admission
-from demigod.gateway.errors import APIError
 from demigod.observability.metrics import Metrics
 from demigod.protocol import ChatMessage
 from demigod.security.waf.rules import RULES_BY_ID

@@ -1,6 +1,6 @@
 """Hashed n-gram features for the injection model, computed once per word.
 
-The same features as the request classifier's (demigod.gateway.classifier.features:
+The same features as the request classifier's (demigod.routing.classifier.features:
 log-scaled, L2-normalised counts of word 1-2-grams and character 3-grams, hashed into
 HASH_DIMENSIONS), but built for long text read in overlapping windows: each word's ids
 are hashed once (and cached across requests) and a window's vector is one `unique`
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from demigod.gateway.classifier import HASH_DIMENSIONS
+from demigod.routing.classifier import HASH_DIMENSIONS
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 # Long text is read in overlapping windows of words (the highest score counts), so one

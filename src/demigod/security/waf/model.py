@@ -21,8 +21,8 @@ from importlib import resources
 
 import numpy as np
 
-from demigod.gateway.classifier import HASH_DIMENSIONS
 from demigod.jsonl import json_lines
+from demigod.routing.classifier import HASH_DIMENSIONS
 from demigod.security.waf.features import Windows, windows
 from demigod.security.waf.normalize import clean, fold
 

@@ -24,7 +24,7 @@ from fastapi import Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from demigod.security.principal import ANONYMOUS, Principal
+from demigod.api.principal import ANONYMOUS, Principal
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Layered, cheapest first:
 1. rules — very long input is `long_context`; a code fence, a stack trace or a line that
    starts like a code statement (`def f(x):`, `#include <x>`, `SELECT a FROM`) is `code`;
 2. a linear model (softmax regression over hashed word and character n-grams), trained at
-   first use from `routing_data/train.jsonl` (ten languages; bench/screening_data/build.py
+   first use from `routing/data/train.jsonl` (ten languages; bench/screening_data/build.py
    writes it, split by family; the frozen test set never ships). Below `min_confidence`
    the prompt falls back to `fallback` (chat).
 Everything runs on the CPU in well under a millisecond per prompt after training.
@@ -78,7 +78,7 @@ def parse_prompts(text: str) -> list[LabelledPrompt]:
 
 def load_split(split: str = "train") -> list[LabelledPrompt]:
     """The shipped `train` or `validation` prompts."""
-    data = resources.files("demigod.gateway.routing_data").joinpath(SPLIT_FILES[split])
+    data = resources.files("demigod.routing.data").joinpath(SPLIT_FILES[split])
     return parse_prompts(data.read_text("utf-8"))
 
 

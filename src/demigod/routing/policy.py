@@ -2,7 +2,7 @@
 
 An explicit model name always wins; `name@alias` and `name@version` pick a version of it
 (aliases come from the registry: `stable`, `candidate`, ...) and must name the version
-that is served. `auto` classifies the prompt (gateway.classifier), then tries the
+that is served. `auto` classifies the prompt (routing.classifier), then tries the
 configured rules in order (tenant, category, estimated prompt tokens → model; the first
 that matches wins), then picks the first model that serves that category; when none does,
 the configured default model, else the first `chat` model, else the first model.
@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from demigod.api.principal import ANONYMOUS_TENANT
 from demigod.config import RoutingRule
-from demigod.gateway.classifier import RequestClassifier
+from demigod.routing.classifier import RequestClassifier
+from demigod.routing.versions import PIN_SEPARATOR
 
 AUTO = "auto"
-# The tenant of a request nobody authenticated (the identity layer passes the real one).
-ANONYMOUS = "anonymous"
 
 
 class Routable(Protocol):
@@ -35,9 +35,7 @@ class Routable(Protocol):
 
 
 M = TypeVar("M", bound=Routable)
-
-
-VERSION_SEPARATOR = "@"
+M_co = TypeVar("M_co", bound=Routable, covariant=True)
 
 
 class UnknownModelError(LookupError):
@@ -58,8 +56,8 @@ class RuleTargetError(LookupError):
 
 
 @dataclass(frozen=True)
-class RouteDecision(Generic[M]):
-    model: M
+class RouteDecision(Generic[M_co]):
+    model: M_co
     category: str | None
     reason: str
     confidence: float | None = None
@@ -125,7 +123,7 @@ class RoutingPolicy(Generic[M]):
         self._chars_per_token = chars_per_token
 
     def resolve(
-        self, requested: str, prompt: str = "", tenant: str = ANONYMOUS
+        self, requested: str, prompt: str = "", tenant: str = ANONYMOUS_TENANT
     ) -> RouteDecision[M]:
         """The model that answers a request for `requested` (a name or `auto`) with `prompt`
         from `tenant`.
@@ -133,7 +131,7 @@ class RoutingPolicy(Generic[M]):
         Raises UnknownModelError for a name that is not served, and RuleTargetError when
         the matching rule names a consensus group rather than a model.
         """
-        if VERSION_SEPARATOR in requested:
+        if PIN_SEPARATOR in requested:
             return self._resolve_version(requested)
         if requested != AUTO:
             if requested not in self._models:
@@ -167,7 +165,7 @@ class RoutingPolicy(Generic[M]):
         return self._aliases.get(name, {})
 
     def _resolve_version(self, requested: str) -> RouteDecision[M]:
-        name, _, ref = requested.partition(VERSION_SEPARATOR)
+        name, _, ref = requested.partition(PIN_SEPARATOR)
         if name not in self._models:
             raise UnknownModelError(name, sorted(self._models))
         model = self._models[name]

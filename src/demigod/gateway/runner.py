@@ -1,7 +1,10 @@
-"""Turning one OpenAI request into an engine generation and back into OpenAI JSON or SSE."""
+"""Turning one OpenAI request into an engine generation, and the generation into the
+protocol's typed answer: a `ChatCompletion` / `Completion`, or a `CompletionStream` of SSE
+lines. The routes (gateway.routes) turn those into HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -10,11 +13,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry.context import Context
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
+from demigod.api.admission import Admission
+from demigod.api.errors import APIError
+from demigod.api.principal import ANONYMOUS_TENANT
 from demigod.engines.base import (
     ContextOverflowError,
     EngineError,
@@ -24,7 +29,7 @@ from demigod.engines.base import (
     QueueFullError,
     SamplingParams,
 )
-from demigod.gateway.errors import APIError
+from demigod.engines.chat_template import ChatTemplateError
 from demigod.mesh import ServedModel
 from demigod.observability.energy import EnergyMeter
 from demigod.observability.metrics import Metrics
@@ -40,22 +45,24 @@ from demigod.protocol import (
     ChatChunkChoice,
     ChatCompletion,
     ChatCompletionChunk,
+    ChatCompletionRequest,
     ChatDelta,
     Completion,
     CompletionChoice,
+    CompletionFields,
     ErrorBody,
     ErrorResponse,
     Usage,
     new_id,
     now,
 )
+from demigod.routing.policy import RouteDecision
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["chat", "text"]
 # gen_ai.operation.name of each kind (OpenTelemetry GenAI semantic conventions).
 _OPERATION: dict[Kind, str] = {"chat": "chat", "text": "text_completion"}
-ANONYMOUS_TENANT = "anonymous"
 # How many events pass between checks that a non-streaming client is still connected.
 DISCONNECT_CHECK_EVERY = 16
 # OpenAI's legacy completions endpoint defaults to 16 tokens; chat runs to the context end.
@@ -83,6 +90,21 @@ class CompletionJob:
     conversation: bool = False  # a next turn is likely: see `expects_next_turn`
 
 
+@dataclass(frozen=True)
+class CompletionStream:
+    """A streamed answer: OpenAI's SSE lines (`data: {...}`), ending `data: [DONE]`."""
+
+    lines: AsyncIterator[str]
+
+
+@dataclass(frozen=True)
+class ClientGone:
+    """The client disconnected before a non-streamed answer was complete (status 499)."""
+
+
+Generated = ChatCompletion | Completion | CompletionStream | ClientGone
+
+
 def expects_next_turn(session: str | None, roles: Iterable[str] = ()) -> bool:
     """Whether a request is part of a conversation, so that the engine prepares the next
     turn's state after answering (speculative work, worth it only then): it names a session
@@ -94,6 +116,90 @@ def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
     return TEXT_DEFAULT_MAX_TOKENS if kind == "text" else max(1, n_ctx - prompt_tokens)
 
 
+def sampling_params(
+    body: CompletionFields, kind: Kind, prompt_tokens: int, n_ctx: int, stops: tuple[str, ...]
+) -> SamplingParams:
+    """The engine's sampling parameters for `body`; `stops` are added to the body's own
+    (a chat template's end-of-turn strings)."""
+    return SamplingParams(
+        max_tokens=body.max_tokens or default_max_tokens(kind, prompt_tokens, n_ctx),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        seed=body.seed,
+        stop=tuple(body.stop_sequences) + stops,
+        ignore_eos=body.ignore_eos,
+    )
+
+
+async def chat_job(
+    request: Request,
+    admission: Admission,
+    body: ChatCompletionRequest,
+    decision: RouteDecision[ServedModel],
+    *,
+    conversation: bool = False,
+) -> CompletionJob:
+    """The job of an admitted, routed chat request: its messages through the model's chat
+    template, tokenized off the event loop. Raises APIError (400) when the template
+    rejects the messages or the prompt is empty."""
+    served = decision.model
+    try:
+        prompt = served.chat_template.render(body.messages)
+    except ChatTemplateError as exc:
+        raise APIError(400, str(exc), param="messages") from exc
+    tokens = await asyncio.to_thread(
+        served.engine.tokenize, prompt, add_special=True, parse_special=True
+    )
+    return completion_job(
+        request,
+        admission,
+        body,
+        "chat",
+        decision,
+        tokens,
+        stops=served.chat_template.stops,
+        prompt_text=prompt,
+        conversation=conversation,
+    )
+
+
+def completion_job(
+    request: Request,
+    admission: Admission,
+    body: CompletionFields,
+    kind: Kind,
+    decision: RouteDecision[ServedModel],
+    tokens: list[int],
+    *,
+    stops: tuple[str, ...] = (),
+    prompt_text: str = "",
+    echo: bool = False,
+    conversation: bool = False,
+) -> CompletionJob:
+    """The job of an admitted, routed request whose prompt is `tokens`. Raises APIError
+    (400) for an empty prompt."""
+    if not tokens:
+        raise APIError(400, "the prompt is empty", param="prompt" if kind == "text" else "messages")
+    served = decision.model
+    return CompletionJob(
+        kind=kind,
+        model=served,
+        prompt_tokens=tokens,
+        sampling=sampling_params(body, kind, len(tokens), served.engine.info.n_ctx, stops),
+        stream=body.stream,
+        include_usage=bool(body.stream_options and body.stream_options.include_usage),
+        request_id=request.state.request_id,
+        received=request.state.received,
+        echo_text=prompt_text if echo else "",
+        prompt_text=prompt_text,
+        category=decision.category,
+        route_reason=decision.reason,
+        tenant=admission.principal.tenant,
+        on_usage=admission.record_usage,
+        conversation=conversation,
+    )
+
+
 class CompletionRunner:
     def __init__(
         self, metrics: Metrics, energy: EnergyMeter, tracing: Tracing, *, log_content: bool
@@ -103,10 +209,9 @@ class CompletionRunner:
         self._tracing = tracing
         self._log_content = log_content
 
-    async def respond(
-        self, job: CompletionJob, request: Request
-    ) -> JSONResponse | StreamingResponse:
-        """Start the generation; answer JSON or SSE. Raises APIError for refusals."""
+    async def respond(self, job: CompletionJob, request: Request) -> Generated:
+        """Start the generation: the whole answer, or a stream of it when `job.stream`.
+        Raises APIError for refusals (context overflow 400, queue full 503) and failures."""
         try:
             events = job.model.engine.generate(
                 GenerationRequest(job.prompt_tokens, job.sampling, job.request_id, job.conversation)
@@ -135,11 +240,7 @@ class CompletionRunner:
             log_content=self._log_content,
         )
         if job.stream:
-            return StreamingResponse(
-                self._stream(job, events, recorder),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
-            )
+            return CompletionStream(self._stream(job, events, recorder))
         return await self._collect(job, events, request, recorder)
 
     async def _collect(
@@ -148,7 +249,7 @@ class CompletionRunner:
         events: GenerationStream,
         request: Request,
         recorder: _Recorder,
-    ) -> JSONResponse:
+    ) -> ChatCompletion | Completion | ClientGone:
         parts: list[str] = []
         last = GenerationEvent("", 0)
         try:
@@ -159,14 +260,14 @@ class CompletionRunner:
                     last = event
                     if index % DISCONNECT_CHECK_EVERY == 0 and await request.is_disconnected():
                         recorder.finish(499, error_type="client_disconnected")
-                        return JSONResponse({}, status_code=499)
+                        return ClientGone()
         except EngineError as exc:
             recorder.finish(500, error_type="server_error")
             raise APIError(500, str(exc), type="server_error") from exc
         usage = Usage.of(len(job.prompt_tokens), last.completion_tokens)
         finish = last.finish_reason or "length"
         text = job.echo_text + "".join(parts)
-        body: BaseModel
+        body: ChatCompletion | Completion
         if job.kind == "chat":
             body = ChatCompletion(
                 model=job.model.name,
@@ -180,7 +281,7 @@ class CompletionRunner:
                 usage=usage,
             )
         recorder.finish(200, usage)
-        return JSONResponse(body.model_dump())
+        return body
 
     async def _stream(
         self, job: CompletionJob, events: GenerationStream, recorder: _Recorder

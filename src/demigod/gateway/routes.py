@@ -1,0 +1,129 @@
+"""The HTTP routes: short functions that hand a request to its serving class
+(gateway.serving, reached through the `Services` built at startup) and turn the typed
+answer into HTTP. Errors are raised as APIError and answered by api.errors' handlers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from demigod.gateway.front_door import ROUTE_HEADER
+from demigod.gateway.runner import ClientGone, CompletionStream
+from demigod.gateway.services import Services, services
+from demigod.gateway.serving.answer import Answer
+from demigod.observability.metrics import CONTENT_TYPE
+from demigod.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    ErrorResponse,
+    ModelList,
+    RouteResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "invalid request (the error names the field)",
+        401: "missing or invalid credentials (the error's code is the reason)",
+        403: "the caller may not use this model",
+        404: "unknown model",
+        429: "a tenant limit is reached; retry after the Retry-After header",
+        503: "model queue full; retry after the Retry-After header",
+    }.items()
+}
+# The status a non-streamed answer gets when its client went away first (nginx's).
+CLIENT_CLOSED_REQUEST = 499
+
+Serving = Annotated[Services, Depends(services)]
+router = APIRouter()
+
+
+def http_response(answer: Answer) -> Response:
+    """JSON, or SSE for a stream; `x-demigod-route` names the route either way."""
+    headers = {ROUTE_HEADER: answer.route}
+    body = answer.body
+    if isinstance(body, CompletionStream):
+        headers["Cache-Control"] = "no-cache"
+        return StreamingResponse(body.lines, media_type="text/event-stream", headers=headers)
+    if isinstance(body, ClientGone):
+        return JSONResponse({}, status_code=CLIENT_CLOSED_REQUEST, headers=headers)
+    return JSONResponse(body.model_dump(), headers=headers)
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=ChatCompletion,
+    responses=ERROR_RESPONSES,
+    tags=["openai"],
+)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, serving: Serving
+) -> Response:
+    """Chat completion, streamed (SSE) or not. `model` may be `auto`."""
+    return http_response(await serving.chat.create(request, body))
+
+
+@router.post(
+    "/v1/completions", response_model=Completion, responses=ERROR_RESPONSES, tags=["openai"]
+)
+async def completions(body: CompletionRequest, request: Request, serving: Serving) -> Response:
+    """Text completion, streamed (SSE) or not. `model` may be `auto`."""
+    return http_response(await serving.completions.create(request, body))
+
+
+@router.post(
+    "/v1/route", response_model=RouteResponse, responses=ERROR_RESPONSES, tags=["extensions"]
+)
+async def route(body: ChatCompletionRequest, request: Request, serving: Serving) -> RouteResponse:
+    """The routing decision a chat request would get, without generating."""
+    return await serving.route.decide(request)
+
+
+@router.get("/v1/models", response_model=ModelList, tags=["openai"])
+async def list_models(request: Request, serving: Serving) -> ModelList:
+    """The served models the caller may use. `auto` is accepted too and routes by the
+    policy."""
+    return await serving.models.list(request)
+
+
+@router.post(
+    "/tokenize", response_model=TokenizeResponse, responses=ERROR_RESPONSES, tags=["extensions"]
+)
+async def tokenize(body: TokenizeRequest, request: Request, serving: Serving) -> TokenizeResponse:
+    """Token ids of `content` as `model` sees them (llama-server's /tokenize)."""
+    return await serving.tokenize.tokenize(request, body)
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """Light probe: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+async def readyz(serving: Serving) -> JSONResponse:
+    """Ready when every model is loaded and its engine is healthy."""
+    readiness = serving.health.readiness()
+    return JSONResponse(
+        readiness.model_dump(), status_code=200 if readiness.status == "ready" else 503
+    )
+
+
+@router.get("/healthz/deep", tags=["health"])
+async def healthz_deep(serving: Serving) -> JSONResponse:
+    """Runs a short greedy generation through every model and checks it produced tokens,
+    then the Hemlock `probe: true` cases (lifecycle.hemlock_suite) and their checks."""
+    health = await serving.health.deep()
+    return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
+
+
+@router.get("/metrics", tags=["health"])
+async def metrics(serving: Serving) -> Response:
+    """Prometheus text format."""
+    return Response(serving.health.metrics(), media_type=CONTENT_TYPE)

@@ -1,1 +1,0 @@
-"""Running model work off the event loop: schedulers that feed engines."""
