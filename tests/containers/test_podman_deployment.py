@@ -11,15 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 from openai import OpenAI
 
 from tests.containers.conftest import Deployment, Images, podman
+from tests.steady_load import SteadyLoad
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 COMPILERS = ("cc", "gcc", "g++", "c++", "clang", "cmake", "make", "ld", "as")
@@ -113,33 +111,18 @@ def test_a_crashed_worker_container_under_load_fails_no_request_and_restarts(
     steady load: every non-streamed request still succeeds, the restart policy brings the
     container back, and it takes traffic again."""
     urls = deployment.worker_urls["demigod-chat"]
-    statuses: list[int] = []
-    served_by: list[tuple[float, str]] = []
-    stop = threading.Event()
-
-    def steady_load() -> None:
-        with httpx.Client(timeout=30) as http:
-            while not stop.is_set():
-                reply = http.post(
-                    f"{deployment.gateway}/v1/chat/completions",
-                    json={
-                        "model": "demigod-chat",
-                        "messages": [{"role": "user", "content": "Tell me about replicas."}],
-                        "max_tokens": 4,
-                        "temperature": 0,
-                    },
-                )
-                statuses.append(reply.status_code)
-                if reply.status_code == 200:
-                    served_by.append((time.monotonic(), reply.headers["x-demigod-replica"]))
-
     victim_url = urls[0]
     victim = deployment.container_of(victim_url)
     restarts_before = restart_count(victim)
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        loaders = [pool.submit(steady_load) for _ in range(3)]
+    body = {
+        "model": "demigod-chat",
+        "messages": [{"role": "user", "content": "Tell me about replicas."}],
+        "max_tokens": 4,
+        "temperature": 0,
+    }
+    with SteadyLoad(f"{deployment.gateway}/v1/chat/completions", body) as load:
         time.sleep(2.0)
-        assert {url for _, url in served_by} == set(urls), "load did not reach both replicas"
+        assert load.replicas_since(0) == set(urls), "load did not reach both replicas"
 
         # `podman kill` marks a container stopped by its user, which no restart policy
         # undoes (Podman's rule); a crash is the process dying under it.
@@ -150,21 +133,16 @@ def test_a_crashed_worker_container_under_load_fails_no_request_and_restarts(
             assert time.monotonic() - killed < 30, "the restart policy did not restart it"
             time.sleep(0.2)
         restarted = time.monotonic()
-        while not [t for t, url in served_by if url == victim_url and t > restarted]:
-            assert time.monotonic() - restarted < 120, "traffic did not return to the replica"
-            time.sleep(0.2)
-        stop.set()
-        for loader in loaders:
-            loader.result(timeout=60)
+        back = load.wait_for_replica(victim_url, since=restarted, timeout=120)
 
-    failed = [status for status in statuses if status != 200]
+    failed = [status for status in load.statuses if status != 200]
     print(
-        f"kill test: {len(statuses)} requests, {len(failed)} failed, restart after "
-        f"{restarted - killed:.1f}s, traffic back after {served_by[-1][0] - killed:.1f}s",
+        f"kill test: {len(load.statuses)} requests, {len(failed)} failed, restart after "
+        f"{restarted - killed:.1f}s, traffic back after {back - killed:.1f}s",
         file=sys.stderr,
     )
     assert not failed, f"non-streamed failures: {failed}"
-    assert any(url == urls[1] and t > killed for t, url in served_by)
+    assert urls[1] in load.replicas_since(killed)
 
 
 def audit_verify(deployment: Deployment) -> dict[str, object]:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from demigod.processes import free_port, wait_until_ready
+from tests.steady_load import SteadyLoad
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -130,24 +130,14 @@ def stream_events(gateway: str, results: list[tuple[str, list[str]]]) -> None:
 
 def test_kill_one_worker_under_load_then_restart(cluster: Cluster, tiny_model: Path) -> None:
     gateway = cluster.gateway
-    statuses: list[int] = []
-    served_by: list[tuple[float, str]] = []
-    stop = threading.Event()
-
-    def steady_load() -> None:
-        with httpx.Client(timeout=30) as client:
-            while not stop.is_set():
-                reply = client.post(f"{gateway}/v1/chat/completions", json=chat(4))
-                statuses.append(reply.status_code)
-                if reply.status_code == 200:
-                    served_by.append((time.monotonic(), reply.headers["x-demigod-replica"]))
-
     streams: list[tuple[str, list[str]]] = []
-    with ThreadPoolExecutor(max_workers=7) as pool:
-        loaders = [pool.submit(steady_load) for _ in range(3)]
+    with (
+        SteadyLoad(f"{gateway}/v1/chat/completions", chat(4)) as load,
+        ThreadPoolExecutor(max_workers=4) as pool,
+    ):
         streamers = [pool.submit(stream_events, gateway, streams) for _ in range(4)]
         time.sleep(1.5)  # streams under way on both replicas, load flowing to both
-        assert {replica for _, replica in served_by} == set(cluster.workers)
+        assert load.replicas_since(0) == set(cluster.workers)
 
         victim = next(iter(cluster.workers))
         survivor = next(url for url in cluster.workers if url != victim)
@@ -163,19 +153,13 @@ def test_kill_one_worker_under_load_then_restart(cluster: Cluster, tiny_model: P
             streamer.result(timeout=30)  # every stream ends: none hangs
         time.sleep(1.0)
         assert metric(gateway, "demigod_upstream_attempts_total", victim) == attempts_after_1s
-        assert not [t for t, url in served_by if url == victim and t > killed + 0.5]
+        assert victim not in load.replicas_since(killed + 0.5)
 
         cluster.workers[victim] = start_worker(tiny_model, cluster.ports[victim], cluster.tmp_path)
-        restarted = time.monotonic()
-        while not [t for t, url in served_by if url == victim and t > restarted]:
-            assert time.monotonic() - restarted < 15, "traffic did not return to the replica"
-            time.sleep(0.1)
-        stop.set()
-        for loader in loaders:
-            loader.result(timeout=30)
+        load.wait_for_replica(victim, since=time.monotonic(), timeout=15)
 
-    assert statuses and set(statuses) == {200}, f"non-streamed failures: {statuses}"
-    assert any(url == survivor for _, url in served_by)
+    assert load.statuses and set(load.statuses) == {200}, f"failures: {load.statuses}"
+    assert survivor in load.replicas_since(0)
     on_victim = [lines for replica, lines in streams if replica == victim]
     on_survivor = [lines for replica, lines in streams if replica == survivor]
     assert on_victim, "no stream was on the killed replica"
