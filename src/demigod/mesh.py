@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from demigod.config import EngineConfig, ModelConfig
 from demigod.engines.base import (
@@ -29,6 +30,7 @@ class ServedModel:
     chat_template: ChatTemplate
     created: int = field(default_factory=lambda: int(time.time()))
     load_seconds: float = 0.0
+    path: Path | None = None  # the GGUF file or HF folder it was loaded from
 
 
 class Mesh:
@@ -66,6 +68,7 @@ class Mesh:
                         eos_token=engine.info.eos_token,
                     ),
                     load_seconds=seconds,
+                    path=config.path,
                 )
                 log.info(
                     "model loaded",

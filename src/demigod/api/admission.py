@@ -29,7 +29,7 @@ from demigod.api.principal import ANONYMOUS, Principal
 log = logging.getLogger(__name__)
 
 # What the request asks for: a completion (chat/text) costs quota; the others only need auth.
-Endpoint = Literal["chat", "text", "route", "tokenize", "models"]
+Endpoint = Literal["chat", "text", "route", "tokenize", "models", "admin"]
 COMPLETION_ENDPOINTS: frozenset[str] = frozenset({"chat", "text"})
 
 

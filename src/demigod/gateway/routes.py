@@ -13,6 +13,7 @@ from demigod.gateway.front_door import ROUTE_HEADER
 from demigod.gateway.runner import ClientGone, CompletionStream
 from demigod.gateway.services import Services, services
 from demigod.gateway.serving.answer import Answer
+from demigod.mesh_state import ADMIN_STATE_PATH, MeshState
 from demigod.observability.metrics import CONTENT_TYPE
 from demigod.protocol import (
     ChatCompletion,
@@ -127,3 +128,16 @@ async def healthz_deep(serving: Serving) -> JSONResponse:
 async def metrics(serving: Serving) -> Response:
     """Prometheus text format."""
     return Response(serving.health.metrics(), media_type=CONTENT_TYPE)
+
+
+@router.get(
+    ADMIN_STATE_PATH,
+    response_model=MeshState,
+    responses={status: ERROR_RESPONSES[status] for status in (401, 403)},
+    tags=["admin"],
+)
+async def admin_state(request: Request, serving: Serving) -> MeshState:
+    """What this process serves (versions, sha256, canary weights), its upstream replicas
+    and its configuration's fingerprint, for `demigod ops drift`. Tenants in
+    security.admin_tenants only."""
+    return await serving.admin.state(request)

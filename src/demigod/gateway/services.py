@@ -24,6 +24,7 @@ from demigod.canary.sync import follow_store
 from demigod.config import ModelConfig, Settings, UpstreamConfig
 from demigod.gateway.front_door import FrontDoor, Target
 from demigod.gateway.runner import CompletionRunner
+from demigod.gateway.serving.admin import ServingAdmin
 from demigod.gateway.serving.chat import ServingChat
 from demigod.gateway.serving.completions import ServingCompletions
 from demigod.gateway.serving.consensus import ServingConsensus
@@ -114,6 +115,7 @@ class Services:
     route: ServingRoute
     tokenize: ServingTokenize
     health: ServingHealth
+    admin: ServingAdmin
 
 
 def started(app: Starlette) -> Services | None:
@@ -221,6 +223,9 @@ async def start_services(
             route=ServingRoute(front),
             tokenize=ServingTokenize(front),
             health=ServingHealth(mesh, remote, parts.prober, metrics),
+            admin=ServingAdmin(
+                front, settings, mesh.models, versions, remote.models if remote else {}
+            ),
         )
         log.info("mesh ready", extra={"models": sorted(mesh.models), "port": settings.port})
         if audit_log is not None:
