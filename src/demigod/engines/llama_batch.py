@@ -361,7 +361,9 @@ class BatchDecoder:
         prompt_scores = None
         if sequence.prompt_scores is not None and not sequence.prompt_sent:
             prompt_scores, sequence.prompt_sent = tuple(sequence.prompt_scores), True
-        logprobs, sequence.scored = tuple(sequence.scored), []
+        logprobs: tuple[TokenLogprob, ...] = ()
+        if sequence.scored:
+            logprobs, sequence.scored = tuple(sequence.scored), []
         sequence.context.emit(
             GenerationEvent(text, sequence.generated, finish, logprobs, prompt_scores)
         )
