@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    ValidationInfo,
     field_validator,
 )
 
@@ -55,7 +56,9 @@ class CompletionFields(BaseModel):
     stop: str | list[str] | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    n: Annotated[int, Field(ge=1, le=1)] = 1
+    n: Annotated[int, Field(ge=1, le=MAX_CHOICES)] = Field(
+        default=1, description="choices, each sampled as its own sequence in the batch"
+    )
     user: str | None = None
     ignore_eos: StrictBool = Field(
         default=False, description="extension (as llama-server): keep generating past EOS"
@@ -194,20 +197,84 @@ class ChatMessage(BaseModel):
 
 class ChatCompletionRequest(CompletionFields):
     messages: list[ChatMessage] = Field(min_length=1)
+    response_format: ResponseFormat | None = None
+    tools: list[ChatTool] | None = Field(default=None, max_length=128)
+    tool_choice: ToolChoice | None = Field(
+        default=None, description="default: auto with tools, none without"
+    )
+    parallel_tool_calls: StrictBool | None = Field(
+        default=None, description="constrained calls are one call, which either value allows"
+    )
+    logprobs: StrictBool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
+
+    # Cross-field checks sit on the later field, so that the 400 names it (`param`).
+    @field_validator("tools")
+    @classmethod
+    def _unique_names(cls, tools: list[ChatTool] | None) -> list[ChatTool] | None:
+        names = [tool.function.name for tool in tools or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        return tools
+
+    @field_validator("tool_choice", mode="after")
+    @classmethod
+    def _choice_fits_tools(
+        cls, choice: ToolChoice | None, info: ValidationInfo
+    ) -> ToolChoice | None:
+        names = [tool.function.name for tool in info.data.get("tools") or ()]
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"names {choice.function.name!r}, which is not in tools")
+        if choice == "required" and not names:
+            raise ValueError("'required' needs tools")
+        return choice
+
+    @field_validator("top_logprobs", mode="after")
+    @classmethod
+    def _needs_logprobs(cls, top: int | None, info: ValidationInfo) -> int | None:
+        if top is not None and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs: true")
+        return top
+
+    def effective_tool_choice(self) -> Literal["none", "auto", "required"] | NamedToolChoice:
+        """OpenAI's default: `auto` when tools are given, else `none`."""
+        if self.tool_choice is not None:
+            return self.tool_choice
+        return "auto" if self.tools else "none"
 
 
 class CompletionRequest(CompletionFields):
-    prompt: str | list[str] = Field(description="one prompt; a list must hold exactly one")
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(
+        description="one prompt: text or token ids; a list of prompts must hold exactly one"
+    )
     echo: StrictBool = False
+    logprobs: Annotated[int, Field(ge=0, le=MAX_COMPLETION_LOGPROBS)] | None = None
+    response_format: ResponseFormat | None = Field(
+        default=None, description="extension: structured output, as on chat"
+    )
 
     @field_validator("prompt")
     @classmethod
-    def _single_prompt(cls, value: str | list[str]) -> str | list[str]:
+    def _single_prompt(
+        cls, value: str | list[str] | list[int] | list[list[int]]
+    ) -> str | list[str] | list[int] | list[list[int]]:
+        if isinstance(value, list) and value and isinstance(value[0], int):
+            return value  # one prompt as token ids
         if isinstance(value, list) and len(value) != 1:
-            raise ValueError("exactly one prompt per request (n=1)")
+            raise ValueError("exactly one prompt per request (several choices: use n)")
         return value
 
+    def single_prompt(self) -> str | list[int]:
+        """The one prompt: its text, or its token ids."""
+        prompt = self.prompt
+        if isinstance(prompt, str):
+            return prompt
+        if prompt and isinstance(prompt[0], int):
+            return [int(token) for token in prompt]  # type: ignore[arg-type]
+        return prompt[0]  # type: ignore[return-value]
+
     def prompt_text(self) -> str:
+        """The prompt's text; empty for a prompt given as token ids."""
         return text_of_prompt(self.prompt)
 
 

@@ -161,6 +161,7 @@ class EngineInfo:
     eos_token: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     features: frozenset[Feature] = frozenset()
+    n_vocab: int = 0  # token ids are 0 .. n_vocab - 1
 
 
 class GenerationStream(Protocol):
@@ -189,6 +190,10 @@ class Engine(Protocol):
     ) -> list[int]:
         """Token ids of `text`, as the model will see them. `add_special` adds BOS where the
         model wants it; `parse_special` reads special-token text (chat templates) as tokens."""
+        ...
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of `tokens` (special tokens' text included); ids must be in range."""
         ...
 
     def generate(self, request: GenerationRequest) -> GenerationStream:

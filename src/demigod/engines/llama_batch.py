@@ -550,3 +550,16 @@ def tokenize(
             vocab, data, len(data), buffer, capacity, add_special, parse_special
         )
     return list(buffer[:count])
+
+
+def detokenize(vocab: llama_cpp.llama_vocab_p, tokens: list[int]) -> str:
+    """The text of `tokens` by the model's vocabulary, special tokens' text included."""
+    ids = (llama_cpp.llama_token * len(tokens))(*tokens)
+    capacity = 4 * len(tokens) + 16
+    for _ in range(2):
+        buffer = ctypes.create_string_buffer(capacity)
+        count = llama_cpp.llama_detokenize(vocab, ids, len(tokens), buffer, capacity, False, True)
+        if count >= 0:
+            return buffer.raw[:count].decode("utf-8", errors="replace")
+        capacity = -count  # too small: llama.cpp returns minus the size it needs
+    raise EngineError("llama.cpp could not detokenize")

@@ -24,7 +24,7 @@ from demigod.engines.base import (
     OutputGrammar,
     StateCacheStats,
 )
-from demigod.engines.llama_batch import BatchDecoder, tokenize
+from demigod.engines.llama_batch import BatchDecoder, detokenize, tokenize
 from demigod.engines.scheduled import ScheduledEngine
 from demigod.engines.scheduler import BatchScheduler
 from demigod.engines.state_cache import (
@@ -138,6 +138,9 @@ class LlamaCppEngine(ScheduledEngine):
     ) -> list[int]:
         return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
 
+    def detokenize(self, tokens: list[int]) -> str:
+        return detokenize(self._vocab, tokens)
+
     def state_cache_stats(self) -> StateCacheStats | None:
         """Hits, misses and bytes of the recurrent-state cache; None when it is off."""
         return self.state_cache.stats() if self.state_cache is not None else None
@@ -168,6 +171,7 @@ class LlamaCppEngine(ScheduledEngine):
             eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
             metadata=metadata,
             features=FEATURES,
+            n_vocab=llama_cpp.llama_vocab_n_tokens(self._vocab),
         )
 
     def _metadata(self) -> dict[str, str]:

@@ -92,6 +92,9 @@ class TransformersEngine(ScheduledEngine):
         ids = self._tokenizer(text, add_special_tokens=add_special)["input_ids"]
         return [int(token) for token in ids]
 
+    def detokenize(self, tokens: list[int]) -> str:
+        return str(self._tokenizer.decode(tokens))
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -115,6 +118,7 @@ class TransformersEngine(ScheduledEngine):
                 f.stat().st_size for f in self.path.iterdir() if f.suffix in _WEIGHT_SUFFIXES
             ),
             chat_template=getattr(tokenizer, "chat_template", None),
+            n_vocab=len(tokenizer),
             bos_token=str(tokenizer.bos_token or ""),
             eos_token=str(tokenizer.eos_token or ""),
             metadata={

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from demigod.api.errors import APIError
 from demigod.engines.base import EngineInfo, Feature, OutputGrammar
+from demigod.engines.chat_template import ChatTemplate
 from demigod.engines.tool_calls import ToolCallSyntax, call_grammar
-from demigod.gateway.chat_template import ChatTemplate
-from demigod.gateway.errors import APIError
 from demigod.protocol import (
     ChatCompletionRequest,
     ChatTool,

@@ -9,7 +9,8 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from fastapi import Request
@@ -26,10 +27,14 @@ from demigod.engines.base import (
     GenerationEvent,
     GenerationRequest,
     GenerationStream,
+    InvalidGrammarError,
     QueueFullError,
     SamplingParams,
+    UnsupportedFeatureError,
 )
 from demigod.engines.chat_template import ChatTemplateError
+from demigod.gateway.choices import ChoiceBuilder
+from demigod.gateway.output_plan import OutputPlan, chat_plan
 from demigod.mesh import ServedModel
 from demigod.observability.energy import EnergyMeter
 from demigod.observability.metrics import Metrics
@@ -40,13 +45,10 @@ from demigod.observability.tracing import (
     wall_clock_ns,
 )
 from demigod.protocol import (
-    AssistantMessage,
-    ChatChoice,
     ChatChunkChoice,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
-    ChatDelta,
     Completion,
     CompletionChoice,
     CompletionFields,
@@ -88,6 +90,8 @@ class CompletionJob:
     tenant: str = ANONYMOUS_TENANT  # the authenticated principal's tenant
     on_usage: Callable[[int, int], None] | None = None  # (prompt, completion) tokens at the end
     conversation: bool = False  # a next turn is likely: see `expects_next_turn`
+    plan: OutputPlan = field(default_factory=OutputPlan)  # grammar, logprobs, tool calls
+    choices: int = 1  # `n`: each choice is its own sequence in the engine's batch
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,15 @@ def default_max_tokens(kind: Kind, prompt_tokens: int, n_ctx: int) -> int:
 
 
 def sampling_params(
-    body: CompletionFields, kind: Kind, prompt_tokens: int, n_ctx: int, stops: tuple[str, ...]
+    body: CompletionFields,
+    kind: Kind,
+    prompt_tokens: int,
+    n_ctx: int,
+    stops: tuple[str, ...],
+    plan: OutputPlan,
 ) -> SamplingParams:
     """The engine's sampling parameters for `body`; `stops` are added to the body's own
-    (a chat template's end-of-turn strings)."""
+    (a chat template's end-of-turn strings); `plan` adds the grammar and logprobs."""
     return SamplingParams(
         max_tokens=body.max_tokens or default_max_tokens(kind, prompt_tokens, n_ctx),
         temperature=body.temperature,
@@ -128,7 +137,18 @@ def sampling_params(
         seed=body.seed,
         stop=tuple(body.stop_sequences) + stops,
         ignore_eos=body.ignore_eos,
+        grammar=plan.grammar,
+        logprobs=plan.logprobs,
+        special_text=plan.reads_tool_calls,
     )
+
+
+def choice_sampling(sampling: SamplingParams, choice: int) -> SamplingParams:
+    """Choice `choice`'s parameters: its own seed (seed + choice), so that `n` seeded
+    choices differ from each other and each is reproducible."""
+    if choice == 0 or sampling.seed is None:
+        return sampling
+    return replace(sampling, seed=(sampling.seed + choice) % 2**32)
 
 
 async def chat_job(
@@ -143,8 +163,9 @@ async def chat_job(
     template, tokenized off the event loop. Raises APIError (400) when the template
     rejects the messages or the prompt is empty."""
     served = decision.model
+    plan = chat_plan(body, served.chat_template, served.engine.info)
     try:
-        prompt = served.chat_template.render(body.messages)
+        prompt = served.chat_template.render(body.messages, plan.tools)
     except ChatTemplateError as exc:
         raise APIError(400, str(exc), param="messages") from exc
     tokens = await asyncio.to_thread(
@@ -160,6 +181,7 @@ async def chat_job(
         stops=served.chat_template.stops,
         prompt_text=prompt,
         conversation=conversation,
+        plan=plan,
     )
 
 
@@ -175,17 +197,19 @@ def completion_job(
     prompt_text: str = "",
     echo: bool = False,
     conversation: bool = False,
+    plan: OutputPlan | None = None,
 ) -> CompletionJob:
     """The job of an admitted, routed request whose prompt is `tokens`. Raises APIError
     (400) for an empty prompt."""
     if not tokens:
         raise APIError(400, "the prompt is empty", param="prompt" if kind == "text" else "messages")
     served = decision.model
+    plan = plan or OutputPlan()
     return CompletionJob(
         kind=kind,
         model=served,
         prompt_tokens=tokens,
-        sampling=sampling_params(body, kind, len(tokens), served.engine.info.n_ctx, stops),
+        sampling=sampling_params(body, kind, len(tokens), served.engine.info.n_ctx, stops, plan),
         stream=body.stream,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
         request_id=request.state.request_id,
@@ -196,7 +220,10 @@ def completion_job(
         route_reason=decision.reason,
         tenant=admission.principal.tenant,
         on_usage=admission.record_usage,
-        conversation=conversation,
+        # A conversation goes on with one choice: settling n of them would be wasted work.
+        conversation=conversation and body.n == 1,
+        plan=plan,
+        choices=body.n,
     )
 
 
@@ -211,26 +238,26 @@ class CompletionRunner:
 
     async def respond(self, job: CompletionJob, request: Request) -> Generated:
         """Start the generation: the whole answer, or a stream of it when `job.stream`.
-        Raises APIError for refusals (context overflow 400, queue full 503) and failures."""
+        Raises APIError for refusals (context overflow 400, a field the engine refuses
+        400, queue full 503) and failures."""
+        streams: list[GenerationStream] = []
         try:
-            events = job.model.engine.generate(
-                GenerationRequest(job.prompt_tokens, job.sampling, job.request_id, job.conversation)
-            )
-        except ContextOverflowError as exc:
-            raise APIError(
-                400,
-                str(exc),
-                param="messages" if exc.prompt_tokens >= exc.n_ctx else "max_tokens",
-                code="context_length_exceeded",
-            ) from exc
-        except QueueFullError as exc:
-            raise APIError(
-                503,
-                str(exc),
-                type="server_overloaded",
-                code="queue_full",
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from exc
+            for choice in range(job.choices):
+                streams.append(
+                    job.model.engine.generate(
+                        GenerationRequest(
+                            job.prompt_tokens,
+                            choice_sampling(job.sampling, choice),
+                            job.request_id,
+                            job.conversation,
+                            prompt_logprobs=job.plan.prompt_logprobs,
+                        )
+                    )
+                )
+        except BaseException as exc:
+            for started in streams:  # the choices already queued give their slots back
+                await started.aclose()
+            raise _refusal(exc, job) from exc
         recorder = _Recorder(
             self._metrics,
             self._energy,
@@ -239,63 +266,78 @@ class CompletionRunner:
             incoming_context(request.headers),
             log_content=self._log_content,
         )
+        builders = [
+            ChoiceBuilder(index, job.plan, echo_text=job.echo_text) for index in range(job.choices)
+        ]
         if job.stream:
-            return CompletionStream(self._stream(job, events, recorder))
-        return await self._collect(job, events, request, recorder)
+            return CompletionStream(self._stream(job, streams, builders, recorder))
+        return await self._collect(job, streams, builders, request, recorder)
 
     async def _collect(
         self,
         job: CompletionJob,
-        events: GenerationStream,
+        streams: list[GenerationStream],
+        builders: list[ChoiceBuilder],
         request: Request,
         recorder: _Recorder,
     ) -> ChatCompletion | Completion | ClientGone:
-        parts: list[str] = []
-        last = GenerationEvent("", 0)
         try:
-            async with events:
-                async for index, event in _enumerate(events):
-                    recorder.token(event)
-                    parts.append(event.text)
-                    last = event
-                    if index % DISCONNECT_CHECK_EVERY == 0 and await request.is_disconnected():
+            async with AsyncExitStack() as closing:
+                for stream in streams:
+                    await closing.enter_async_context(stream)
+                count = 0
+                async for index, event in _merged(streams):
+                    recorder.token(index, event)
+                    builders[index].add(event)
+                    count += 1
+                    if count % DISCONNECT_CHECK_EVERY == 1 and await request.is_disconnected():
                         recorder.finish(499, error_type="client_disconnected")
                         return ClientGone()
         except EngineError as exc:
             recorder.finish(500, error_type="server_error")
             raise APIError(500, str(exc), type="server_error") from exc
-        usage = Usage.of(len(job.prompt_tokens), last.completion_tokens)
-        finish = last.finish_reason or "length"
-        text = job.echo_text + "".join(parts)
+        usage = Usage.of(len(job.prompt_tokens), recorder.completion_tokens)
         body: ChatCompletion | Completion
         if job.kind == "chat":
             body = ChatCompletion(
                 model=job.model.name,
-                choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=finish)],
+                choices=[builder.chat_choice() for builder in builders],
                 usage=usage,
             )
         else:
             body = Completion(
                 model=job.model.name,
-                choices=[CompletionChoice(text=text, finish_reason=finish)],
+                choices=[builder.completion_choice() for builder in builders],
                 usage=usage,
             )
         recorder.finish(200, usage)
         return body
 
     async def _stream(
-        self, job: CompletionJob, events: GenerationStream, recorder: _Recorder
+        self,
+        job: CompletionJob,
+        streams: list[GenerationStream],
+        builders: list[ChoiceBuilder],
+        recorder: _Recorder,
     ) -> AsyncIterator[str]:
         chunks = _ChunkWriter(job)
         status = 499  # until the stream completes, a stop means the client went away
         error_type: str | None = "client_disconnected"
         try:
-            yield chunks.opening()
-            async with events:
-                async for event in events:
-                    recorder.token(event)
-                    if event.text or event.finish_reason:
-                        yield chunks.piece(event)
+            if job.kind == "chat":
+                for builder in builders:
+                    yield chunks.chat(builder.chat_opening())
+            async with AsyncExitStack() as closing:
+                for stream in streams:
+                    await closing.enter_async_context(stream)
+                async for index, event in _merged(streams):
+                    recorder.token(index, event)
+                    builder = builders[index]
+                    if job.kind == "chat":
+                        if (chat_piece := builder.chat_piece(event)) is not None:
+                            yield chunks.chat(chat_piece)
+                    elif (text_piece := builder.text_piece(event)) is not None:
+                        yield chunks.text(text_piece)
             usage = Usage.of(len(job.prompt_tokens), recorder.completion_tokens)
             if job.include_usage:
                 yield chunks.usage(usage)
@@ -312,13 +354,63 @@ class CompletionRunner:
             recorder.finish(status, recorder.usage, error_type=error_type)
 
 
-async def _enumerate(
-    events: AsyncIterator[GenerationEvent],
+def _refusal(exc: BaseException, job: CompletionJob) -> BaseException:
+    """The client's error for an engine's refusal to start a generation."""
+    if isinstance(exc, ContextOverflowError):
+        return APIError(
+            400,
+            str(exc),
+            param="messages" if exc.prompt_tokens >= exc.n_ctx else "max_tokens",
+            code="context_length_exceeded",
+        )
+    if isinstance(exc, QueueFullError):
+        return APIError(
+            503,
+            str(exc),
+            type="server_overloaded",
+            code="queue_full",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    if isinstance(exc, InvalidGrammarError | UnsupportedFeatureError):
+        param = job.plan.grammar_field or None
+        return APIError(400, f"{param}: {exc}" if param else str(exc), param=param)
+    return exc
+
+
+async def _merged(
+    streams: list[GenerationStream],
 ) -> AsyncIterator[tuple[int, GenerationEvent]]:
-    index = 0
-    async for event in events:
-        yield index, event
-        index += 1
+    """The events of every choice's stream as they come, each with its choice's index.
+    One stream is read directly; several are read by one task each."""
+    if len(streams) == 1:
+        async for event in streams[0]:
+            yield 0, event
+        return
+    queue: asyncio.Queue[tuple[int, GenerationEvent | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: GenerationStream) -> None:
+        try:
+            async for event in stream:
+                await queue.put((index, event))
+        except Exception as exc:  # handed to the reader, which raises it
+            await queue.put((index, exc))
+        finally:
+            await queue.put((index, None))
+
+    tasks = [asyncio.create_task(pump(index, stream)) for index, stream in enumerate(streams)]
+    try:
+        running = len(tasks)
+        while running:
+            index, item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 class _ChunkWriter:
@@ -329,16 +421,19 @@ class _ChunkWriter:
         self._id = new_id("chatcmpl" if job.kind == "chat" else "cmpl")
         self._created = now()
 
-    def opening(self) -> str:
-        if self._job.kind == "chat":
-            return self._chat(ChatDelta(role="assistant", content=""), None)
-        return self._text(self._job.echo_text, None) if self._job.echo_text else ""
+    def chat(self, choice: ChatChunkChoice) -> str:
+        return _sse(
+            ChatCompletionChunk(
+                id=self._id, created=self._created, model=self._job.model.name, choices=[choice]
+            )
+        )
 
-    def piece(self, event: GenerationEvent) -> str:
-        if self._job.kind == "chat":
-            delta = ChatDelta(content=event.text) if event.text else ChatDelta()
-            return self._chat(delta, event.finish_reason)
-        return self._text(event.text, event.finish_reason)
+    def text(self, choice: CompletionChoice) -> str:
+        return _sse(
+            Completion(
+                id=self._id, created=self._created, model=self._job.model.name, choices=[choice]
+            )
+        )
 
     def usage(self, usage: Usage) -> str:
         if self._job.kind == "chat":
@@ -358,26 +453,6 @@ class _ChunkWriter:
                 usage=usage,
             )
         return _sse(chunk)
-
-    def _chat(self, delta: ChatDelta, finish: Literal["stop", "length"] | None) -> str:
-        return _sse(
-            ChatCompletionChunk(
-                id=self._id,
-                created=self._created,
-                model=self._job.model.name,
-                choices=[ChatChunkChoice(delta=delta, finish_reason=finish)],
-            )
-        )
-
-    def _text(self, text: str, finish: Literal["stop", "length"] | None) -> str:
-        return _sse(
-            Completion(
-                id=self._id,
-                created=self._created,
-                model=self._job.model.name,
-                choices=[CompletionChoice(text=text, finish_reason=finish)],
-            )
-        )
 
 
 def _sse(chunk: BaseModel) -> str:
@@ -406,7 +481,8 @@ class _Recorder:
         self._first_token_at: float | None = None
         self._last_token_at: float | None = None
         self._finish_reason: str | None = None
-        self.completion_tokens = 0
+        self.completion_tokens = 0  # of every choice
+        self._choice_tokens = [0] * job.choices
         self.usage: Usage | None = None
         self._finished = False
         metrics.inflight.labels(job.model.name).inc()
@@ -436,7 +512,8 @@ class _Recorder:
             attributes=attributes,
         )
 
-    def token(self, event: GenerationEvent) -> None:
+    def token(self, choice: int, event: GenerationEvent) -> None:
+        """An event of choice `choice`'s sequence."""
         stamp = time.perf_counter()
         if self._first_token_at is None and event.completion_tokens > 0:
             self._first_token_at = stamp
@@ -444,7 +521,8 @@ class _Recorder:
                 stamp - self._job.received
             )
         self._last_token_at = stamp
-        self.completion_tokens = event.completion_tokens
+        self._choice_tokens[choice] = event.completion_tokens
+        self.completion_tokens = sum(self._choice_tokens)
         self._finish_reason = event.finish_reason or self._finish_reason
         if self._completion is not None:
             self._completion.append(event.text)
@@ -469,9 +547,10 @@ class _Recorder:
         if (
             self._first_token_at is not None
             and self._last_token_at is not None
-            and self.completion_tokens > 1
+            and (longest := max(self._choice_tokens)) > 1
         ):
-            per_token = (self._last_token_at - self._first_token_at) / (self.completion_tokens - 1)
+            # The choices decode side by side: a token's time is that of one sequence's.
+            per_token = (self._last_token_at - self._first_token_at) / (longest - 1)
             metrics.time_per_output_token.labels(model).observe(per_token)
         self._end_span(status, error_type)
         trace_id, span_id = trace_ids(self._span)

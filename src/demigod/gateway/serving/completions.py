@@ -1,4 +1,4 @@
-"""POST /v1/completions: a text prompt through one model."""
+"""POST /v1/completions: a prompt (text or token ids) through one model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 
 from fastapi import Request
 
+from demigod.api.errors import APIError
 from demigod.gateway.front_door import Ask, FrontDoor, route_header
+from demigod.gateway.output_plan import completion_plan
 from demigod.gateway.runner import CompletionRunner, completion_job, expects_next_turn
 from demigod.gateway.serving.answer import Answer
 from demigod.protocol import CompletionRequest
@@ -21,8 +23,21 @@ class ServingCompletions:
         """Admit, route and answer `body` (streamed or not). Raises APIError."""
         routed = await self._front.admit(request, Ask.of("text", request, await request.json()))
         decision = routed.embedded()
-        text = body.prompt_text()
-        tokens = await asyncio.to_thread(decision.model.engine.tokenize, text, add_special=True)
+        engine = decision.model.engine
+        prompt = body.single_prompt()
+        if isinstance(prompt, str):
+            text = prompt
+            tokens = await asyncio.to_thread(engine.tokenize, text, add_special=True)
+        else:  # token ids, used as given (no BOS added), as OpenAI does
+            if bad := [t for t in prompt if not 0 <= t < engine.info.n_vocab]:
+                raise APIError(
+                    400,
+                    f"prompt: token id {bad[0]} is outside the vocabulary "
+                    f"(0..{engine.info.n_vocab - 1})",
+                    param="prompt",
+                )
+            tokens = prompt
+            text = await asyncio.to_thread(engine.detokenize, tokens) if body.echo else ""
         job = completion_job(
             request,
             routed.admission,
@@ -33,5 +48,6 @@ class ServingCompletions:
             prompt_text=text,
             echo=body.echo,
             conversation=expects_next_turn(routed.ask.session),
+            plan=completion_plan(body, engine.info),
         )
         return Answer(await self._runner.respond(job, request), route_header(decision))

@@ -28,6 +28,14 @@ class ServingConsensus:
         for a streamed request, 502 (consensus_not_reached) without a winner."""
         if body.stream:
             raise APIError(400, "consensus answers are not streamed", param="stream")
+        # The vote compares one text per member: what would make several, or none, is refused.
+        for param, asked in (
+            ("n", body.n > 1),
+            ("tools", bool(body.tools)),
+            ("logprobs", body.logprobs),
+        ):
+            if asked:
+                raise APIError(400, f"{param}: consensus answers one message of text", param=param)
 
         async def ask(name: str, judge_prompt: str | None) -> consensus.MemberReply:
             asked = body.model_copy(update={"model": name})
