@@ -12,6 +12,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -44,12 +45,21 @@ class StreamOptions(BaseModel):
 
 
 class CompletionFields(BaseModel):
-    """Fields common to chat and text completions, with OpenAI's ranges."""
+    """Fields common to chat and text completions, with OpenAI's ranges.
 
-    model_config = ConfigDict(extra="allow")
+    The request models are the one declaration of what the API honours: every field they
+    declare is acted on, and any other field (an OpenAI one the mesh does not implement,
+    or a typo) is refused with a 400 naming it, never silently dropped. README's API table
+    lists both.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, max_length=256)
     max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="OpenAI's newer name for max_tokens (the smaller one wins)"
+    )
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
@@ -77,6 +87,13 @@ class CompletionFields(BaseModel):
     @property
     def stop_sequences(self) -> list[str]:
         return list(self.stop or [])
+
+    @property
+    def token_limit(self) -> int | None:
+        """The most tokens to generate per choice: `max_completion_tokens` or `max_tokens`
+        (the smaller when both are given); None: the endpoint's default."""
+        limits = [v for v in (self.max_tokens, self.max_completion_tokens) if v is not None]
+        return min(limits) if limits else None
 
 
 class JsonObjectFormat(BaseModel):
@@ -197,6 +214,9 @@ class ChatMessage(BaseModel):
 
 class ChatCompletionRequest(CompletionFields):
     messages: list[ChatMessage] = Field(min_length=1)
+    consensus: dict[str, Any] | None = Field(
+        default=None, description="extension: consensus option overrides (docs/routing.md)"
+    )
     response_format: ResponseFormat | None = None
     tools: list[ChatTool] | None = Field(default=None, max_length=128)
     tool_choice: ToolChoice | None = Field(
@@ -453,14 +473,44 @@ class RouteResponse(BaseModel):
 
 
 class TokenizeRequest(BaseModel):
-    model: str = Field(min_length=1)
-    content: str
-    add_special: StrictBool = True
+    """llama-server's `{content, add_special}`; vLLM's `{prompt, add_special_tokens}` (what
+    lm-evaluation-harness' remote tokenizer sends) is read too. `model` may be left out
+    when the server serves one model."""
+
+    model: str | None = Field(default=None, min_length=1)
+    content: str = Field(validation_alias=AliasChoices("content", "prompt"))
+    add_special: StrictBool = Field(
+        default=True, validation_alias=AliasChoices("add_special", "add_special_tokens")
+    )
 
 
 class TokenizeResponse(BaseModel):
     model: str
     tokens: list[int]
+
+
+class DetokenizeRequest(BaseModel):
+    model: str | None = Field(default=None, min_length=1)
+    tokens: list[Annotated[int, Field(ge=0)]]
+
+
+class DetokenizeResponse(BaseModel):
+    """The text of the tokens: `content` (llama-server's name) and `prompt` (vLLM's)."""
+
+    model: str
+    content: str
+    prompt: str
+
+
+class TokenizerInfo(BaseModel):
+    """`GET /tokenizer_info` (vLLM's): what a client needs to tokenize as the model does."""
+
+    model: str
+    bos_token: str | None
+    eos_token: str | None
+    pad_token: str | None = None
+    chat_template: str | None
+    model_max_length: int
 
 
 class ErrorBody(BaseModel):

@@ -42,7 +42,17 @@ HELLO = [{"role": "user", "content": "hello"}]
             400,
             "stop",
         ),
-        (CHAT, {"model": "tiny", "messages": HELLO, "n": 2}, 400, "n"),
+        (CHAT, {"model": "tiny", "messages": HELLO, "n": 9}, 400, "n"),
+        # fields the mesh does not implement, and typos, are refused by name
+        (
+            CHAT,
+            {"model": "tiny", "messages": HELLO, "frequency_penalty": 0.5},
+            400,
+            "frequency_penalty",
+        ),
+        (CHAT, {"model": "tiny", "messages": HELLO, "max_token": 5}, 400, "max_token"),
+        (TEXT, {"model": "tiny", "prompt": "hi", "suffix": "!"}, 400, "suffix"),
+        (TEXT, {"model": "tiny", "prompt": "hi", "logit_bias": {"1": 5}}, 400, "logit_bias"),
         (CHAT, {"model": "nope", "messages": HELLO}, 404, "model"),
         (TEXT, {"model": "tiny"}, 400, "prompt"),
         (TEXT, {"model": "tiny", "prompt": ["a", "b"]}, 400, "prompt"),

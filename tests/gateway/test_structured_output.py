@@ -20,6 +20,7 @@ import pytest
 from demigod.processes import free_port
 from tests.conftest import Server
 from tests.gateway.test_failover import start, start_worker
+from tests.gateway.test_health_and_metrics import scrape
 
 SCHEMAS: dict[str, dict[str, object]] = {
     "person": {
@@ -357,3 +358,46 @@ def test_a_token_id_outside_the_vocabulary_is_a_400(client: openai.OpenAI) -> No
     with pytest.raises(openai.BadRequestError) as refused:
         client.completions.create(model="tiny", prompt=[[1, 10_000_000]], max_tokens=1)
     assert refused.value.body["param"] == "prompt"  # type: ignore[index]
+
+
+def test_a_tool_calling_conversation_resumes_from_the_state_cache(server: Server) -> None:
+    """The next turn (the call, its result) extends the prompt the first turn saved."""
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    common = {"model": "tiny", "tools": [WEATHER], "temperature": 0.8, "max_tokens": 120}
+    question = [{"role": "user", "content": "Weather in Oslo, then in Lima?"}]
+    first = client.chat.completions.create(
+        messages=question, tool_choice="required", seed=11, **common
+    )
+    call = first.choices[0].message
+    assert call.tool_calls
+    hits = cache_hits(server)
+    second = client.chat.completions.create(
+        messages=[
+            *question,
+            call.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.tool_calls[0].id, "content": '{"temp": 3}'},
+        ],
+        tool_choice="required",
+        seed=12,
+        **common,
+    )
+    assert second.choices[0].message.tool_calls
+    assert cache_hits(server) == hits + 1
+    assert second.usage is not None and first.usage is not None
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens
+
+
+def cache_hits(server: Server) -> float:
+    return scrape(server).get('demigod_state_cache_hits_total{model="tiny",tier="ram"}', 0.0)
+
+
+def test_max_completion_tokens_is_honoured(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model="tiny",
+        messages=ASK,
+        max_completion_tokens=5,
+        temperature=0,
+        extra_body={"ignore_eos": True},
+    )
+    assert reply.usage is not None and reply.usage.completion_tokens == 5
+    assert reply.choices[0].finish_reason == "length"

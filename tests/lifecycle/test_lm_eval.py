@@ -60,6 +60,24 @@ def requests_served(server: Server) -> float:
 
 
 @pytest.mark.slow
+def test_a_multiple_choice_task_scores_choices_by_their_logprobs(server: Server) -> None:
+    """A loglikelihood task: each choice of each question is one echo + logprobs request
+    on the server's own token ids."""
+    requests_before = requests_served(server)
+    results = run_lm_eval(server.url, "tiny", ["demigod_choice"])
+    by_metric = {result.metric: result.value for result in results}
+    assert set(by_metric) == {"demigod_choice/acc", "demigod_choice/acc_norm"}
+    assert all(0.0 <= value <= 1.0 for value in by_metric.values())
+    assert requests_served(server) - requests_before >= 12 * 4  # every choice was scored
+
+
+@pytest.mark.slow
+def test_a_server_that_tokenizes_as_another_model_is_refused(server: Server) -> None:
+    with pytest.raises(LmEvalError, match="tokenizes as 'tiny'"):
+        run_lm_eval(server.url, "other", ["demigod_choice"])
+
+
+@pytest.mark.slow
 def test_an_unknown_task_is_a_clear_error(server: Server) -> None:
     with pytest.raises(LmEvalError, match="no_such_task"):
         run_lm_eval(server.url, "tiny", ["no_such_task"])

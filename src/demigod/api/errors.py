@@ -55,6 +55,8 @@ def validation_error(exc: RequestValidationError) -> APIError:
         )
     param = _field_path(tuple(first.get("loc", ())))
     message = first.get("msg", "invalid value")
+    if first.get("type") == "extra_forbidden":  # not declared by the request model
+        message = "this field is not supported (README: API fields honoured or refused)"
     if param:
         message = f"{param}: {message}"
     return APIError(400, message, param=param or None, code="invalid_value")

@@ -20,11 +20,14 @@ from demigod.protocol import (
     ChatCompletionRequest,
     Completion,
     CompletionRequest,
+    DetokenizeRequest,
+    DetokenizeResponse,
     ErrorResponse,
     ModelList,
     RouteResponse,
     TokenizeRequest,
     TokenizeResponse,
+    TokenizerInfo,
 )
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -99,6 +102,29 @@ async def list_models(request: Request, serving: Serving) -> ModelList:
 async def tokenize(body: TokenizeRequest, request: Request, serving: Serving) -> TokenizeResponse:
     """Token ids of `content` as `model` sees them (llama-server's /tokenize)."""
     return await serving.tokenize.tokenize(request, body)
+
+
+@router.post(
+    "/detokenize",
+    response_model=DetokenizeResponse,
+    responses=ERROR_RESPONSES,
+    tags=["extensions"],
+)
+async def detokenize(
+    body: DetokenizeRequest, request: Request, serving: Serving
+) -> DetokenizeResponse:
+    """The text of `tokens` as `model` reads them (llama-server's and vLLM's /detokenize)."""
+    return await serving.tokenize.detokenize(request, body)
+
+
+@router.get(
+    "/tokenizer_info", response_model=TokenizerInfo, responses=ERROR_RESPONSES, tags=["extensions"]
+)
+async def tokenizer_info(
+    request: Request, serving: Serving, model: str | None = None
+) -> TokenizerInfo:
+    """The model's special tokens, chat template and context length (vLLM's)."""
+    return await serving.tokenize.info(request, model)
 
 
 @router.get("/healthz", tags=["health"])

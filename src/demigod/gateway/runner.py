@@ -131,7 +131,7 @@ def sampling_params(
     """The engine's sampling parameters for `body`; `stops` are added to the body's own
     (a chat template's end-of-turn strings); `plan` adds the grammar and logprobs."""
     return SamplingParams(
-        max_tokens=body.max_tokens or default_max_tokens(kind, prompt_tokens, n_ctx),
+        max_tokens=body.token_limit or default_max_tokens(kind, prompt_tokens, n_ctx),
         temperature=body.temperature,
         top_p=body.top_p,
         seed=body.seed,

@@ -221,7 +221,7 @@ async def start_services(
             completions=ServingCompletions(front, parts.runner),
             models=ServingModels(front, mesh.models, remote.models if remote else {}),
             route=ServingRoute(front),
-            tokenize=ServingTokenize(front),
+            tokenize=ServingTokenize(front, mesh.models),
             health=ServingHealth(mesh, remote, parts.prober, metrics),
             admin=ServingAdmin(
                 front, settings, mesh.models, versions, remote.models if remote else {}

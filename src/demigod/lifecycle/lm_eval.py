@@ -1,9 +1,11 @@
 """lm-evaluation-harness against the product's own OpenAI endpoint (`local-completions`).
 
-The shipped task (`lm_eval_tasks/demigod_smoke/`) runs offline: its data is a JSONL file
-in the package, read by the `datasets` JSON builder with the hub switched off. The
-endpoint returns no token logprobs, so only `generate_until` tasks apply (loglikelihood
-and multiple-choice tasks need them); see docs/validation.md.
+The shipped tasks (`lm_eval_tasks/`: `demigod_smoke`, generate_until; `demigod_choice`,
+multiple choice) run offline: their data is a JSONL file in the package, read by the
+`datasets` JSON builder with the hub switched off. Prompts are tokenized by the server
+itself (lm-eval's remote tokenizer: /tokenizer_info, /tokenize, /detokenize) and sent as
+token ids, so loglikelihood tasks score exactly the tokens the model reads, through echo +
+logprobs on /v1/completions; see docs/validation.md.
 """
 
 from __future__ import annotations
@@ -105,8 +107,9 @@ def _run(
     model_args: dict[str, Any] = {
         "base_url": f"{root}/v1/completions",
         "model": model,
-        "tokenizer_backend": "none",  # no tokenizer download; prompts go as text
-        "tokenized_requests": False,
+        # The server's own tokenizer (no download); prompts go as its token ids.
+        "tokenizer_backend": "remote",
+        "tokenized_requests": True,
         "num_concurrent": 1,
         "max_retries": 2,
         "timeout": timeout_seconds,
@@ -115,6 +118,8 @@ def _run(
         model_args["eos_string"] = eos_string
     if api_key:
         model_args["header"] = {"Authorization": f"Bearer {api_key}"}
+        model_args["auth_token"] = api_key  # the remote tokenizer's own requests
+    _check_tokenizer(root, model, api_key, timeout_seconds)
     task_manager = TaskManager(include_defaults=not all(shipped.values()))
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     try:
@@ -135,6 +140,25 @@ def _run(
     if not output or "results" not in output:
         raise LmEvalError(f"lm-eval returned no results for {', '.join(names)}")
     return _results(output["results"], _tool_versions())
+
+
+def _check_tokenizer(root: str, model: str, api_key: str | None, timeout: int) -> None:
+    """lm-eval's remote tokenizer names no model: the server's default tokenizer must be
+    `model`'s. Raises LmEvalError when it is not (or the server has none)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        reply = httpx.get(f"{root}/tokenizer_info", headers=headers, timeout=timeout)
+        reply.raise_for_status()
+        served = reply.json().get("model")
+    except (httpx.HTTPError, ValueError) as error:
+        raise LmEvalError(
+            f"{root}/tokenizer_info did not answer ({error}); lm-eval tokenizes through it, "
+            "which needs a server of one model (demigod worker, or serve with one model)"
+        ) from error
+    if served != model:
+        raise LmEvalError(f"{root} tokenizes as {served!r}, not {model!r}: evaluate that model")
 
 
 def _results(

@@ -1,24 +1,70 @@
-"""POST /tokenize (llama-server's): token ids of a text as a model sees them."""
+"""The tokenizer endpoints: POST /tokenize and /detokenize (llama-server's, and the body
+shapes vLLM uses), GET /tokenizer_info (vLLM's). Together they let a client tokenize as the
+model does, as lm-evaluation-harness' remote tokenizer does for loglikelihood tasks."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
 
 from fastapi import Request
 
+from demigod.api.errors import APIError
 from demigod.gateway.front_door import Ask, FrontDoor
-from demigod.protocol import TokenizeRequest, TokenizeResponse
+from demigod.mesh import ServedModel
+from demigod.protocol import (
+    DetokenizeRequest,
+    DetokenizeResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+    TokenizerInfo,
+)
 
 
 class ServingTokenize:
-    def __init__(self, front: FrontDoor) -> None:
+    def __init__(self, front: FrontDoor, embedded: Mapping[str, ServedModel]) -> None:
         self._front = front
+        self._embedded = embedded
 
     async def tokenize(self, request: Request, body: TokenizeRequest) -> TokenizeResponse:
         """Admit and route, then tokenize `body.content`. Raises APIError."""
-        routed = await self._front.admit(request, Ask.of("tokenize", request, await request.json()))
-        served = routed.embedded().model
+        served = await self._model(request, body.model, body.content)
         tokens = await asyncio.to_thread(
             served.engine.tokenize, body.content, add_special=body.add_special
         )
         return TokenizeResponse(model=served.name, tokens=tokens)
+
+    async def detokenize(self, request: Request, body: DetokenizeRequest) -> DetokenizeResponse:
+        """The text of `body.tokens`. Raises APIError (400 for an id outside the vocabulary)."""
+        served = await self._model(request, body.model, "")
+        n_vocab = served.engine.info.n_vocab
+        if bad := [token for token in body.tokens if token >= n_vocab]:
+            raise APIError(
+                400,
+                f"tokens: id {bad[0]} is outside the vocabulary (0..{n_vocab - 1})",
+                param="tokens",
+            )
+        text = await asyncio.to_thread(served.engine.detokenize, body.tokens)
+        return DetokenizeResponse(model=served.name, content=text, prompt=text)
+
+    async def info(self, request: Request, model: str | None) -> TokenizerInfo:
+        """The model's special tokens, chat template and context length. Raises APIError."""
+        served = await self._model(request, model, "")
+        info = served.engine.info
+        return TokenizerInfo(
+            model=served.name,
+            bos_token=info.bos_token or None,
+            eos_token=info.eos_token or None,
+            chat_template=info.chat_template,
+            model_max_length=info.n_ctx,
+        )
+
+    async def _model(self, request: Request, name: str | None, text: str) -> ServedModel:
+        """Admit and route to model `name`: by default the one model this process serves."""
+        if name is None:
+            if len(self._embedded) != 1:
+                raise APIError(400, "model: required when several models are served", param="model")
+            name = next(iter(self._embedded))
+        ask = replace(Ask.of("tokenize", request, {}), model=name, text=text)
+        return (await self._front.admit(request, ask)).embedded().model
