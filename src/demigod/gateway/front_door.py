@@ -80,8 +80,8 @@ class Ask:
             )
         elif endpoint == "text":
             text = text_of_prompt(body.get("prompt"))
-        else:
-            content = body.get("content")
+        else:  # /tokenize: llama-server's `content`, or vLLM's `prompt`
+            content = body.get("content", body.get("prompt"))
             text = content if isinstance(content, str) else ""
         return cls(
             endpoint,

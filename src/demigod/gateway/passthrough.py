@@ -1,8 +1,8 @@
 """The lean path to remote models: forward the OpenAI request body, relay the bytes back.
 
 `UpstreamProxy` is plain ASGI middleware in front of the FastAPI routes. For a POST to
-/v1/chat/completions, /v1/completions or /tokenize it reads the JSON body and passes the
-front door (gateway.front_door: admission and routing, the same step the routes take);
+/v1/chat/completions, /v1/completions, /tokenize or /detokenize it reads the JSON body and
+passes the front door (gateway.front_door: admission and routing, the same step the routes take);
 when the decision is a remote model it forwards the request to one of that model's
 replicas (gateway.balancer) and streams the answer back without validating or
 re-serialising it (the upstream validates). Anything else (an embedded model, a consensus,
@@ -49,6 +49,7 @@ PROXIED_PATHS: dict[str, Endpoint] = {
     "/v1/chat/completions": "chat",
     "/v1/completions": "text",
     "/tokenize": "tokenize",
+    "/detokenize": "tokenize",
 }
 _PROPAGATOR = TraceContextTextMapPropagator()
 
