@@ -290,7 +290,7 @@ class CompletionRequest(CompletionFields):
         if isinstance(prompt, str):
             return prompt
         if prompt and isinstance(prompt[0], int):
-            return [int(token) for token in prompt]  # type: ignore[arg-type]
+            return [int(token) for token in prompt]
         return prompt[0]  # type: ignore[return-value]
 
     def prompt_text(self) -> str:

@@ -49,12 +49,14 @@ def to_gbnf(grammar: OutputGrammar) -> str:
         check_enforceable(schema)
     else:
         schema = enforceable_part(schema)
-    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter = SchemaConverter(  # type: ignore[no-untyped-call]  # llama-cpp-python's
+        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+    )
     wrapped = bool(grammar.prefix or grammar.suffix)
     try:
         resolved = converter.resolve_refs(schema, "request")
-        json_rule = converter.visit(resolved, _JSON_RULE if wrapped else "")
-        rules = converter.format_grammar()
+        json_rule = converter.visit(resolved, _JSON_RULE if wrapped else "")  # type: ignore[no-untyped-call]
+        rules = str(converter.format_grammar())  # type: ignore[no-untyped-call]
     except Exception as exc:  # the converter raises bare Exceptions and asserts
         raise InvalidGrammarError(f"the JSON schema cannot be enforced: {exc}") from exc
     rules = rules.replace(_LOOSE_CHAR, _JSON_CHAR)

@@ -463,7 +463,9 @@ class BatchDecoder:
         apart (`grammar_sampler`), and with it no EOS ban: the grammar ends the output."""
         if params.temperature == 0.0:
             return None
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        chain: llama_cpp.llama_sampler_p = llama_cpp.llama_sampler_chain_init(
+            llama_cpp.llama_sampler_chain_default_params()
+        )
         if params.ignore_eos and self._eog_tokens and params.grammar is None:
             biases = (llama_cpp.llama_logit_bias * len(self._eog_tokens))()
             for entry, token in zip(biases, self._eog_tokens, strict=True):
@@ -491,7 +493,9 @@ class BatchDecoder:
         if grammar.lazy:
             grammar = replace(grammar, prefix="", lazy=False)
         text = to_gbnf(grammar).encode()
-        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text, b"root")
+        sampler: llama_cpp.llama_sampler_p = llama_cpp.llama_sampler_init_grammar(
+            self._vocab, text, b"root"
+        )
         if not sampler:
             raise InvalidGrammarError("llama.cpp could not parse the grammar of this schema")
         return sampler
