@@ -19,6 +19,7 @@ from transformers.utils.chat_template_utils import render_jinja_template
 from demigod.engines.chat_template import ChatTemplate, ChatTemplateError, template_messages
 from demigod.engines.tool_calls import HERMES, JAMBA, MISTRAL, parse_calls, syntax_of
 from demigod.protocol import ChatMessage, ChatTool
+from tests.engines.test_tool_calls import WEATHER_PARAMETERS
 
 TEMPLATES = {
     path.stem: path.read_text(encoding="utf-8")
@@ -31,11 +32,7 @@ WEATHER = ChatTool.model_validate(
         "function": {
             "name": "get_weather",
             "description": "Current weather of a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "unit": {"enum": ["C", "F"]}},
-                "required": ["city"],
-            },
+            "parameters": WEATHER_PARAMETERS,
         },
     }
 )

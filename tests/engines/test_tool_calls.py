@@ -27,20 +27,15 @@ def tool(name: str, parameters: dict[str, object], strict: bool = False) -> Chat
     return ChatTool.model_validate({"type": "function", "function": function})
 
 
+# The weather tool of every tool test (engine, templates, servers).
+WEATHER_PARAMETERS: dict[str, object] = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 10}, "unit": {"enum": ["C", "F"]}},
+    "required": ["city", "unit"],
+    "additionalProperties": False,
+}
 TOOLS = [
-    tool(
-        "get_weather",
-        {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "maxLength": 10},
-                "unit": {"enum": ["C", "F"]},
-            },
-            "required": ["city", "unit"],
-            "additionalProperties": False,
-        },
-        strict=True,
-    ),
+    tool("get_weather", WEATHER_PARAMETERS, strict=True),
     tool(
         "add",
         {

@@ -19,6 +19,7 @@ import pytest
 
 from demigod.processes import free_port
 from tests.conftest import Server
+from tests.engines.test_tool_calls import WEATHER_PARAMETERS
 from tests.gateway.test_failover import start, start_worker
 from tests.gateway.test_health_and_metrics import scrape
 
@@ -59,15 +60,7 @@ WEATHER = {
     "function": {
         "name": "get_weather",
         "description": "Current weather of a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "maxLength": 10},
-                "unit": {"enum": ["C", "F"]},
-            },
-            "required": ["city", "unit"],
-            "additionalProperties": False,
-        },
+        "parameters": WEATHER_PARAMETERS,
         "strict": True,
     },
 }
@@ -279,39 +272,16 @@ def test_echo_scores_a_prompt_of_token_ids(client: openai.OpenAI, server: Server
 
 
 def test_n_choices_are_sampled_as_separate_sequences(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(
-        model="tiny",
-        messages=ASK,
-        n=3,
-        temperature=1.0,
-        seed=7,
-        max_tokens=8,
-        extra_body={"ignore_eos": True},
-    )
+    sampled = {"model": "tiny", "messages": ASK, "temperature": 1.0, "seed": 7, "max_tokens": 8}
+    sampled["extra_body"] = {"ignore_eos": True}
+    reply = client.chat.completions.create(n=3, **sampled)  # type: ignore[call-overload]
     assert [choice.index for choice in reply.choices] == [0, 1, 2]
     texts = [choice.message.content for choice in reply.choices]
     assert len(set(texts)) == 3
     assert reply.usage is not None and reply.usage.completion_tokens == 24
-    again = client.chat.completions.create(
-        model="tiny",
-        messages=ASK,
-        n=3,
-        temperature=1.0,
-        seed=7,
-        max_tokens=8,
-        extra_body={"ignore_eos": True},
-    )
+    again = client.chat.completions.create(n=3, **sampled)  # type: ignore[call-overload]
     assert [choice.message.content for choice in again.choices] == texts
-    stream = client.chat.completions.create(
-        model="tiny",
-        messages=ASK,
-        n=2,
-        temperature=1.0,
-        seed=7,
-        max_tokens=8,
-        stream=True,
-        extra_body={"ignore_eos": True},
-    )
+    stream = client.chat.completions.create(n=2, stream=True, **sampled)  # type: ignore[call-overload]
     streamed = ["", ""]
     for chunk in stream:
         for choice in chunk.choices:
