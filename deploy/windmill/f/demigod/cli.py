@@ -6,6 +6,7 @@ environment (DEMIGOD_DATABASE_URL, DEMIGOD_OPS__API_KEY, ...)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from typing import Any
@@ -15,13 +16,19 @@ class DemigodCommandError(RuntimeError):
     """A `demigod` command failed; the message holds its exit status and stderr."""
 
 
-def run_demigod(*args: str, config: str = "", ok_codes: tuple[int, ...] = (0,)) -> str:
-    """Run `demigod ARGS [--config CONFIG]`; its stdout. Raises DemigodCommandError when
-    the exit status is not in `ok_codes`."""
+def run_demigod(
+    *args: str,
+    config: str = "",
+    ok_codes: tuple[int, ...] = (0,),
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run `demigod ARGS [--config CONFIG]` (with `env` added to the environment); its
+    stdout. Raises DemigodCommandError when the exit status is not in `ok_codes`."""
     command = [shutil.which("demigod") or "demigod", *args]
     if config:
         command += ["--config", config]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    environment = {**os.environ, **(env or {})}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if done.returncode not in ok_codes:
         raise DemigodCommandError(
             f"`demigod {' '.join(args)}` exited {done.returncode}: {done.stderr.strip()[-2000:]}"
