@@ -38,9 +38,10 @@ IMAGES ?= gateway worker-cpu
 images:  ## build the OCI images with buildah: gateway, worker-cpu (README "Run as containers")
 	containers/build-images $(IMAGES)
 
-lint: setup  ## ruff check + ruff format --check
+lint: setup  ## ruff check + ruff format --check + the import graph's layers
 	$(BIN)/ruff check src tests bench deploy/windmill
 	$(BIN)/ruff format --check src tests bench deploy/windmill
+	$(BIN)/lint-imports --no-cache pyproject.toml
 
 format: setup  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench

@@ -7,16 +7,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
 from demigod import __version__
 from demigod.canary.cli import canary_app
+from demigod.cli_support import (
+    ConfigOption,
+    ModelOption,
+    console,
+    fail,
+    parse_model_option,
+    settings_or_exit,
+)
 from demigod.compliance.cli import compliance_app
-from demigod.config import ModelConfig, Settings, load_settings
+from demigod.config import ModelConfig
 from demigod.config_cli import config_app
 from demigod.deploy.cli import deploy_app
-from demigod.gateway.cli import gateway, worker
+from demigod.gateway.cli import gateway, serve, worker
 from demigod.lifecycle.cli import models_app
 from demigod.observability.cli import report_app, top
 from demigod.ops.cli import ops_app
@@ -47,121 +53,14 @@ app.add_typer(compliance_app, name="compliance")
 app.add_typer(ops_app, name="ops")
 app.add_typer(config_app, name="config")
 app.command("top")(top)
+app.command("serve")(serve)
 app.command("worker")(worker)
 app.command("gateway")(gateway)
 route_app = typer.Typer(help="Inspect routing decisions offline.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
 
-console = Console(stderr=True)
 
-ModelOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help=(
-            "serve a GGUF file directly, as NAME=FILE.gguf[:category,...] (repeatable; a "
-            "Hugging Face folder instead of a file is served by transformers); "
-            "replaces the configured and demo models"
-        ),
-    ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
-    ),
-]
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def parse_model_option(value: str) -> ModelConfig:
-    """`NAME=FILE.gguf` or `NAME=FILE.gguf:category[,category]`. Raises typer.BadParameter."""
-    name, sep, rest = value.partition("=")
-    if not sep or not name or not rest:
-        raise typer.BadParameter(f"expected NAME=FILE.gguf, got {value!r}")
-    path, _, categories = rest.partition(":")
-    try:
-        return ModelConfig(
-            name=name,
-            path=Path(path),
-            categories=[c for c in categories.split(",") if c] or ["chat"],
-            backend="transformers" if Path(path).is_dir() else "llama.cpp",
-        )
-    except ValidationError as exc:
-        raise typer.BadParameter(f"{value!r}: {exc.errors()[0]['msg']}") from exc
-
-
-@app.command()
-def serve(
-    host: Annotated[
-        str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
-    ] = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on [default: 8080]")] = None,
-    model: ModelOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Serve the mesh: OpenAI-compatible API, health probes and Prometheus metrics.
-
-    Models come from --model, else from the config file's `models:`, else the demo
-    models are built (first run, a few minutes) and served.
-    """
-    import uvicorn
-
-    from demigod.gateway.app import create_app
-    from demigod.observability.logging import configure_logging
-
-    settings = _settings(config, host=host, port=port)
-    configure_logging(settings.log_level, settings.log_json)
-    served = [parse_model_option(value) for value in model or []]
-    aliases: dict[str, dict[str, str]] = {}
-    if not served:
-        served, aliases = _registry_model_configs(settings)
-    for entry in served:
-        if not (entry.path.is_dir() if entry.backend == "transformers" else entry.path.is_file()):
-            console.print(f"[red]model {entry.name!r}: file not found:[/red] {entry.path}")
-            raise typer.Exit(2)
-    uvicorn.run(
-        create_app(settings, served, aliases=aliases),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
-
-
-def _registry_model_configs(
-    settings: Settings,
-) -> tuple[list[ModelConfig], dict[str, dict[str, str]]]:
-    """The config's models plus the `stable` version of each registered model; with
-    neither, the demo models, built and put through the registry first."""
-    from demigod.lifecycle.artefacts import ArtefactError
-    from demigod.lifecycle.cli import demo_stable_versions, open_registry
-    from demigod.lifecycle.serving import stable_models
-    from demigod.registry import RegistryError
-
-    try:
-        with open_registry(settings) as registry:
-            found = stable_models(registry, exclude={m.name for m in settings.models})
-        if not settings.models and not found.models:
-            demo_stable_versions(settings, progress=lambda step: console.print(step))
-            with open_registry(settings) as registry:
-                found = stable_models(registry)
-    except (RegistryError, ArtefactError) as exc:
-        console.print(f"[red]registry:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    return [*settings.models, *found.models], found.aliases
-
-
-def _demo_model_configs(settings: Settings) -> list[ModelConfig]:
+def _demo_model_configs() -> list[ModelConfig]:
     """The demo models' names and categories, without building them."""
     from demigod.lifecycle.demo import DEMO_RECIPES
 
@@ -192,10 +91,10 @@ def route_classify(
     from demigod.routing.policy import RoutingPolicy
     from demigod.routing.versions import split_versions
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     configs = [parse_model_option(value) for value in model or []] or settings.models
     if not configs:
-        configs = _demo_model_configs(settings)
+        configs = _demo_model_configs()
     classifier = RequestClassifier.from_config(settings.routing)
     try:
         policy = RoutingPolicy(
@@ -206,8 +105,7 @@ def route_classify(
             chars_per_token=settings.routing.chars_per_token,
         )
     except ValueError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(f"configuration error: {exc}")
     for row, prompt in prompt_rows(jsonl, console):
         decision = policy.resolve("auto", prompt, tenant)
         row.update(

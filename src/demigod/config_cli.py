@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from demigod.cli_support import console
 from demigod.config import load_settings, resolve_config_file, settings_json_schema
 
 config_app = typer.Typer(
     help="Check a config file (mesh.yaml) and print the effective settings; its JSON Schema.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 
 ENV_PREFIX = "DEMIGOD_"
 

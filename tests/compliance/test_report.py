@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from demigod.cli import app
 from demigod.config import Settings
-from demigod.lifecycle.evaluation import EvaluationResult
+from demigod.evaluation.result import EvaluationResult
 from demigod.registry import Registry, default_database_url
 from demigod.security.audit.events import record_admin_event
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from demigod.config import ModelConfig, RoutingRule
+from demigod.errors import UnknownModelError
 from demigod.routing.classifier import RequestClassifier
 from demigod.routing.policy import (
     RoutingPolicy,
     RuleTargetError,
-    UnknownModelError,
     estimate_tokens,
 )
 

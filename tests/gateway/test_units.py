@@ -10,13 +10,14 @@ import pytest
 import typer
 from pydantic import ValidationError
 
-from demigod.api.errors import _field_path
-from demigod.cli import parse_model_option
+from demigod.api.errors import field_path
+from demigod.cli_support import parse_model_option
 from demigod.config import Settings, load_settings
 from demigod.engines.chat_template import ChatTemplate, ChatTemplateError
+from demigod.errors import UnknownModelError
 from demigod.protocol import ChatMessage
 from demigod.routing.classifier import RequestClassifier
-from demigod.routing.policy import RoutingPolicy, UnknownModelError
+from demigod.routing.policy import RoutingPolicy
 
 
 def messages(*pairs: tuple[str, str]) -> list[ChatMessage]:
@@ -101,9 +102,9 @@ def test_unknown_model_names_the_alternatives() -> None:
 
 
 def test_field_paths_read_like_json() -> None:
-    assert _field_path(("body", "messages", 0, "role")) == "messages[0].role"
-    assert _field_path(("body", "max_tokens")) == "max_tokens"
-    assert _field_path(("body",)) == ""
+    assert field_path(("body", "messages", 0, "role")) == "messages[0].role"
+    assert field_path(("body", "max_tokens")) == "max_tokens"
+    assert field_path(("body",)) == ""
 
 
 def test_model_option_parsing() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from demigod.errors import UnknownVersionError
 from demigod.routing.versions import (
-    UnknownVersionError,
     VersionRouter,
     choose_alias,
     session_fraction,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from demigod.lifecycle.hemlock import (
+from demigod.evaluation.hemlock import (
     Case,
     HemlockError,
     HemlockSuite,

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import create_engine
 
-from demigod.lifecycle.evaluation import EvaluationResult
+from demigod.evaluation.result import EvaluationResult
 from demigod.registry import (
     STABLE,
     AliasConflictError,

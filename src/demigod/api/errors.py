@@ -39,7 +39,7 @@ class APIError(Exception):
         return JSONResponse(self.body.model_dump(), status_code=self.status, headers=self.headers)
 
 
-def _field_path(location: tuple[int | str, ...]) -> str:
+def field_path(location: tuple[int | str, ...]) -> str:
     """('body', 'messages', 0, 'role') -> 'messages[0].role'."""
     path = ""
     for part in location[1:] if location and location[0] == "body" else location:
@@ -53,7 +53,7 @@ def validation_error(exc: RequestValidationError) -> APIError:
         return APIError(
             400, f"request body is not valid JSON: {first.get('msg')}", code="invalid_json"
         )
-    param = _field_path(tuple(first.get("loc", ())))
+    param = field_path(tuple(first.get("loc", ())))
     message = first.get("msg", "invalid value")
     if first.get("type") == "extra_forbidden":  # not declared by the request model
         message = "this field is not supported (README: API fields honoured or refused)"

@@ -9,15 +9,16 @@ from typing import Annotated
 
 import httpx
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from demigod.canary.controller import CanaryController, CanaryError, WindowReport, end_rollout
 from demigod.canary.decision import WindowStats
 from demigod.canary.store import CanaryStore, open_store
-from demigod.config import Settings, load_settings
-from demigod.lifecycle.hemlock import Case
+from demigod.cli_support import ConfigOption, JsonOption, console, fail, settings_or_exit
+from demigod.config import Settings
+from demigod.errors import UnknownModelError
+from demigod.evaluation.hemlock import Case
 from demigod.routing.versions import split_versions
 
 canary_app = typer.Typer(
@@ -28,25 +29,9 @@ canary_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 
 ModelArgument = Annotated[str, typer.Argument(help="the model name with two versions")]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 EXIT_ROLLED_BACK = 1
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 def _store(settings: Settings) -> CanaryStore:
@@ -54,11 +39,6 @@ def _store(settings: Settings) -> CanaryStore:
 
     # Every canary decision is also an audit record (docs/audit.md).
     return AuditedCanaryStore(open_store(settings), settings)
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]{message}[/red]")
-    return typer.Exit(2)
 
 
 def _percent(value: float | None) -> str:
@@ -93,25 +73,25 @@ def _versions(settings: Settings, model: str) -> tuple[str, str]:
     try:
         with Registry.open(settings.database_url, settings.data_dir) as registry:
             aliases = registry.aliases(model)
-    except RegistryError:
+    except (RegistryError, UnknownModelError):
         aliases = {}
     labels = {alias: info.version for alias, info in aliases.items()}
     if {STABLE, CANDIDATE} <= labels.keys() and labels[STABLE] != labels[CANDIDATE]:
         return labels[STABLE], labels[CANDIDATE]
     with_candidates = ", ".join(c.name for c in candidates) or "none in the config"
-    raise _fail(
+    fail(
         f"model {model!r} has no candidate version (a second `models` entry, or the "
         f"registry's `candidate` alias); with one: {with_candidates}"
     )
 
 
 def _probe_cases(settings: Settings) -> list[Case]:
-    from demigod.lifecycle.hemlock import HemlockError, load_suite
+    from demigod.evaluation.hemlock import HemlockError, load_suite
 
     try:
         return load_suite(settings.lifecycle.hemlock_suite).probe_cases()
     except HemlockError as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc))
 
 
 @canary_app.command("start")
@@ -131,7 +111,7 @@ def start(
     steps through `canary.steps`, holds, or goes back to 0 %. Exit status: 0 promoted,
     1 rolled back or aborted, 2 bad usage.
     """
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     stable_version, candidate_version = _versions(settings, model)
     controller = CanaryController(
         _store(settings),
@@ -157,9 +137,9 @@ def start(
         with console.status(f"analysing {model}…", spinner="dots"):
             final = controller.run(report)
     except CanaryError as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc))
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot read the gateway's metrics: {exc}") from exc
+        fail(f"cannot read the gateway's metrics: {exc}")
     if as_json:
         typer.echo(json.dumps({"event": "end", **asdict(final)}))
     else:
@@ -177,10 +157,10 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Each rollout's versions, candidate weight, status and recent events."""
-    store = _store(_settings(config))
+    store = _store(settings_or_exit(config))
     states = {n: s for n, s in store.states().items() if model is None or n == model}
     if model is not None and not states:
-        raise _fail(f"no canary of {model!r} in the store")
+        fail(f"no canary of {model!r} in the store")
     recent = {name: store.events(name)[-events:] if events else [] for name in states}
     if as_json:
         rows = [
@@ -207,9 +187,9 @@ def status(
 
 def _end(model: str, action: str, config: Path | None, as_json: bool) -> None:
     try:
-        state = end_rollout(_store(_settings(config)), model, action)
+        state = end_rollout(_store(settings_or_exit(config)), model, action)
     except CanaryError as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(asdict(state)))
     else:

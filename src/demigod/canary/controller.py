@@ -24,7 +24,7 @@ import httpx
 from demigod.canary.decision import Decision, Margins, WindowStats, decide
 from demigod.canary.store import CanaryEvent, CanaryState, CanaryStore, Status
 from demigod.config import CanaryConfig
-from demigod.lifecycle.hemlock import Case, HemlockSuite, run_suite
+from demigod.evaluation.hemlock import Case, HemlockSuite, run_suite
 from demigod.observability.probes import DEEP_PROBE_PROMPT, DEEP_PROBE_TOKENS
 from demigod.observability.scrape import Snapshot, histogram_quantile, scrape
 from demigod.routing.versions import PIN_SEPARATOR

@@ -7,17 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from demigod.config import load_settings
+from demigod.cli_support import console, settings_or_exit
 
 compliance_app = typer.Typer(
     help="EU AI Act documentation: what the system knows about its models, evaluations, "
     "lifecycle and record-keeping.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 
 
 @compliance_app.command("report")
@@ -41,11 +38,7 @@ def report(
     are not set up are named as gaps (e.g. "registry not configured")."""
     from demigod.compliance.report import build_report, to_markdown
 
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     built = build_report(settings, verify=verify)
     text = json.dumps(built.to_json(), indent=2) + "\n" if as_json else to_markdown(built)
     if out is None:

@@ -7,20 +7,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
     from demigod.deploy.placement import Placement
 
-from demigod.config import Settings, load_settings
+from demigod.cli_support import console, settings_or_exit
+from demigod.config import Settings
 
 deploy_app = typer.Typer(help="Render deployment artefacts from mesh.yaml.", no_args_is_help=True)
 render_app = typer.Typer(help="Write configuration files for a deployment.", no_args_is_help=True)
 deploy_app.add_typer(render_app, name="render")
 
-console = Console(stderr=True)
 # A gateway listening on every interface is scraped through loopback.
 _ANY_ADDRESS = {"0.0.0.0", "::", ""}
 
@@ -46,11 +45,7 @@ def render_observability_command(
     dashboards for this mesh, written under --out."""
     from demigod.deploy.observability import Targets, render_observability
 
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     host = "127.0.0.1" if settings.host in _ANY_ADDRESS else settings.host
     targets = Targets(
         gateway=gateway or f"{host}:{settings.port}",
@@ -93,11 +88,7 @@ def render_caddy_command(
     headers, streaming reverse proxy (no per-IP rate limit: Debian's Caddy lacks the module)."""
     from demigod.deploy.caddy import CaddySite, render_caddy
 
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     if email and not domain:
         console.print("[red]--email needs --domain[/red] (local certificates need no account)")
         raise typer.Exit(2)
@@ -168,11 +159,7 @@ def render_podman_command(
     from demigod.lifecycle.state_size import StateSizeError
     from demigod.registry import RegistryError
 
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     counts = _replica_counts(replicas or [])
     try:
         served = served_models(settings)
@@ -220,11 +207,7 @@ def _placed(config: Path | None) -> tuple[Settings, list[Placement]]:
     from demigod.deploy.placement import PlacementError
     from demigod.lifecycle.state_size import StateSizeError
 
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     if not settings.models:
         console.print("[red]no models in the configuration[/red] (the `models` list is empty)")
         raise typer.Exit(2)

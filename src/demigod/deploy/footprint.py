@@ -19,10 +19,10 @@ def measure_footprint(gguf: Path, n_ctx: int) -> ModelFootprint:
     Raises demigod.lifecycle.state_size.StateSizeError when llama.cpp cannot load it."""
     import llama_cpp
 
-    from demigod.engines.llama_cpp import _init_backend
+    from demigod.engines.llama_cpp import init_backend
     from demigod.lifecycle.state_size import StateSizeError, sequence_state_bytes
 
-    _init_backend(verbose=False)
+    init_backend(verbose=False)
     model = llama_cpp.llama_model_load_from_file(
         str(gguf).encode(), llama_cpp.llama_model_default_params()
     )

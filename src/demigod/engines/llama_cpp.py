@@ -47,7 +47,7 @@ _backend_lock = threading.Lock()
 _backend_ready = False
 
 
-def _init_backend(verbose: bool) -> None:
+def init_backend(verbose: bool) -> None:
     """llama.cpp's global init, once per process; its own logging follows ours."""
     global _backend_ready
     with _backend_lock:
@@ -70,7 +70,7 @@ class LlamaCppEngine(ScheduledEngine):
     def __init__(self, name: str, path: Path, config: EngineConfig, *, verbose: bool = False):
         if not path.is_file():
             raise FileNotFoundError(f"model {name!r}: GGUF file not found: {path}")
-        _init_backend(verbose)
+        init_backend(verbose)
         self.name = name
         self.path = path
         self._config = config

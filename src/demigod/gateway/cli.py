@@ -1,50 +1,83 @@
-"""`demigod worker` (one model, one process) and `demigod gateway` (routes to replicas)."""
+"""The commands that run the HTTP app: `demigod serve` (the mesh in one process), `demigod
+worker` (one model, one process) and `demigod gateway` (routes to remote replicas)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from fastapi import FastAPI
 
-from demigod.config import ModelConfig, Settings, UpstreamConfig
+from demigod.cli_support import (
+    ConfigOption,
+    HostOption,
+    ModelOption,
+    PortOption,
+    console,
+    fail,
+    parse_model_option,
+    run_server,
+    settings_or_exit,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from demigod.config import ModelConfig, Settings, UpstreamConfig
+    from demigod.lifecycle.serving import RegistryServing
 
 # How `gateway --workers N` hands the resolved settings to uvicorn's worker processes.
 SETTINGS_HANDOFF_ENV = "_DEMIGOD_GATEWAY_SETTINGS_JSON"
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
-    ),
-]
-HostOption = Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")]
+
+def server_settings(config: Path | None, **overrides: object) -> Settings:
+    """The settings of a serving command, with its logging configured (JSON lines)."""
+    from demigod.observability.logging import configure_logging
+
+    settings = settings_or_exit(config, **overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
 
 
-def _fail(message: str) -> typer.Exit:
-    from demigod.cli import console
+def registered_models(settings: Settings) -> RegistryServing:
+    """What `serve` and `worker` serve when not told: the configured models, the registry's
+    stable (and candidate) versions, else the demo models, built first. A registry or
+    artefact failure exits 2 with its reason."""
+    from demigod.errors import UnknownModelError, UnknownVersionError
+    from demigod.lifecycle.artefacts import ArtefactError
+    from demigod.lifecycle.serving import models_to_serve
+    from demigod.registry import RegistryError
 
-    console.print(f"[red]{message}[/red]")
-    return typer.Exit(2)
+    try:
+        return models_to_serve(settings, progress=console.print, console=console)
+    except (RegistryError, UnknownModelError, UnknownVersionError, ArtefactError) as exc:
+        fail(f"registry: {exc}")
 
 
-def _worker_model(settings: Settings, model: str) -> tuple[ModelConfig, dict[str, str]]:
-    """The model to serve and its registry aliases (alias -> version label)."""
-    from demigod.cli import _registry_model_configs, parse_model_option
+def serve(
+    host: HostOption = None,
+    port: PortOption = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the mesh: OpenAI-compatible API, health probes and Prometheus metrics.
 
-    if "=" in model:
-        return parse_model_option(model), {}
-    for entry in settings.models:  # configured: no registry to open (a worker container's case)
-        if entry.name == model:
-            return entry, {}
-    served, aliases = _registry_model_configs(settings)
+    Models come from --model, else from the config file's `models:`, else the demo
+    models are built (first run, a few minutes) and served.
+    """
+    from demigod.gateway.app import create_app
+
+    settings = server_settings(config, host=host, port=port)
+    served = [parse_model_option(value) for value in model or []]
+    aliases: dict[str, dict[str, str]] = {}
+    if not served:
+        found = registered_models(settings)
+        served, aliases = found.models, found.aliases
     for entry in served:
-        if entry.name == model:
-            return entry, aliases.get(model, {})
-    known = ", ".join(entry.name for entry in served) or "none"
-    raise _fail(f"unknown model {model!r}; configured or registered: {known} (or NAME=FILE.gguf)")
+        if not (entry.path.is_dir() if entry.backend == "transformers" else entry.path.is_file()):
+            fail(f"model {entry.name!r}: file not found: {entry.path}")
+    run_server(create_app(settings, served, aliases=aliases), settings)
 
 
 def worker(
@@ -66,30 +99,37 @@ def worker(
     The same app as `demigod serve` (OpenAI API, /readyz, /metrics), with one model and
     no upstreams of its own.
     """
-    import uvicorn
-
-    from demigod.cli import _settings
     from demigod.gateway.app import create_app
-    from demigod.observability.logging import configure_logging
 
-    settings = _settings(config, host=host, port=port)
-    configure_logging(settings.log_level, settings.log_json)
+    settings = server_settings(config, host=host, port=port)
     served, aliases = _worker_model(settings, model)
     if not served.path.is_file():
-        raise _fail(f"model {served.name!r}: file not found: {served.path}")
-    uvicorn.run(
-        create_app(settings, [served], aliases={served.name: aliases}, upstreams=[]),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
+        fail(f"model {served.name!r}: file not found: {served.path}")
+    run_server(
+        create_app(settings, [served], aliases={served.name: aliases}, upstreams=[]), settings
     )
+
+
+def _worker_model(settings: Settings, model: str) -> tuple[ModelConfig, dict[str, str]]:
+    """The model to serve and its registry aliases (alias -> version label)."""
+    if "=" in model:
+        return parse_model_option(model), {}
+    for entry in settings.models:  # configured: no registry to open (a worker container's case)
+        if entry.name == model:
+            return entry, {}
+    found = registered_models(settings)
+    for entry in found.models:
+        if entry.name == model:
+            return entry, found.aliases.get(model, {})
+    known = ", ".join(entry.name for entry in found.models) or "none"
+    fail(f"unknown model {model!r}; configured or registered: {known} (or NAME=FILE.gguf)")
 
 
 def parse_upstream_options(values: list[str]) -> list[UpstreamConfig]:
     """`NAME=URL` options; a NAME given again adds a replica. Raises typer.BadParameter."""
     from pydantic import ValidationError
+
+    from demigod.config import UpstreamConfig
 
     urls: dict[str, list[str]] = {}
     for value in values:
@@ -118,38 +158,22 @@ def gateway(
         int, typer.Option(min=1, help="gateway processes (uvicorn workers) sharing the port")
     ] = 1,
     host: HostOption = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on [default: 8080]")] = None,
+    port: PortOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Route OpenAI requests to remote replicas: balancing, health checks, breakers,
     retries and fallback (docs/gateway.md). Loads no model itself."""
-    import uvicorn
-
-    from demigod.cli import _settings
-    from demigod.observability.logging import configure_logging
-
-    settings = _settings(config, host=host, port=port)
-    configure_logging(settings.log_level, settings.log_json)
+    settings = server_settings(config, host=host, port=port)
     upstreams = parse_upstream_options(upstream) if upstream else settings.upstreams
     if not upstreams:
-        raise _fail("no upstreams: pass --upstream NAME=URL or list `upstreams:` in the config")
+        fail("no upstreams: pass --upstream NAME=URL or list `upstreams:` in the config")
     settings = settings.model_copy(update={"upstreams": upstreams, "models": []})
-    options: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": None,
-        "access_log": False,
-        "timeout_graceful_shutdown": 10,
-    }
     if workers == 1:
-        uvicorn.run(gateway_app(settings), **options)  # type: ignore[arg-type]
+        run_server(gateway_app(settings), settings)
         return
     os.environ[SETTINGS_HANDOFF_ENV] = settings.model_dump_json()
-    uvicorn.run(
-        "demigod.gateway.cli:gateway_app_from_handoff",
-        factory=True,
-        workers=workers,
-        **options,  # type: ignore[arg-type]
+    run_server(
+        "demigod.gateway.cli:gateway_app_from_handoff", settings, factory=True, workers=workers
     )
 
 
@@ -161,6 +185,7 @@ def gateway_app(settings: Settings) -> FastAPI:
 
 def gateway_app_from_handoff() -> FastAPI:
     """The app of one `--workers` process, from the settings its parent resolved."""
+    from demigod.config import Settings
     from demigod.observability.logging import configure_logging
     from demigod.security.audit.store import default_node
 

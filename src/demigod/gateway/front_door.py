@@ -20,12 +20,13 @@ from fastapi import Request
 from demigod.api.admission import Admission, AdmissionPipeline, Endpoint
 from demigod.api.errors import APIError
 from demigod.config import ConsensusGroup
+from demigod.errors import UnknownModelError, UnknownVersionError
 from demigod.gateway.consensus import ConsensusTarget, resolve_target
 from demigod.gateway.upstreams import RemoteModel
 from demigod.mesh import ServedModel
 from demigod.protocol import content_text, text_of_prompt
-from demigod.routing.policy import RouteDecision, RoutingPolicy, RuleTargetError, UnknownModelError
-from demigod.routing.versions import UnknownVersionError, VersionRouter, split_pinned
+from demigod.routing.policy import RouteDecision, RoutingPolicy, RuleTargetError
+from demigod.routing.versions import VersionRouter, split_pinned
 from demigod.security.authenticate import require_model
 
 ROUTE_HEADER = "x-demigod-route"

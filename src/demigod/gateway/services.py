@@ -22,6 +22,7 @@ from demigod.api.errors import APIError
 from demigod.canary.store import open_store
 from demigod.canary.sync import follow_store
 from demigod.config import ModelConfig, Settings, UpstreamConfig
+from demigod.evaluation.hemlock import load_suite
 from demigod.gateway.front_door import FrontDoor, Target
 from demigod.gateway.runner import CompletionRunner
 from demigod.gateway.serving.admin import ServingAdmin
@@ -33,7 +34,6 @@ from demigod.gateway.serving.models import ServingModels
 from demigod.gateway.serving.route import ServingRoute
 from demigod.gateway.serving.tokenize import ServingTokenize
 from demigod.gateway.upstreams import Upstreams
-from demigod.lifecycle.hemlock import load_suite
 from demigod.mesh import Mesh
 from demigod.observability.energy import EnergyMeter, host_energy_sources
 from demigod.observability.gpu import GpuCollector

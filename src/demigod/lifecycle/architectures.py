@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from demigod.lifecycle.errors import LifecycleError
+
 Backend = Literal["llama.cpp", "transformers"]
 
 
@@ -54,7 +56,7 @@ class Architecture:
     hybrid: bool = False
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(LifecycleError, ValueError):
     """The checkpoint's architecture is one neither engine runs."""
 
 

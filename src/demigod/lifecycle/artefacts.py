@@ -14,12 +14,14 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from demigod.lifecycle.errors import LifecycleError
+
 STORE_DIR = "store"
 PARTIAL_MARK = ".partial"
 _BLOCK = 1 << 20
 
 
-class ArtefactError(RuntimeError):
+class ArtefactError(LifecycleError):
     """An artefact is missing or its content does not match the recorded sha256."""
 
 

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from demigod.config import Settings, load_settings
-from demigod.registry import Registry
+from demigod.cli_support import ConfigOption, JsonOption, console, settings_or_exit
+from demigod.lifecycle.serving import demo_stable_versions, open_registry
 
 models_app = typer.Typer(
     help=(
@@ -29,16 +28,8 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 
-console = Console(stderr=True)
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 NameArgument = Annotated[str, typer.Argument(help="model name")]
 VersionArgument = Annotated[str, typer.Argument(help="version label (v3) or alias (candidate)")]
 EndpointOption = Annotated[
@@ -48,45 +39,18 @@ EndpointOption = Annotated[
 QUANT_HELP = "Q4_0, Q4_K_M, Q5_K_M or Q8_0"
 
 
-def load(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def open_registry(settings: Settings) -> Registry:
-    """The configured registry (migrated to the newest schema on open); its lifecycle
-    events are also appended to the audit log."""
-    from demigod.security.audit.events import subscribe_registry
-
-    registry = Registry.open(settings.database_url, settings.data_dir)
-    subscribe_registry(registry, settings)
-    return registry
-
-
 def _errors() -> tuple[type[Exception], ...]:
-    from demigod.lifecycle.artefacts import ArtefactError
-    from demigod.lifecycle.convert import ConversionError
-    from demigod.lifecycle.hemlock import HemlockError
-    from demigod.lifecycle.lm_eval import LmEvalError
-    from demigod.lifecycle.pull import PullError
-    from demigod.lifecycle.quantize import QuantizationError
-    from demigod.lifecycle.snapshots import SnapshotError
-    from demigod.lifecycle.toolkit import ToolkitError
+    from demigod.errors import UnknownModelError, UnknownVersionError
+    from demigod.evaluation.hemlock import HemlockError
+    from demigod.lifecycle.errors import LifecycleError
     from demigod.registry import RegistryError
 
     return (
+        LifecycleError,
         RegistryError,
-        ArtefactError,
-        ConversionError,
-        QuantizationError,
-        ToolkitError,
-        PullError,
-        SnapshotError,
+        UnknownModelError,
+        UnknownVersionError,
         HemlockError,
-        LmEvalError,
         ValueError,
         OSError,
     )
@@ -133,7 +97,7 @@ def emit(data: Any, as_json: bool, table: Callable[[], Table] | None = None) -> 
 @models_app.command("list")
 def list_models(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Registered models with their aliases and newest version."""
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(_: Callable[[str], None]) -> list[dict[str, Any]]:
         with open_registry(settings) as registry:
@@ -175,7 +139,7 @@ def list_models(as_json: JsonOption = False, config: ConfigOption = None) -> Non
 @models_app.command("show")
 def show(name: NameArgument, as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """A model's versions, aliases, newest evaluations and lifecycle events."""
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(_: Callable[[str], None]) -> dict[str, Any]:
         with open_registry(settings) as registry:
@@ -258,7 +222,7 @@ def register(
     """
     from demigod.lifecycle.register import register_artefact
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         progress(f"registering {gguf}")
@@ -289,7 +253,7 @@ def pull_command(
     """Fetch a Hugging Face-format checkpoint into data_dir/sources (revision pinned)."""
     from demigod.lifecycle.pipeline import pull
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         progress(f"pulling {source}")
@@ -319,7 +283,7 @@ def convert_command(
     """
     from demigod.lifecycle.pipeline import convert
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         with open_registry(settings) as registry:
@@ -348,7 +312,7 @@ def quantize_command(
     """Quantize a GGUF version; the result becomes `candidate`, size and ratio recorded."""
     from demigod.lifecycle.pipeline import quantize
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         with open_registry(settings) as registry:
@@ -380,7 +344,7 @@ def validate_command(
     from demigod.lifecycle.pipeline import validate
     from demigod.lifecycle.regression import latest_values, regressions
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         with open_registry(settings) as registry:
@@ -440,7 +404,7 @@ def promote_command(
     """
     from demigod.lifecycle.promote import promote
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         progress(f"verifying and promoting {name}@{version} to {to}")
@@ -474,7 +438,7 @@ def retire_command(
     points at that was neither served nor promoted for --ttl-days."""
     from demigod.lifecycle.retire import due_for_retirement, retire
 
-    settings = load(config)
+    settings = settings_or_exit(config)
     ttl = ttl_days or settings.lifecycle.retire_after_days
 
     def work(progress: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -508,7 +472,7 @@ def restore_command(
     """Bring a retired version back from its snapshot; its sha256 is verified."""
     from demigod.lifecycle.retire import restore
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         progress(f"restoring {name}@{version}")
@@ -538,7 +502,7 @@ def ship_command(
     --promote and passing gates, promote to stable). Exit 3 when --promote was refused."""
     from demigod.lifecycle.pipeline import ship
 
-    settings = load(config)
+    settings = settings_or_exit(config)
 
     def work(progress: Callable[[str], None]) -> dict[str, Any]:
         with open_registry(settings) as registry:
@@ -572,11 +536,13 @@ def build_demo(
 ) -> None:
     """Build the demo models (train, convert, quantize Q4_0) or reuse them, and put them
     through the registry: register, validate, promote to stable."""
-    settings = load(config)
+    settings = settings_or_exit(config)
     rows = [
         {"name": v.model, "version": v.label, "sha256": v.sha256, "path": v.storage_uri}
         for v in run_step(
-            lambda progress: demo_stable_versions(settings, force=force, progress=progress)
+            lambda progress: demo_stable_versions(
+                settings, force=force, progress=progress, console=console
+            )
         )
     ]
 
@@ -587,17 +553,3 @@ def build_demo(
         return out
 
     emit(rows, as_json, table)
-
-
-def demo_stable_versions(
-    settings: Settings, *, force: bool = False, progress: Callable[[str], None] | None = None
-) -> list[Any]:
-    """Build (or reuse) the demo models and make each one's stable version current."""
-    from demigod.lifecycle.demo import ensure_demo_models
-    from demigod.lifecycle.pipeline import register_demo_models
-
-    demos = ensure_demo_models(settings.data_dir, console=console, force=force)
-    with open_registry(settings) as registry:
-        return register_demo_models(
-            registry, settings, demos, progress=progress or (lambda _: None)
-        )

@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from demigod.lifecycle.errors import LifecycleError
+
 # Converter output lines quoted in an error: enough for a traceback's cause.
 _ERROR_TAIL_LINES = 25
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
-class ConversionError(RuntimeError):
+class ConversionError(LifecycleError):
     """llama.cpp's converter failed; the message carries its last output lines."""
 
 

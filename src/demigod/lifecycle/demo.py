@@ -28,6 +28,7 @@ from rich.console import Console
 
 from demigod.lifecycle.convert import convert_hf_to_gguf
 from demigod.lifecycle.corpora import Corpus, load_corpus
+from demigod.lifecycle.errors import LifecycleError
 from demigod.lifecycle.perplexity import perplexity
 from demigod.lifecycle.quantize import quantize_gguf
 from demigod.lifecycle.recipe import TrainConfig
@@ -109,7 +110,7 @@ class DemoModel:
     build_seconds: float | None
 
 
-class DemoBuildError(RuntimeError):
+class DemoBuildError(LifecycleError):
     """A demo model was built but failed validation."""
 
 

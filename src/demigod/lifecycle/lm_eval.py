@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from demigod.lifecycle.evaluation import EvaluationResult
+from demigod.evaluation.result import EvaluationResult
+from demigod.lifecycle.errors import LifecycleError
 
 SUITE = "lm_eval"
 DEFAULT_TASKS = ("demigod_smoke",)
@@ -39,7 +40,7 @@ OFFLINE_ENVIRONMENT = {
 _NOT_SCORES = frozenset({"alias", "sample_len", "sample_count", "samples"})
 
 
-class LmEvalError(RuntimeError):
+class LmEvalError(LifecycleError):
     """lm-evaluation-harness is missing, or a task could not be loaded or run."""
 
 

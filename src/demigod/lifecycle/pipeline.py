@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import shutil
 import subprocess
@@ -23,8 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from demigod.config import Settings
+from demigod.errors import UnknownModelError, UnknownVersionError
+from demigod.evaluation.hemlock import load_suite, run_suite
+from demigod.evaluation.result import EvaluationResult
+from demigod.lifecycle.architectures import detect
 from demigod.lifecycle.artefacts import file_uri, is_alive, local_path, verify
-from demigod.lifecycle.evaluation import EvaluationResult
+from demigod.lifecycle.lm_eval import run_lm_eval
+from demigod.lifecycle.pull import pull as fetch_source
 from demigod.lifecycle.register import register_artefact
 from demigod.registry import Registry, RegistryError, VersionInfo
 
@@ -33,21 +37,6 @@ WORK_DIR = "work"
 VALIDATION_SERVER_TIMEOUT = 120.0
 
 Progress = Callable[[str], None]
-
-
-class StepUnavailableError(RegistryError):
-    """A step's library is not installed in this build yet (named in the message)."""
-
-
-def _step_module(name: str, what: str) -> Any:
-    try:
-        return importlib.import_module(f"demigod.lifecycle.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"demigod.lifecycle.{name}":
-            raise
-        raise StepUnavailableError(
-            f"{what} is not available yet in this build (demigod.lifecycle.{name} is missing)"
-        ) from exc
 
 
 def _quiet(_: str) -> None:
@@ -64,19 +53,9 @@ class Pulled:
 def pull(
     settings: Settings, source: str, *, revision: str | None = None, endpoint: str | None = None
 ) -> Pulled:
-    """Fetch `source` (hub repo id, local folder, s3:// URI) into data_dir/sources.
-
-    A local folder needs no fetching and is used where it is. Raises StepUnavailableError
-    when the pull library is missing and `source` is not a local folder.
-    """
-    local = Path(source)
-    try:
-        module = _step_module("pull", "`models pull` (hub, s3://)")
-    except StepUnavailableError:
-        if local.is_dir():
-            return Pulled(local.resolve(), file_uri(local), revision)
-        raise
-    pulled = module.pull(
+    """Fetch `source` (hub repo id, local folder, s3:// URI) into data_dir/sources (a local
+    folder is used where it is). Raises PullError."""
+    pulled = fetch_source(
         source, settings.data_dir / SOURCES_DIR, revision=revision, endpoint=endpoint
     )
     return Pulled(Path(pulled.path), str(pulled.source_uri), pulled.revision)
@@ -209,8 +188,8 @@ def validate(
 ) -> ValidationReport:
     """Measure `version`: perplexity (and delta, KL, top-1 agreement vs its F16
     reference), the Hemlock suite and lm-evaluation-harness against the product's own
-    server running the version. Results go into the registry. A suite whose library is
-    missing is reported in `skipped` (its gate then fails at promotion)."""
+    server running the version. Results go into the registry; a measure that does not
+    apply (perplexity of a non-GGUF version) is reported in `skipped`."""
     target = registry.get_version(name, version)
     path = verify(local_path(target.storage_uri), target.sha256)
     reference_path: Path | None = None
@@ -227,22 +206,13 @@ def validate(
         report.seconds["perplexity"] = round(time.perf_counter() - started, 2)
     else:
         report.skipped["perplexity"] = "perplexity is measured on GGUF versions only"
-    suites = [("hemlock", hemlock), ("lm_eval", lm_eval)]
-    wanted = [suite for suite, on in suites if on]
-    modules: dict[str, Any] = {}
-    for suite in wanted:
-        try:
-            modules[suite] = _step_module(suite, f"the {suite} suite")
-        except StepUnavailableError as exc:
-            report.skipped[suite] = str(exc)
-    if modules:
+    if hemlock or lm_eval:
         with _served(settings, name, path) as base_url:
-            if "hemlock" in modules:
+            if hemlock:
                 progress("Hemlock suite")
                 started = time.perf_counter()
-                module = modules["hemlock"]
-                suite = module.load_suite(config.hemlock_suite)  # None: the shipped suite
-                hemlock_report = asyncio.run(module.run_suite(suite, base_url, name))
+                suite = load_suite(config.hemlock_suite)  # None: the shipped suite
+                hemlock_report = asyncio.run(run_suite(suite, base_url, name))
                 report.results += list(
                     hemlock_report.results(min_pass_rate=config.gates.min_hemlock_pass_rate)
                 )
@@ -251,12 +221,10 @@ def validate(
                     for case in hemlock_report.failed
                 ]
                 report.seconds["hemlock"] = round(time.perf_counter() - started, 2)
-            if "lm_eval" in modules:
+            if lm_eval:
                 progress("lm-evaluation-harness")
                 started = time.perf_counter()
-                report.results += list(
-                    modules["lm_eval"].run_lm_eval(base_url, name, config.lm_eval_tasks)
-                )
+                report.results += list(run_lm_eval(base_url, name, config.lm_eval_tasks))
                 report.seconds["lm_eval"] = round(time.perf_counter() - started, 2)
     registry.record_evaluations(
         name,
@@ -352,18 +320,8 @@ def _work_dir(settings: Settings) -> Iterator[Path]:
 
 def _architecture(hf_dir: Path) -> tuple[str | None, str | None, str]:
     """(family, HF class, backend) of the checkpoint."""
-    import json
-
-    try:
-        module = _step_module("architectures", "architecture detection")
-    except StepUnavailableError:
-        module = None
-    if module is not None:
-        found = module.detect(hf_dir)
-        return found.family, found.hf_class, found.backend
-    config = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
-    classes = config.get("architectures") or [None]
-    return config.get("model_type"), classes[0], "llama.cpp"
+    found = detect(hf_dir)
+    return found.family, found.hf_class, found.backend
 
 
 def _parameter_count(hf_dir: Path) -> int | None:
@@ -524,7 +482,7 @@ def register_demo_models(
     stable: list[VersionInfo] = []
     for demo in demos:
         sha256 = sha256_file(demo.gguf_path)
-        with contextlib.suppress(RegistryError):
+        with contextlib.suppress(RegistryError, UnknownModelError, UnknownVersionError):
             current = registry.get_version(demo.name, STABLE)
             if current.sha256 == sha256 and current.status == "ready":
                 stable.append(current)

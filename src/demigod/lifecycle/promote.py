@@ -11,6 +11,7 @@ from typing import Any
 
 from demigod.config import PromotionGates
 from demigod.lifecycle.artefacts import local_path, verify, write_atomic
+from demigod.lifecycle.errors import LifecycleError
 from demigod.lifecycle.gates import GateResult, check_gates
 from demigod.registry import (
     READY,
@@ -25,7 +26,7 @@ from demigod.registry import (
 RELEASES_DIR = "releases"
 
 
-class PromotionRefused(RegistryError):
+class PromotionRefused(LifecycleError, RegistryError):
     """A gate failed; the message names each failing gate."""
 
     def __init__(self, model: str, version: str, failed: list[GateResult]) -> None:

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from demigod.lifecycle.errors import LifecycleError
+
 # What llama.cpp's converter reads: config, weights (safetensors preferred, PyTorch .bin
 # only when a repo has no safetensors) and every tokenizer format it understands.
 CONFIG_PATTERNS = ("config.json", "generation_config.json")
@@ -58,7 +60,7 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HASH_CHUNK = 1 << 20
 
 
-class PullError(RuntimeError):
+class PullError(LifecycleError):
     """The source could not be fetched, or is not a checkpoint the converter can read."""
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import llama_cpp
 
+from demigod.lifecycle.errors import LifecycleError
+
 # The quantization types the lifecycle offers, by their llama.cpp names.
 QUANT_TYPES: dict[str, int] = {
     "Q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
@@ -20,7 +22,7 @@ QUANT_TYPES: dict[str, int] = {
 }
 
 
-class QuantizationError(RuntimeError):
+class QuantizationError(LifecycleError):
     """llama.cpp could not quantize the model."""
 
 

@@ -14,6 +14,7 @@ from demigod.lifecycle.artefacts import (
     size_of,
     store_path,
 )
+from demigod.lifecycle.errors import LifecycleError
 from demigod.registry import CANDIDATE, Registry, VersionInfo
 
 # llama.cpp's `general.file_type` numbers, by the names the lifecycle shows.
@@ -31,7 +32,7 @@ def _file_types() -> dict[int, str]:
     return _FILE_TYPES
 
 
-class RegistrationError(ValueError):
+class RegistrationError(LifecycleError, ValueError):
     """The artefact cannot be registered (missing, not a GGUF, unreadable)."""
 
 

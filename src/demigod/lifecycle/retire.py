@@ -67,8 +67,8 @@ def retire(
 ) -> Retirement:
     """Snapshot `version`, check the copy's sha256, mark it retired, delete it locally.
 
-    Refuses a version an alias points at. Raises StepUnavailableError without the
-    snapshot library, ArtefactError when the file or the snapshot does not check out.
+    Refuses a version an alias points at (RegistryError). Raises ArtefactError when the
+    file or the snapshot does not check out.
     """
     aliases = [
         a.name for a in registry.aliases(version.model).values() if a.version == version.label

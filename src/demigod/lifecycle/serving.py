@@ -1,14 +1,20 @@
-"""What `demigod serve` takes from the registry: each model's `stable` version, verified,
-and its `candidate` version when it has one (split by the canary weight)."""
+"""What `demigod serve` (and `demigod worker`) take from the registry: each model's `stable`
+version, verified, and its `candidate` version when it has one (split by the canary
+weight); with nothing configured or registered, the demo models, built and promoted."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from demigod.config import ModelConfig
+from demigod.config import ModelConfig, Settings
 from demigod.lifecycle.artefacts import local_path, verify
-from demigod.registry import CANDIDATE, READY, STABLE, Registry
+from demigod.registry import CANDIDATE, READY, STABLE, Registry, VersionInfo
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,49 @@ class RegistryServing:
 
     models: list[ModelConfig]
     aliases: dict[str, dict[str, str]]
+
+
+def open_registry(settings: Settings) -> Registry:
+    """The configured registry (migrated to the newest schema on open); its lifecycle
+    events are also appended to the audit log."""
+    from demigod.security.audit.events import subscribe_registry
+
+    registry = Registry.open(settings.database_url, settings.data_dir)
+    subscribe_registry(registry, settings)
+    return registry
+
+
+def models_to_serve(
+    settings: Settings, *, progress: Callable[[str], None], console: Console | None = None
+) -> RegistryServing:
+    """The config's models plus the `stable` (and candidate) version of each registered
+    model; with neither, the demo models, built (progress on `console`) and put through
+    the registry first. Raises RegistryError, ArtefactError, and what building raises."""
+    with open_registry(settings) as registry:
+        found = stable_models(registry, exclude={m.name for m in settings.models})
+    if not settings.models and not found.models:
+        demo_stable_versions(settings, progress=progress, console=console)
+        with open_registry(settings) as registry:
+            found = stable_models(registry)
+    return RegistryServing([*settings.models, *found.models], found.aliases)
+
+
+def demo_stable_versions(
+    settings: Settings,
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+    console: Console | None = None,
+) -> list[VersionInfo]:
+    """Build (or reuse) the demo models and make each one's stable version current."""
+    from demigod.lifecycle.demo import ensure_demo_models
+    from demigod.lifecycle.pipeline import register_demo_models
+
+    demos = ensure_demo_models(settings.data_dir, console=console, force=force)
+    with open_registry(settings) as registry:
+        return register_demo_models(
+            registry, settings, demos, progress=progress or (lambda _: None)
+        )
 
 
 def stable_models(registry: Registry, *, exclude: set[str] | None = None) -> RegistryServing:

@@ -22,13 +22,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from demigod.config import SnapshotConfig
+from demigod.lifecycle.errors import LifecycleError
 
 SHA256_METADATA_KEY = "sha256"  # sent as x-amz-meta-sha256
 MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _READ_CHUNK = 1 << 20
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(LifecycleError):
     """The store is not configured or unreachable, or a copy failed its checksum."""
 
 

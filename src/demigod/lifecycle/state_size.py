@@ -11,10 +11,11 @@ from pathlib import Path
 
 import llama_cpp
 
-from demigod.engines.llama_cpp import _init_backend
+from demigod.engines.llama_cpp import init_backend
+from demigod.lifecycle.errors import LifecycleError
 
 
-class StateSizeError(RuntimeError):
+class StateSizeError(LifecycleError):
     """llama.cpp could not load the model or evaluate the tokens."""
 
 
@@ -23,7 +24,7 @@ def sequence_state_bytes(
 ) -> dict[int, int]:
     """For each length in `context_lengths`, the state bytes of one sequence that has
     evaluated that many tokens of `gguf`'s model. Raises StateSizeError."""
-    _init_backend(verbose=False)
+    init_backend(verbose=False)
     model = llama_cpp.llama_model_load_from_file(
         str(gguf).encode(), llama_cpp.llama_model_default_params()
     )

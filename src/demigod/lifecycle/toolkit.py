@@ -17,6 +17,8 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from demigod.lifecycle.errors import LifecycleError
+
 # Inside the sdist, relative to its top-level folder.
 _VENDOR_PREFIX = PurePosixPath("vendor/llama.cpp")
 _KEPT_FILES = ("convert_hf_to_gguf.py",)
@@ -34,7 +36,7 @@ _REQUIRED = (
 SDIST_PACKAGE = "llama-cpp-python"
 
 
-class ToolkitError(RuntimeError):
+class ToolkitError(LifecycleError):
     """The converter toolkit could not be found, downloaded or extracted."""
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demigod.lifecycle.evaluation import EvaluationResult
+from demigod.evaluation.result import EvaluationResult
 from demigod.lifecycle.perplexity import (
     load_for_scoring,
     log_softmax,

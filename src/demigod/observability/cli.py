@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from demigod.cli_support import console
 from demigod.observability.scrape import (
     EnergyStats,
     ModelStats,
@@ -22,7 +23,6 @@ from demigod.observability.scrape import (
 )
 
 report_app = typer.Typer(help="Reports from a running mesh's metrics.", no_args_is_help=True)
-console = Console(stderr=True)
 
 UrlOption = Annotated[str, typer.Option(help="the gateway's base URL")]
 

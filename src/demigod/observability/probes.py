@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from demigod.engines.base import GenerationRequest, SamplingParams
-from demigod.lifecycle.hemlock import Case
+from demigod.evaluation.hemlock import Case
 from demigod.mesh import ServedModel
 from demigod.observability.metrics import Metrics
 

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from demigod.config import Settings, load_settings
+from demigod.cli_support import ConfigOption, JsonOption, console, settings_or_exit
 
 if TYPE_CHECKING:
     from demigod.ops.drift_check import DriftReport
@@ -22,28 +21,12 @@ ops_app = typer.Typer(
     help="Operate a deployed mesh: smoke tests, drift between git and what runs.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
-    ),
-]
 LockOption = Annotated[
     Path | None,
     typer.Option("--lock", help="models lock file (default: ops.drift.lock_file)"),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 EXIT_DRIFT = 1
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 @ops_app.command("lock")
@@ -57,7 +40,7 @@ def lock_command(
     from demigod.ops.lockfile import lock_from_registry, write_lock
     from demigod.registry import Registry, RegistryError
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     path = out or settings.ops.drift.lock_file
     try:
         with Registry.open(settings.database_url, settings.data_dir, actor="demigod ops") as reg:
@@ -96,7 +79,7 @@ def drift_command(
     from demigod.ops.drift_check import check_drift
     from demigod.ops.lockfile import LockError
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
 
     def show(report: DriftReport) -> None:
         if as_json:
@@ -139,7 +122,7 @@ def smoke_command(
     from demigod.ops.smoke import smoke_test
     from demigod.ops.target import api_key, gateway_url
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     target = url or gateway_url(settings)
     with console.status(f"smoke-testing {target}…", spinner="dots"):
         result = smoke_test(target, api_key(settings), settings.ops.timeout_seconds)

@@ -3,6 +3,7 @@
 See docs/lifecycle.md for the schema and `Registry` for the API.
 """
 
+from demigod.errors import UnknownModelError, UnknownVersionError
 from demigod.registry.records import (
     READY,
     RETIRED,
@@ -19,8 +20,6 @@ from demigod.registry.registry import (
     AliasConflictError,
     Registry,
     RegistryError,
-    UnknownModelError,
-    UnknownVersionError,
     default_database_url,
 )
 

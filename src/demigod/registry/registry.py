@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from demigod.config import MODEL_NAME_PATTERN
-from demigod.lifecycle.evaluation import EvaluationResult
+from demigod.errors import UnknownModelError, UnknownVersionError
+from demigod.evaluation.result import EvaluationResult
 from demigod.registry.migrate import upgrade
 from demigod.registry.records import (
     BACKENDS,
@@ -61,15 +62,9 @@ ANY_ROW_VERSION = -1
 
 
 class RegistryError(Exception):
-    """Base of the registry's errors; the message is written for the operator."""
-
-
-class UnknownModelError(RegistryError, LookupError):
-    pass
-
-
-class UnknownVersionError(RegistryError, LookupError):
-    pass
+    """Base of the registry's errors; the message is written for the operator. (A name
+    the registry does not know raises demigod.errors' UnknownModelError or
+    UnknownVersionError, shared with the routing policy.)"""
 
 
 class AliasConflictError(RegistryError):

@@ -17,6 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from demigod.api.principal import ANONYMOUS_TENANT
 from demigod.config import RoutingRule
+from demigod.errors import UnknownModelError
 from demigod.routing.classifier import RequestClassifier
 from demigod.routing.versions import PIN_SEPARATOR
 
@@ -38,12 +39,12 @@ M = TypeVar("M", bound=Routable)
 M_co = TypeVar("M_co", bound=Routable, covariant=True)
 
 
-class UnknownModelError(LookupError):
-    def __init__(self, name: str, known: list[str], detail: str | None = None) -> None:
-        available = ", ".join([*known, AUTO]) if known else "none"
-        what = detail or f"model {name!r} does not exist"
-        super().__init__(f"{what}; available: {available}")
-        self.name = name
+def unknown_model(name: str, known: list[str], detail: str | None = None) -> UnknownModelError:
+    """The error for a model name that is not served, listing those that are."""
+    available = ", ".join([*known, AUTO]) if known else "none"
+    return UnknownModelError(
+        f"{detail or f'model {name!r} does not exist'}; available: {available}"
+    )
 
 
 class RuleTargetError(LookupError):
@@ -135,10 +136,10 @@ class RoutingPolicy(Generic[M]):
             return self._resolve_version(requested)
         if requested != AUTO:
             if requested not in self._models:
-                raise UnknownModelError(requested, sorted(self._models))
+                raise unknown_model(requested, sorted(self._models))
             return RouteDecision(self._models[requested], None, "explicit model")
         if not self._models:
-            raise UnknownModelError(AUTO, [])
+            raise unknown_model(AUTO, [])
         found = self._classifier.classify(prompt)
         if self._rules:
             tokens = estimate_tokens(prompt, self._chars_per_token)
@@ -167,13 +168,13 @@ class RoutingPolicy(Generic[M]):
     def _resolve_version(self, requested: str) -> RouteDecision[M]:
         name, _, ref = requested.partition(PIN_SEPARATOR)
         if name not in self._models:
-            raise UnknownModelError(name, sorted(self._models))
+            raise unknown_model(name, sorted(self._models))
         model = self._models[name]
         label = self._aliases.get(name, {}).get(ref, ref)
         if label != model.version:
             known = self._aliases.get(name, {})
             what = f"alias {ref!r} is version {label!r}" if ref in known else f"{ref!r}"
-            raise UnknownModelError(
+            raise unknown_model(
                 requested,
                 [f"{name}@{model.version}"]
                 + [f"{name}@{alias}" for alias, v in sorted(known.items()) if v == model.version],

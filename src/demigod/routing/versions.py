@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
+from demigod.errors import UnknownVersionError
+
 Alias = Literal["stable", "candidate"]
 STABLE: Alias = "stable"
 CANDIDATE: Alias = "candidate"
@@ -31,11 +33,6 @@ class Versioned(Protocol):
 
 
 V = TypeVar("V", bound=Versioned)
-
-
-class UnknownVersionError(LookupError):
-    def __init__(self, name: str, what: str, known: Iterable[str]) -> None:
-        super().__init__(f"{name}: {what} is not served; available: {', '.join(sorted(known))}")
 
 
 def split_pinned(requested: str) -> tuple[str, str | None]:
@@ -127,7 +124,9 @@ class VersionRouter(Generic[V]):
             return candidate
         known = [stable.version] + ([candidate.version] if candidate is not None else [])
         what = f"alias {ref!r} is version {label!r}" if label != ref else repr(ref)
-        raise UnknownVersionError(stable.name, what, known)
+        raise UnknownVersionError(
+            f"{stable.name}: {what} is not served; available: {', '.join(sorted(known))}"
+        )
 
     def _pin(self, key: tuple[str, str], version: str) -> None:
         if self._max_pins <= 0:

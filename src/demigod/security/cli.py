@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from demigod.config import Settings, load_settings
+from demigod.cli_support import ConfigOption, JsonOption, console, settings_or_exit
+from demigod.config import Settings
 from demigod.security.api_keys import APIKeyRecord, APIKeyStore, KeyNotFoundError
 from demigod.security.audit.events import record_admin_event
 from demigod.security.authenticate import api_keys_path
@@ -24,23 +24,10 @@ keys_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-console = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
 def _store(config: Path | None) -> tuple[Settings, APIKeyStore]:
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     return settings, APIKeyStore(api_keys_path(settings.security, settings.data_dir))
 
 

@@ -8,25 +8,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from demigod.config import Settings, load_settings
+from demigod.cli_support import ConfigOption, console, settings_or_exit
 
 audit_app = typer.Typer(
     help="The tamper-evident audit log: verify its chain, signatures and RFC 3161 "
     "timestamps; export a time range for auditors (docs/audit.md).",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config file (default: $DEMIGOD_CONFIG or ./mesh.yaml)"
-    ),
-]
 DirOption = Annotated[
     Path | None,
     typer.Option(
@@ -37,18 +29,10 @@ DirOption = Annotated[
 ]
 
 
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
 def _directory(directory: Path | None, config: Path | None) -> Path:
     from demigod.security.audit.store import audit_root
 
-    folder = directory or audit_root(_settings(config))
+    folder = directory or audit_root(settings_or_exit(config))
     if not folder.is_dir():
         console.print(f"[red]no audit log at {folder}[/red]")
         raise typer.Exit(2)
@@ -100,7 +84,7 @@ def verify(
     try:
         keys = [load_public_key(path.read_bytes()) for path in public_key or []] or None
         tsa_paths = tsa_cert or []
-        if not tsa_paths and (configured := _settings(config).audit.tsa_cert_path):
+        if not tsa_paths and (configured := settings_or_exit(config).audit.tsa_cert_path):
             tsa_paths = [configured]
         trusted = [c for path in tsa_paths for c in load_certificates(path.read_bytes())]
     except (OSError, SigningKeyError, ValueError) as exc:
@@ -158,7 +142,7 @@ def export(
     start = _date(since, "--since")
     end = _date(until, "--until") if until else None
     folder = _directory(directory, config)
-    configured = _settings(config).audit.tsa_cert_path
+    configured = settings_or_exit(config).audit.tsa_cert_path
     summaries = []
     for chain in find_chains(folder):
         try:

@@ -7,14 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from demigod.config import load_settings
+from demigod.cli_support import console, settings_or_exit
 from demigod.prompt_rows import prompt_rows
 
 waf_app = typer.Typer(help="The prompt-injection screen (WAF), offline.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 @waf_app.command("scan")
@@ -41,11 +38,7 @@ def scan(
     """
     from demigod.security.waf.screen import PromptScreen
 
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     screen = PromptScreen(
         threshold=settings.waf.threshold if threshold is None else threshold,
         max_chars=settings.waf.max_chars,

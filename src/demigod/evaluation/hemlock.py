@@ -21,7 +21,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from demigod.lifecycle.evaluation import EvaluationResult
+from demigod.evaluation.result import EvaluationResult
 
 SUITE = "hemlock"
 PASS_RATE = "pass_rate"
@@ -201,7 +201,7 @@ class HemlockReport:
 
 def default_suite_path() -> Path:
     """The suite shipped with demigod (`hemlock_suites/default.yaml`)."""
-    return Path(str(resources.files("demigod.lifecycle") / "hemlock_suites" / DEFAULT_SUITE_FILE))
+    return Path(str(resources.files("demigod.evaluation") / "hemlock_suites" / DEFAULT_SUITE_FILE))
 
 
 def load_suite(path: Path | str | None = None) -> HemlockSuite:
