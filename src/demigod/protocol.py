@@ -538,3 +538,47 @@ class DeepHealth(BaseModel):
 
     status: Literal["ok", "failing"]
     models: dict[str, str]
+
+
+class LlamaServerHealth(BaseModel):
+    """`GET /health` as llama-server answers it: `{"status": "ok"}` once every model is
+    loaded (while not, a 503 error object)."""
+
+    status: Literal["ok"] = "ok"
+
+
+class GenerationDefaults(BaseModel):
+    """What a request that sets nothing gets (the request models' defaults)."""
+
+    n_ctx: int
+    temperature: float
+    top_p: float
+
+
+class Modalities(BaseModel):
+    vision: bool = False
+    audio: bool = False
+
+
+class ModelProps(BaseModel):
+    """`GET /props` (llama-server's): one served model's context, slots, template and
+    special tokens. Read-only: the POST that changes settings is not served."""
+
+    model_alias: str = Field(description="the served model's name")
+    version: str
+    architecture: str
+    default_generation_settings: GenerationDefaults
+    total_slots: int = Field(description="sequences decoded together (engine.slots)")
+    chat_template: str = Field(description="the GGUF's template, or the documented default")
+    bos_token: str
+    eos_token: str
+    modalities: Modalities = Field(default_factory=Modalities)
+    build_info: str = Field(description="the llama.cpp build the engine runs")
+
+
+class SlotState(BaseModel):
+    """One decode slot in `GET /slots` (llama-server's, read-only)."""
+
+    id: int
+    n_ctx: int
+    is_processing: bool

@@ -28,6 +28,16 @@ def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
     assert ids == ["tiny"]
 
 
+def test_a_model_is_retrieved_by_its_id(client: openai.OpenAI) -> None:
+    listed = {model.id: model for model in client.models.list()}
+    model = client.models.retrieve("tiny")
+    assert model == listed["tiny"]
+    assert (model.id, model.object, model.owned_by) == ("tiny", "model", "demigod")
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("no-such-model")
+    assert missing.value.code == "model_not_found"
+
+
 def test_completion_usage_matches_the_tokenizer(client: openai.OpenAI, server: Server) -> None:
     prompt = "def fibonacci(n):\n    return"
     reply = client.completions.create(model="tiny", prompt=prompt, max_tokens=12, **GREEDY)

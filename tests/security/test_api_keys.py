@@ -106,6 +106,13 @@ def test_model_outside_the_tenant_is_403_and_hidden(secured: Server) -> None:
     models = httpx.get(f"{secured.url}/v1/models", headers=auth, timeout=30)
     assert models.status_code == 200 and models.json()["data"] == []
     assert httpx.get(f"{secured.url}/v1/models", timeout=30).status_code == 401
+    hidden = httpx.get(f"{secured.url}/v1/models/tiny", headers=auth, timeout=30)
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "model_not_found"
+    props = httpx.get(f"{secured.url}/props", params={"model": "tiny"}, headers=auth, timeout=30)
+    assert props.status_code == 403 and props.json()["error"]["code"] == "model_not_allowed"
+    assert httpx.get(f"{secured.url}/slots", timeout=30).status_code == 401
+    # llama-server's probe answers without credentials, as /readyz does
+    assert httpx.get(f"{secured.url}/health", timeout=30).json() == {"status": "ok"}
 
 
 def test_auth_off_is_loud(server: Server) -> None:

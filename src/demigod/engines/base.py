@@ -233,6 +233,7 @@ class SchedulerStats:
     waiting: int = 0
     running: int = 0
     slots: int = 0
+    busy_slots: frozenset[int] = frozenset()  # the slots holding a sequence now
 
     @property
     def state_usage(self) -> float:

@@ -196,6 +196,7 @@ class BatchScheduler(Generic[Work]):
                 waiting=len(self._waiting),
                 running=len(self._active),
                 slots=self._slots,
+                busy_slots=frozenset(self._active),
             )
 
     async def close(self) -> None:

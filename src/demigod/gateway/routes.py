@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from demigod.api.errors import APIError
 from demigod.gateway.front_door import ROUTE_HEADER
 from demigod.gateway.runner import ClientGone, CompletionStream
 from demigod.gateway.services import Services, services
@@ -23,8 +24,12 @@ from demigod.protocol import (
     DetokenizeRequest,
     DetokenizeResponse,
     ErrorResponse,
+    LlamaServerHealth,
+    ModelCard,
     ModelList,
+    ModelProps,
     RouteResponse,
+    SlotState,
     TokenizeRequest,
     TokenizeResponse,
     TokenizerInfo,
@@ -93,7 +98,18 @@ async def route(body: ChatCompletionRequest, request: Request, serving: Serving)
 async def list_models(request: Request, serving: Serving) -> ModelList:
     """The served models the caller may use. `auto` is accepted too and routes by the
     policy."""
-    return await serving.models.list(request)
+    return await serving.models.list_models(request)
+
+
+@router.get(
+    "/v1/models/{model_id:path}",
+    response_model=ModelCard,
+    responses=ERROR_RESPONSES,
+    tags=["openai"],
+)
+async def retrieve_model(model_id: str, request: Request, serving: Serving) -> ModelCard:
+    """One served model, as /v1/models lists it (404 when the caller cannot see it)."""
+    return await serving.models.retrieve(request, model_id)
 
 
 @router.post(
@@ -131,6 +147,38 @@ async def tokenizer_info(
 async def healthz() -> dict[str, str]:
     """Light probe: the process answers."""
     return {"status": "ok"}
+
+
+@router.get(
+    "/health", response_model=LlamaServerHealth, responses=ERROR_RESPONSES, tags=["llama-server"]
+)
+async def llama_server_health(serving: Serving) -> LlamaServerHealth:
+    """llama-server's probe: `{"status": "ok"}` once every model is loaded and its engine
+    alive (as /readyz), else 503."""
+    if serving.health.readiness().status != "ready":
+        raise APIError(
+            503,
+            "not ready: a model is loading or its engine is down (see /readyz)",
+            type="unavailable_error",
+            headers={"Retry-After": "1"},
+        )
+    return LlamaServerHealth()
+
+
+@router.get("/props", response_model=ModelProps, responses=ERROR_RESPONSES, tags=["llama-server"])
+async def props(request: Request, serving: Serving, model: str | None = None) -> ModelProps:
+    """llama-server's /props for one served model (`model`: optional with one model or a
+    default_model): context, slots, chat template, special tokens. Read-only."""
+    return await serving.props.props(request, model)
+
+
+@router.get(
+    "/slots", response_model=list[SlotState], responses=ERROR_RESPONSES, tags=["llama-server"]
+)
+async def slots(request: Request, serving: Serving, model: str | None = None) -> list[SlotState]:
+    """llama-server's /slots, read-only: each decode slot of `model` and whether it holds
+    a sequence now."""
+    return await serving.props.slots(request, model)
 
 
 @router.get("/readyz", tags=["health"])

@@ -31,6 +31,7 @@ from demigod.gateway.serving.completions import ServingCompletions
 from demigod.gateway.serving.consensus import ServingConsensus
 from demigod.gateway.serving.health import ServingHealth
 from demigod.gateway.serving.models import ServingModels
+from demigod.gateway.serving.props import ServingProps
 from demigod.gateway.serving.route import ServingRoute
 from demigod.gateway.serving.tokenize import ServingTokenize
 from demigod.gateway.upstreams import Upstreams
@@ -112,6 +113,7 @@ class Services:
     chat: ServingChat
     completions: ServingCompletions
     models: ServingModels
+    props: ServingProps
     route: ServingRoute
     tokenize: ServingTokenize
     health: ServingHealth
@@ -220,6 +222,7 @@ async def start_services(
             chat=ServingChat(front, parts.runner, ServingConsensus(front, parts.runner)),
             completions=ServingCompletions(front, parts.runner),
             models=ServingModels(front, mesh.models, remote.models if remote else {}),
+            props=ServingProps(front, mesh.models, settings.default_model),
             route=ServingRoute(front),
             tokenize=ServingTokenize(front, mesh.models),
             health=ServingHealth(mesh, remote, parts.prober, metrics),
