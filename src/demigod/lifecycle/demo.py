@@ -222,9 +222,16 @@ def build_demo_model(
 
 
 def build_test_model(
-    out_dir: Path, data_dir: Path | None = None, *, hidden_size: int = 64, num_layers: int = 2
+    out_dir: Path,
+    data_dir: Path | None = None,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    seed: int = 0,
+    tied_embeddings: bool = True,
 ) -> Path:
     """Build a tiny random-weights Mamba as Q4_0 GGUF in `out_dir`, in seconds; return it.
+    Untied, other `seed`s give models that answer differently (train.random_init says why).
 
     It goes through the same conversion and quantization as the demo models, so tests
     exercise real GGUF files. `data_dir` holds the converter toolkit (default `out_dir`;
@@ -235,7 +242,11 @@ def build_test_model(
 
     toolkit = ensure_toolkit(data_dir if data_dir is not None else out_dir)
     hf_dir = random_init(
-        out_dir / "demigod-test-hf", hidden_size=hidden_size, num_layers=num_layers
+        out_dir / "demigod-test-hf",
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        seed=seed,
+        tied_embeddings=tied_embeddings,
     )
     f16 = convert_hf_to_gguf(hf_dir, out_dir / "demigod-test.F16.gguf", toolkit)
     quantized = out_dir / "demigod-test.Q4_0.gguf"

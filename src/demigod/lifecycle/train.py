@@ -233,11 +233,22 @@ def expand_vocabulary(
     return full
 
 
-def random_init(hf_dir: Path, hidden_size: int = 64, num_layers: int = 2, seed: int = 0) -> Path:
-    """Save an untrained Mamba with random weights to `hf_dir` (for tests); return it."""
+def random_init(
+    hf_dir: Path,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    seed: int = 0,
+    tied_embeddings: bool = True,
+) -> Path:
+    """Save an untrained Mamba with random weights to `hf_dir` (for tests); return it.
+
+    Tied, an untrained model's greedy answer echoes the prompt's last token whatever the
+    seed; an untied output layer (`tied_embeddings=False`) makes the answer depend on it.
+    """
     torch.manual_seed(seed)
-    config = TrainConfig(hidden_size=hidden_size, num_layers=num_layers)
-    model = new_mamba(mamba_config(config))
+    config = mamba_config(TrainConfig(hidden_size=hidden_size, num_layers=num_layers))
+    config.tie_word_embeddings = tied_embeddings
+    model = new_mamba(config)
     hf_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(hf_dir, safe_serialization=True)
     return hf_dir
