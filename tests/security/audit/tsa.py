@@ -21,32 +21,60 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 POLICY = "1.3.6.1.4.1.55555.1.1"
 
 
-def make_tsa_identity(
-    name: str = "Test TSA", *, usage: bool = True
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
+Identity = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
+
+
+def _certificate(name: str, key: ec.EllipticCurvePrivateKey, issuer: Identity | None):
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(subject)
+        .issuer_name(subject if issuer is None else issuer[1].subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=30))
     )
+    return builder
+
+
+def make_ca(name: str, issuer: Identity | None = None) -> Identity:
+    """A certificate authority: self-signed (a root), or issued by `issuer` (an intermediate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        _certificate(name, key, issuer)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+    )  # fmt: skip
+    return key, builder.sign(key if issuer is None else issuer[0], hashes.SHA256())
+
+
+def make_tsa_identity(
+    name: str = "Test TSA", *, usage: bool = True, issuer: Identity | None = None
+) -> Identity:
+    """A TSA's key and certificate: self-signed, or issued by the CA `issuer`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = _certificate(name, key, issuer)
     if usage:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
         )
-    return key, builder.sign(key, hashes.SHA256())
+    return key, builder.sign(key if issuer is None else issuer[0], hashes.SHA256())
 
 
 @dataclass
 class LocalTSA:
     key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
+    chain: list[x509.Certificate] = field(default_factory=list)  # sent after the certificate
     url: str = ""
     requests: int = 0
     refuse: bool = False
@@ -82,6 +110,10 @@ class LocalTSA:
         tst_der = tst_info.dump()
         certificate_der = self.certificate.public_bytes(serialization.Encoding.DER)
         cert = asn1_x509.Certificate.load(certificate_der)
+        certificates = [cert] + [
+            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+            for c in self.chain
+        ]
         signed_attrs = cms.CMSAttributes(
             [
                 {"type": "content_type", "values": ["tst_info"]},
@@ -113,7 +145,7 @@ class LocalTSA:
                     "content_type": "tst_info",
                     "content": core.ParsableOctetString(tst_der),
                 },
-                "certificates": [cert] if request["cert_req"].native else [],
+                "certificates": certificates if request["cert_req"].native else [],
                 "signer_infos": [
                     {
                         "version": "v1",
@@ -168,6 +200,7 @@ class LocalTSA:
             self._server.server_close()
 
 
-def start_local_tsa(*, usage: bool = True) -> LocalTSA:
-    key, certificate = make_tsa_identity(usage=usage)
-    return LocalTSA(key, certificate).start()
+def start_local_tsa(*, usage: bool = True, issuer: Identity | None = None,
+                    chain: list[x509.Certificate] | None = None) -> LocalTSA:  # fmt: skip
+    key, certificate = make_tsa_identity(usage=usage, issuer=issuer)
+    return LocalTSA(key, certificate, chain=chain or []).start()

@@ -111,7 +111,7 @@ def make_checkpoint(
     error: str | None = None
     if timestamper is not None:
         try:
-            der, _ = timestamper.timestamp(timestamp_digest(signature))
+            der, _ = timestamper.timestamp(signature)  # its imprint: timestamp_digest
             token = base64.b64encode(der).decode()
         except TimestampError as exc:
             error = str(exc)
