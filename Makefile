@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "Installing demigod and llama-cpp-python (first time: builds llama.cpp from source, ~5 min)"
-	$(BIN)/python -m pip install --progress-bar on -e '.[build,dev]'
+	$(BIN)/python -m pip install --progress-bar on -e '.[build,dev,s3,redis,postgres]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install everything

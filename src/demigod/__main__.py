@@ -1,3 +1,3 @@
-from demigod.cli import app
+from demigod.cli import main
 
-app()
+main()

@@ -41,6 +41,26 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"demigod {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 app.add_typer(models_app, name="models")
 app.add_typer(registry_app, name="registry")
 app.add_typer(deploy_app, name="deploy")
@@ -115,6 +135,18 @@ def route_classify(
             confidence=round(decision.confidence or 0.0, 4),
         )
         typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+def main() -> None:
+    """The `demigod` command: the app, with a missing optional dependency said in one line
+    (which extra to install) instead of a traceback."""
+    from demigod.extras import MissingExtraError
+
+    try:
+        app()
+    except MissingExtraError as exc:
+        console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(2) from exc
 
 
 @app.command()

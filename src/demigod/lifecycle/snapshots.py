@@ -22,11 +22,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from demigod.config import SnapshotConfig
+from demigod.extras import require
 from demigod.lifecycle.errors import LifecycleError
 
 SHA256_METADATA_KEY = "sha256"  # sent as x-amz-meta-sha256
 MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _READ_CHUNK = 1 << 20
+
+
+S3_FEATURE = "S3 snapshots"
 
 
 class SnapshotError(LifecycleError):
@@ -55,14 +59,13 @@ class SnapshotStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # type: ignore[import-untyped]
-            from botocore.config import Config  # type: ignore[import-untyped]
-
+            boto3 = require("boto3", S3_FEATURE)
+            config = require("botocore.config", S3_FEATURE).Config
             self._client = boto3.client(
                 "s3",
                 endpoint_url=self.config.endpoint_url,
                 region_name=self.config.region,
-                config=Config(s3={"addressing_style": self.config.addressing_style}),
+                config=config(s3={"addressing_style": self.config.addressing_style}),
             )
         return self._client
 
@@ -215,7 +218,6 @@ def _digests(path: Path, part_size: int | None) -> tuple[str, str]:
 
 
 def _client_errors() -> tuple[type[Exception], ...]:
-    from boto3.exceptions import S3UploadFailedError  # type: ignore[import-untyped]
-    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
-
-    return (BotoCoreError, ClientError, S3UploadFailedError, OSError)
+    botocore = require("botocore.exceptions", S3_FEATURE)
+    boto3 = require("boto3.exceptions", S3_FEATURE)
+    return (botocore.BotoCoreError, botocore.ClientError, boto3.S3UploadFailedError, OSError)

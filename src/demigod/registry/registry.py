@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from demigod.config import MODEL_NAME_PATTERN
 from demigod.errors import UnknownModelError, UnknownVersionError
 from demigod.evaluation.result import EvaluationResult
+from demigod.extras import require
 from demigod.registry.migrate import upgrade
 from demigod.registry.records import (
     BACKENDS,
@@ -650,6 +652,8 @@ def _create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    if make_url(url).get_driver_name() == "psycopg":
+        require("psycopg", "a PostgreSQL registry (database_url)")
     return create_engine(url, pool_pre_ping=True)
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
-from redis.exceptions import RedisError
 
 from demigod.api.admission import Admission, Outcome
 from demigod.api.errors import APIError
 from demigod.config import SecurityConfig, TenantConfig
+from demigod.extras import require
 from demigod.security.tenants import tenant_config
 
 MINUTE = 60
@@ -55,9 +55,14 @@ def _limits(config: TenantConfig) -> list[int]:
 LIMIT_NAMES = ("requests_per_minute", "tokens_per_minute", "concurrent_requests", "tokens_per_day")
 
 
+class QuotaStoreError(Exception):
+    """The shared quota store could not be asked (Redis down, unreachable, timing out)."""
+
+
 class QuotaBackend(Protocol):
     async def acquire(self, tenant: str, config: TenantConfig, slot: str) -> Refusal | None:
-        """Check every limit and, if none refuses, count the request and take `slot`."""
+        """Check every limit and, if none refuses, count the request and take `slot`.
+        Raises QuotaStoreError when the store cannot be asked."""
         ...
 
     async def release(self, tenant: str, slot: str) -> None: ...
@@ -179,11 +184,16 @@ return 1
 
 
 class RedisQuotas:
-    """Counters in Redis, shared by every replica; each check-and-take is one script."""
+    """Counters in Redis, shared by every replica; each check-and-take is one script.
+    Needs the `redis` extra."""
 
     def __init__(self, url: str, lease_seconds: int) -> None:
-        import redis.asyncio as redis
-
+        redis = require("redis.asyncio", "quotas shared through Redis (security.redis_url)")
+        self._errors: tuple[type[Exception], ...] = (
+            require("redis.exceptions", "Redis quotas").RedisError,
+            TimeoutError,
+            OSError,
+        )
         self._redis = redis.Redis.from_url(url)
         self._lease = lease_seconds
         self._acquire = self._redis.register_script(ACQUIRE_SCRIPT)
@@ -194,9 +204,12 @@ class RedisQuotas:
         return f"{KEY_PREFIX}:{{{tenant}}}"
 
     async def acquire(self, tenant: str, config: TenantConfig, slot: str) -> Refusal | None:
-        limit, value, retry_after = await self._acquire(
-            keys=[self._prefix(tenant)], args=[*_limits(config), slot, self._lease]
-        )
+        try:
+            limit, value, retry_after = await self._acquire(
+                keys=[self._prefix(tenant)], args=[*_limits(config), slot, self._lease]
+            )
+        except self._errors as exc:
+            raise QuotaStoreError(str(exc)) from exc
         name = limit.decode() if isinstance(limit, bytes) else str(limit)
         return Refusal(name, int(value), int(retry_after)) if name else None
 
@@ -249,7 +262,7 @@ class QuotaGate:
         slot = uuid.uuid4().hex
         try:
             refusal = await self.backend.acquire(tenant, config, slot)
-        except (TimeoutError, RedisError, OSError) as exc:  # Redis down: 503, never a 500
+        except QuotaStoreError as exc:  # Redis down: 503, never a 500
             raise APIError(
                 503,
                 "quota store unreachable; retry shortly",
