@@ -238,3 +238,65 @@ def test_a_checkpoint_pulled_from_the_hub_converts_and_loads(
         assert model.n_vocab() == 50280 and model.tokenize(b"hello")
     finally:
         model.close()
+
+
+GGUF_REPO = "demigod-tests/tiny-mamba-GGUF"
+
+
+@pytest.fixture
+def gguf_hub(random_gguf: Path) -> Iterator[tuple[HubServer, str, bytes]]:
+    """A repo of GGUF files, as model publishers lay them out (one file per quantization)."""
+    with HubServer() as server:
+        repo = server.add_repo(GGUF_REPO)
+        served = random_gguf.read_bytes()
+        commit = repo.commit(
+            {
+                "tiny-mamba-Q4_0.gguf": served,
+                "tiny-mamba-Q8_0.gguf": b"GGUF another quantization",
+                "tiny-mamba-Q4_K_M.gguf": b"GGUF and another",
+                "README.md": b"# GGUF builds\n",
+            }
+        )
+        yield server, commit, served
+
+
+def test_a_gguf_file_is_pulled_from_a_hub_repo_pinned_and_loads(
+    gguf_hub: tuple[HubServer, str, bytes], tmp_path: Path
+) -> None:
+    import llama_cpp
+
+    server, commit, served = gguf_hub
+    pulled = pull(f"hf://{GGUF_REPO}/tiny-mamba-Q4_0.gguf", tmp_path / "store", endpoint=server.url)
+    assert pulled.path.name == "tiny-mamba-Q4_0.gguf" and pulled.path.read_bytes() == served
+    assert (pulled.revision, pulled.files) == (commit, ("tiny-mamba-Q4_0.gguf",))
+    assert pulled.sha256 == {"tiny-mamba-Q4_0.gguf": hashlib.sha256(served).hexdigest()}
+    assert pulled.source_uri == f"hf://{GGUF_REPO}/tiny-mamba-Q4_0.gguf"
+    downloads = [r for r in server.requests if r[0] == "GET" and "/resolve/" in r[1]]
+    assert [path.rsplit("/", 1)[-1] for _, path, _ in downloads] == ["tiny-mamba-Q4_0.gguf"]
+
+    asked_before = len(server.requests)
+    again = pull(f"{GGUF_REPO}:q4_0", tmp_path / "store", endpoint=server.url)  # as -hf
+    assert again.path == pulled.path
+    assert not [r for r in server.requests[asked_before:] if "/resolve/" in r[1]]  # stored
+    model = llama_cpp.Llama(model_path=str(pulled.path), n_ctx=64, n_threads=1, verbose=False)
+    try:
+        assert model.create_completion("hi", max_tokens=2)["usage"]["completion_tokens"] >= 1
+    finally:
+        model.close()
+
+
+def test_a_quantization_picks_one_gguf_or_says_which_exist(
+    gguf_hub: tuple[HubServer, str, bytes], tmp_path: Path
+) -> None:
+    server, _, _ = gguf_hub
+    q8 = pull(f"{GGUF_REPO}:Q8_0", tmp_path / "store", endpoint=server.url)
+    assert q8.path.read_bytes() == b"GGUF another quantization"
+    assert pull(f"{GGUF_REPO}:Q4_K_M", tmp_path / "store", endpoint=server.url).path.name == (
+        "tiny-mamba-Q4_K_M.gguf"
+    )
+    with pytest.raises(PullError, match=r"0 GGUF files match 'Q5_K_S'.*tiny-mamba-Q4_0\.gguf"):
+        pull(f"{GGUF_REPO}:Q5_K_S", tmp_path / "store", endpoint=server.url)
+    with pytest.raises(PullError, match=r"has no missing\.gguf"):
+        pull(f"{GGUF_REPO}/missing.gguf", tmp_path / "store", endpoint=server.url)
+    assert source_kind(f"{GGUF_REPO}/sub/dir/x.gguf") == "hub-gguf"
+    assert source_kind(GGUF_REPO) == "hub"

@@ -244,13 +244,21 @@ def register(
 
 @models_app.command("pull")
 def pull_command(
-    source: Annotated[str, typer.Argument(help="hub repo id, local folder or s3:// URI")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="hub repo id, local folder, s3:// URI, or one GGUF of a hub repo: "
+            "owner/repo/FILE.gguf or owner/repo:QUANT (as llama-server -hf)"
+        ),
+    ],
     revision: Annotated[str | None, typer.Option(help="branch, tag or commit")] = None,
     endpoint: EndpointOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Fetch a Hugging Face-format checkpoint into data_dir/sources (revision pinned)."""
+    """Fetch a Hugging Face-format checkpoint, or a GGUF file ready to serve, into
+    data_dir/sources (the revision pinned to a commit). Prints where it is: serve a GGUF
+    with `demigod serve --model NAME=PATH` or register it (`demigod models register`)."""
     from demigod.lifecycle.pipeline import pull
 
     settings = settings_or_exit(config)

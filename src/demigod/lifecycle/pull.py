@@ -5,6 +5,9 @@ Three kinds of source, one result:
 - a Hugging Face hub repo id (`state-spaces/mamba-130m-hf`, or `hf://...`): the revision
   (branch, tag or commit) is resolved to a commit first and the snapshot is downloaded at
   that commit, so the files can never change under a recorded version;
+- one GGUF file of a hub repo, ready to serve (as `llama-server -hf` fetches one):
+  `owner/repo/file.gguf`, or `owner/repo:Q4_0` for the repo's one GGUF with that
+  quantization in its name; pinned to a commit the same way;
 - a local folder (`/path/to/checkpoint` or `file:///path`);
 - an S3-compatible prefix (`s3://bucket/prefix`; AWS, MinIO, Ceph through `endpoint`).
 
@@ -24,11 +27,12 @@ import os
 import re
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from demigod.extras import require
 from demigod.lifecycle.errors import LifecycleError
 
 # What llama.cpp's converter reads: config, weights (safetensors preferred, PyTorch .bin
@@ -57,6 +61,13 @@ STAGING_DIR = ".partial"
 # Hub repo ids: "name" or "owner/name" (letters, digits, - _ .).
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# One GGUF of a hub repo: owner/name/path/file.gguf, or owner/name:QUANT (llama-server -hf).
+_HUB_GGUF_FILE = re.compile(
+    r"^(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)/(?P<file>\S+\.gguf)$"
+)
+_HUB_GGUF_QUANT = re.compile(
+    r"^(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*):(?P<quant>[\w.-]+)$"
+)
 _HASH_CHUNK = 1 << 20
 
 
@@ -68,6 +79,7 @@ class PullError(LifecycleError):
 class PulledModel:
     """A complete checkpoint folder in the store.
 
+    `path`: the folder; for a hub GGUF, the GGUF file in it (ready to serve).
     `revision`: the hub commit the files were downloaded at; for local folders and S3, the
     sha256 of the file tree (names and contents), so equal trees get equal revisions.
     `files`: paths relative to `path`, sorted. `sha256`: each file's digest.
@@ -99,6 +111,14 @@ def pull(
     repo, revision, bucket or folder, a download failure, or a source without config.json.
     """
     kind = source_kind(source)
+    if kind == "hub-gguf":
+        return _pull_hub_gguf(
+            source.removeprefix("hf://"),
+            dest_root,
+            revision=revision,
+            endpoint=endpoint,
+            token=token,
+        )
     if kind == "local":
         if revision is not None:
             raise PullError("--revision applies to hub repos only, not to local folders")
@@ -113,15 +133,19 @@ def pull(
 
 
 def source_kind(source: str) -> str:
-    """ "hub", "local" or "s3" for `source`; raises PullError when it is none of them."""
+    """ "hub", "hub-gguf", "local" or "s3" for `source`; raises PullError when it is none."""
     if source.startswith("s3://"):
         return "s3"
     if source.startswith("file://") or Path(source).expanduser().is_dir():
         return "local"
+    repo = source.removeprefix("hf://")
+    if _HUB_GGUF_FILE.match(repo) or _HUB_GGUF_QUANT.match(repo):
+        return "hub-gguf"
     if source.startswith("hf://") or _REPO_ID.match(source):
         return "hub"
     raise PullError(
-        f"{source!r} is not a local folder, an s3://bucket/prefix URI or a hub repo id (owner/name)"
+        f"{source!r} is not a local folder, an s3://bucket/prefix URI, a hub repo id "
+        "(owner/name) or a hub GGUF (owner/name/file.gguf, owner/name:QUANT)"
     )
 
 
@@ -177,10 +201,8 @@ def _pull_hub(
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
-        GatedRepoError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
-        RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
@@ -190,22 +212,8 @@ def _pull_hub(
         existing = read_pulled(dest_root / _folder_name(repo_id) / revision)
         if existing is not None:
             return existing
-    api = HfApi(endpoint=endpoint, token=token)
-    wanted_revision = revision or "main"
-    try:
-        info = api.model_info(repo_id, revision=wanted_revision, files_metadata=False)
-    except RevisionNotFoundError as error:
-        raise PullError(f"{repo_id} has no revision {wanted_revision!r}") from error
-    except GatedRepoError as error:
-        raise PullError(f"{repo_id} is gated: accept its licence and set HF_TOKEN") from error
-    except RepositoryNotFoundError as error:
-        raise PullError(f"no hub repo {repo_id!r} (or it is private: set HF_TOKEN)") from error
-    except (HfHubHTTPError, OSError) as error:
-        raise PullError(f"cannot reach the hub for {repo_id}: {error}") from error
-    commit = info.sha
-    if not commit:
-        raise PullError(f"the hub gave no commit for {repo_id}@{wanted_revision}")
-    files = conversion_files(sibling.rfilename for sibling in info.siblings or [])
+    commit, listed = _hub_commit(HfApi(endpoint=endpoint, token=token), repo_id, revision)
+    files = conversion_files(listed)
     if "config.json" not in files:
         raise PullError(f"{repo_id}@{commit} has no config.json: not a transformers checkpoint")
 
@@ -237,6 +245,94 @@ def _pull_hub(
     if missing:
         raise PullError(f"{repo_id}@{commit}: download incomplete, missing {', '.join(missing)}")
     return _publish(staging, final, source_uri, commit, files)
+
+
+def _hub_commit(api: Any, repo_id: str, revision: str | None) -> tuple[str, list[str]]:
+    """(commit, file names) of `repo_id` at `revision` (default main). Raises PullError."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    wanted_revision = revision or "main"
+    try:
+        info = api.model_info(repo_id, revision=wanted_revision, files_metadata=False)
+    except RevisionNotFoundError as error:
+        raise PullError(f"{repo_id} has no revision {wanted_revision!r}") from error
+    except GatedRepoError as error:
+        raise PullError(f"{repo_id} is gated: accept its licence and set HF_TOKEN") from error
+    except RepositoryNotFoundError as error:
+        raise PullError(f"no hub repo {repo_id!r} (or it is private: set HF_TOKEN)") from error
+    except (HfHubHTTPError, OSError) as error:
+        raise PullError(f"cannot reach the hub for {repo_id}: {error}") from error
+    if not info.sha:
+        raise PullError(f"the hub gave no commit for {repo_id}@{wanted_revision}")
+    return info.sha, [sibling.rfilename for sibling in info.siblings or []]
+
+
+def _chosen_gguf(source: str, files: list[str]) -> str:
+    """The one GGUF `source` names among the repo's `files`. Raises PullError."""
+    ggufs = sorted(name for name in files if name.endswith(".gguf") and _is_safe_relative(name))
+    if found := _HUB_GGUF_FILE.match(source):
+        if found["file"] not in ggufs:
+            raise PullError(f"{found['repo']} has no {found['file']} (its GGUFs: {ggufs})")
+        return found["file"]
+    found = _HUB_GGUF_QUANT.match(source)
+    assert found is not None
+    quant = found["quant"].lower()
+    # As llama-server -hf: the quantization is a name part (model-Q4_0.gguf, model.q4_0.gguf).
+    matches = [
+        name
+        for name in ggufs
+        if quant in re.split(r"[-_.]", name.rsplit("/", 1)[-1].lower().removesuffix(".gguf"))
+        or name.rsplit("/", 1)[-1].lower().removesuffix(".gguf").endswith(quant)
+    ]
+    if len(matches) != 1:
+        raise PullError(
+            f"{found['repo']}: {len(matches)} GGUF files match {found['quant']!r} "
+            f"({matches or ggufs}); name the file: {found['repo']}/FILE.gguf"
+        )
+    return matches[0]
+
+
+def _pull_hub_gguf(
+    source: str, dest_root: Path, *, revision: str | None, endpoint: str | None, token: str | None
+) -> PulledModel:
+    """One GGUF file of a hub repo, at a pinned commit; `path` is the file."""
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    found = _HUB_GGUF_FILE.match(source) or _HUB_GGUF_QUANT.match(source)
+    assert found is not None
+    repo_id = found["repo"]
+    commit, files = _hub_commit(HfApi(endpoint=endpoint, token=token), repo_id, revision)
+    filename = _chosen_gguf(source, files)
+    final = dest_root / _folder_name(repo_id) / f"{commit}--{_folder_name(filename)}"
+    existing = read_pulled(final)
+    if existing is None:
+        staging = dest_root / STAGING_DIR / f"{_folder_name(repo_id)}@{commit}--gguf"
+        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            hf_hub_download(
+                repo_id,
+                filename,
+                revision=commit,
+                local_dir=staging,
+                endpoint=endpoint,
+                token=token,
+            )
+        except EntryNotFoundError as error:
+            raise PullError(f"{repo_id}@{commit}: {error}") from error
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
+            raise PullError(
+                f"downloading {repo_id}/{filename}@{commit} failed ({error}); "
+                "run the pull again to resume"
+            ) from error
+        shutil.rmtree(staging / ".cache", ignore_errors=True)
+        existing = _publish(staging, final, f"hf://{repo_id}/{filename}", commit, [filename])
+    return replace(existing, path=existing.path / filename)
 
 
 # --- local folders ----------------------------------------------------------------------
@@ -275,8 +371,7 @@ def _pull_local(folder: Path, dest_root: Path) -> PulledModel:
 def _pull_s3(
     source: str, dest_root: Path, *, endpoint: str | None, client: Any | None
 ) -> PulledModel:
-    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
-
+    botocore = require("botocore.exceptions", "pulling from s3://")
     parsed = urlparse(source)
     bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
     if not bucket:
@@ -284,9 +379,7 @@ def _pull_s3(
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     if client is None:
-        import boto3  # type: ignore[import-untyped]
-
-        client = boto3.client("s3", endpoint_url=endpoint)
+        client = require("boto3", "pulling from s3://").client("s3", endpoint_url=endpoint)
     try:
         keys: list[str] = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -300,7 +393,7 @@ def _pull_s3(
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(bucket, prefix + relative, str(target))
-    except (BotoCoreError, ClientError) as error:
+    except (botocore.BotoCoreError, botocore.ClientError) as error:
         raise PullError(f"cannot fetch {source}: {error}") from error
     digests = {relative: _sha256(staging / relative) for relative in files}
     revision = _tree_digest(digests)
