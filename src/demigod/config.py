@@ -88,6 +88,12 @@ class EngineConfig(Section):
         "running streams keep producing",
     )
     n_threads: int | None = Field(default=None, ge=1, description="None: half the cores")
+    n_gpu_layers: int = Field(
+        default=-1,
+        ge=-1,
+        description="layers of each model offloaded to a GPU: -1 all, 0 none; needs a GPU "
+        "build of llama-cpp-python (docs/troubleshooting.md), else ignored",
+    )
     queue_size: int = Field(
         default=32, ge=1, description="requests waiting per model before 503 + Retry-After"
     )

@@ -77,6 +77,14 @@ class LlamaCppEngine(ScheduledEngine):
         n_threads = config.n_threads or default_threads()
 
         model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = config.n_gpu_layers
+        if config.n_gpu_layers > 0 and not llama_cpp.llama_supports_gpu_offload():
+            log.warning(
+                "engine.n_gpu_layers=%d but this llama-cpp-python has no GPU support: "
+                "model %r runs on the CPU (docs/troubleshooting.md)",
+                config.n_gpu_layers,
+                name,
+            )
         self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
         if not self._model:
             raise EngineError(f"model {name!r}: llama.cpp could not load {path}")
