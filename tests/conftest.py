@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from demigod.ops.postgres_cluster import PostgresCluster, PostgresUnavailableError
 from demigod.processes import ServerNotReadyError, free_port, wait_until_ready
 
 SERVER_START_TIMEOUT = 60.0
@@ -72,6 +73,22 @@ def running_prometheus(config_file: Path, workdir: Path, timeout: float = 60.0) 
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL server on loopback for the run (fsync off: tests only).
+    Skips without the Debian package, except under CI=true, where it fails."""
+    try:
+        cluster = PostgresCluster()
+    except PostgresUnavailableError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exc}: see .ci/run")
+        pytest.skip(f"{exc}: see .ci/run")
+    cluster.init()
+    cluster.start({"fsync": "off"})
+    yield cluster
+    cluster.remove()
 
 
 @dataclass

@@ -776,6 +776,49 @@ class DriftConfig(Section):
     )
 
 
+class BackupConfig(Section):
+    """`demigod ops backup|restore|drill` (docs/operations.md#backups): where the registry,
+    the audit log, keys and model files are copied, and how often. S3 goes through the
+    `snapshots` client (endpoint, region, bucket, credentials from the environment)."""
+
+    dir: Path | None = Field(
+        default=None,
+        description="back up to this directory (another disk, an NFS mount); None: the "
+        "snapshots bucket under `prefix`",
+    )
+    prefix: str = Field(default="demigod/backups/", description="key prefix in the bucket")
+    interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description="how often the running agent ships new audit records and changed files, "
+        "and Litestream's sync interval: the SQLite and audit RPO",
+    )
+    full_every_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="a fresh full copy this often: Litestream's snapshot interval, and the "
+        "schedule rendered for PostgreSQL base backups (CronJob, systemd timer)",
+    )
+    retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="full copies (and the WAL they need) older than this are deleted; the "
+        "newest is always kept",
+    )
+    pg_archive_timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL's archive_timeout that `ops pg-archive-settings` prints: "
+        "the PostgreSQL RPO",
+    )
+    models: bool = Field(
+        default=True,
+        description="also copy model files (once per sha256), so a restore can verify and "
+        "refetch them",
+    )
+
+
 class OpsConfig(Section):
     """`demigod ops ...`: operating a deployed mesh (drift, smoke tests; backups, restore,
     autoscaling)."""
@@ -790,6 +833,7 @@ class OpsConfig(Section):
     )
     timeout_seconds: float = Field(default=60.0, gt=0, description="per HTTP request")
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
 
 
 class Settings(BaseSettings):

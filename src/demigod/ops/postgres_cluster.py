@@ -1,0 +1,144 @@
+"""A PostgreSQL cluster this process starts on loopback: the test suite's registry server,
+the restore drill's primary and its restored replacement.
+
+Debian keeps the server binaries out of PATH (/usr/lib/postgresql/<major>/bin). initdb and
+postgres refuse to run as root, so as root the cluster belongs to the `postgres` user.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from demigod.processes import free_port
+
+START_TIMEOUT_SECONDS = 60.0
+_databases = itertools.count()
+
+
+class PostgresUnavailableError(RuntimeError):
+    """The PostgreSQL server binaries are not installed."""
+
+
+def postgres_bin_dir() -> Path:
+    """Where initdb, postgres, pg_ctl and pg_basebackup live (the newest installed major).
+    Raises PostgresUnavailableError when there is none."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise PostgresUnavailableError(
+            "PostgreSQL server is not installed (Debian package postgresql)"
+        )
+    return Path(initdb).parent
+
+
+class PostgresCluster:
+    """A cluster in `root/data` on a free loopback port, trust authentication (loopback
+    only). `start()` it with extra server settings (`-c name=value`), `stop()` it."""
+
+    def __init__(self, root: Path | None = None, *, bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir or postgres_bin_dir()
+        self.root = root or Path(tempfile.mkdtemp(prefix="demigod-pg-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.owner = "postgres" if os.geteuid() == 0 else None
+        self.as_user = ["runuser", "-u", "postgres", "--"] if self.owner else []
+        if self.owner:
+            shutil.chown(self.root, self.owner, self.owner)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = self.root / "server.log"
+
+    def init(self) -> None:
+        """initdb an empty cluster (superuser `postgres`)."""
+        self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+
+    def start(
+        self, settings: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        """Start the server on the existing data dir; returns once it accepts connections
+        (after recovery, for a restored one). Raises RuntimeError with its log otherwise."""
+        options = [f"-c{name}={value}" for name, value in (settings or {}).items()]
+        command = [
+            *self.as_user,
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.root),
+            *options,
+        ]
+        self.process = subprocess.Popen(
+            command,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._accepting():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"postgres did not start:\n{self.log.read_text(errors='replace')}")
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of `database` on this cluster."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str | None = None) -> str:
+        """A fresh, empty database; returns its SQLAlchemy URL."""
+        name = name or f"registry_{os.getpid()}_{next(_databases)}"
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        return self.url(name)
+
+    def stop(self, *, immediate: bool = False) -> None:
+        """Stop the server: a clean shutdown, or `immediate` (SIGQUIT: no checkpoint, as a
+        crash leaves it)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if immediate:
+            self.process.send_signal(3)  # SIGQUIT: PostgreSQL's immediate shutdown
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def remove(self) -> None:
+        """Stop and delete everything under `root`."""
+        self.stop(immediate=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """Run one of the server's tools as the cluster's owner. Raises CalledProcessError."""
+        return subprocess.run(
+            [*self.as_user, str(self.bin_dir / tool), *args],
+            check=True,
+            capture_output=True,
+            cwd=self.root,
+        )
+
+    def _accepting(self) -> bool:
+        ready = subprocess.run(
+            [str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+            capture_output=True,
+            check=False,
+        )
+        return ready.returncode == 0
