@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from demigod.ops.postgres_cluster import PostgresCluster
@@ -23,9 +22,9 @@ DRILL_TIMEOUT = 900
 def _drill(tmp_path: Path, model: Path, config: dict[str, Any], *args: str) -> dict[str, Any]:
     config_file = tmp_path / "mesh.yaml"
     config_file.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), **config}))
+    command = [sys.executable, "-m", "demigod", "ops", "drill", "--json", "--duration", "6"]
     done = subprocess.run(
-        [sys.executable, "-m", "demigod", "ops", "drill", "--json", "--duration", "6"]
-        + ["--model", str(model), "--config", str(config_file), *args],
+        [*command, "--model", str(model), "--config", str(config_file), *args],
         capture_output=True,
         text=True,
         timeout=DRILL_TIMEOUT,

@@ -6,8 +6,9 @@ full snapshot every `full_every_hours`), and every `interval_seconds` the audit 
 records and any changed state file are shipped; model files are checked once a minute and
 copied once per content. A PostgreSQL registry archives its own WAL (archive_command);
 its base backups are `run_once`, scheduled (a CronJob, a systemd timer) every
-`full_every_hours`. `run_once` is also the one-shot copy of everything for a host without
-the agent (with SQLite, not beside a running agent: two Litestreams on one replica clash).
+`full_every_hours`. For SQLite, `run_once` makes a whole copy with the online backup API,
+independent of Litestream's replica (a second, simpler way back); it is also the one-shot
+copy of everything for a host without the agent.
 
 A failed pass is logged and retried on the next one; `manifest.json` in the destination
 says when the agent last completed a pass, which is what a monitor should watch.
@@ -22,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from demigod.ops.audit_backup import AuditShipper
 from demigod.ops.backup_target import BackupError, BackupTarget
 from demigod.ops.model_files import ModelFilesReport, ModelShipper
 from demigod.ops.postgres_backup import base_backup, is_postgres
-from demigod.ops.sqlite_replication import LitestreamReplicator, replicate_once, sqlite_path
+from demigod.ops.sqlite_replication import LitestreamReplicator, sqlite_path
+from demigod.ops.sqlite_snapshots import snapshot_sqlite
 from demigod.ops.state_files import StateShipper
 from demigod.registry import Registry, RegistryError
 from demigod.security.audit.store import audit_root
@@ -77,15 +79,18 @@ class BackupAgent:
         self.postgres = is_postgres(settings)
 
     def run_once(self) -> BackupPass:
-        """A complete copy now: the registry (a Litestream snapshot, or a PostgreSQL base
-        backup), the audit log, the state files and the model files. Raises BackupError."""
+        """A complete copy now: the registry (a whole SQLite copy through the online backup
+        API, or a PostgreSQL base backup), the audit log, the state files and the model
+        files. Raises BackupError."""
         done = BackupPass()
+        now = datetime.now(UTC)
         if self.sqlite is not None and self.sqlite.is_file():
-            replicate_once(self.sqlite, self.target, self.settings.ops.backup)
-            done.registry = f"litestream snapshot of {self.sqlite}"
+            retention = timedelta(hours=self.settings.ops.backup.retention_hours)
+            done.registry = snapshot_sqlite(self.sqlite, self.target, now, retention)
         elif self.postgres:
-            stamp = base_backup(self.settings, self.target, datetime.now(UTC)).stamp
-            done.registry = f"postgresql base backup {stamp}"
+            done.registry = (
+                f"postgresql base backup {base_backup(self.settings, self.target, now).stamp}"
+            )
         self._ship_files(done, with_models=True)
         if done.errors:
             raise BackupError("; ".join(done.errors))

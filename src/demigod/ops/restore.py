@@ -30,7 +30,8 @@ from demigod.ops.postgres_backup import (
     restore_postgres,
     wait_until_promoted,
 )
-from demigod.ops.sqlite_replication import restore_sqlite, sqlite_path
+from demigod.ops.sqlite_replication import has_replica, restore_sqlite, sqlite_path
+from demigod.ops.sqlite_snapshots import restore_snapshot
 from demigod.ops.state_files import restore_state
 from demigod.registry import Registry
 from demigod.security.audit.events import record_admin_event
@@ -137,8 +138,12 @@ def _restore_registry(
     if db_path is not None:
 
         def sqlite() -> None:
-            restore_sqlite(target, settings.ops.backup, db_path, to_time)
-            report.registry = {"kind": "sqlite", "path": str(db_path)}
+            if has_replica(target):
+                restore_sqlite(target, settings.ops.backup, db_path, to_time)
+                source = "litestream replica"
+            else:  # no agent ran: the newest scheduled whole copy
+                source = restore_snapshot(target, db_path, to_time)
+            report.registry = {"kind": "sqlite", "path": str(db_path), "from": source}
 
         step("registry", sqlite)
         return True

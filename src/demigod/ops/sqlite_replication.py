@@ -126,22 +126,8 @@ class LitestreamReplicator:
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def replicate_once(db_path: Path, target: BackupTarget, backup: BackupConfig) -> None:
-    """One full copy now (a Litestream snapshot plus the WAL), for a one-shot backup.
-    Raises BackupError with Litestream's message when it fails."""
-    with tempfile.TemporaryDirectory(prefix="demigod-litestream-") as folder:
-        config = write_config(litestream_config(db_path, target, backup), Path(folder))
-        _run(
-            [
-                litestream_binary(),
-                "replicate",
-                "-no-expand-env",
-                "-config",
-                str(config),
-                "-once",
-                "-force-snapshot",
-            ]
-        )
+def has_replica(target: BackupTarget) -> bool:
+    return bool(target.keys(REPLICA_KEY + "/"))
 
 
 def restore_sqlite(

@@ -1,6 +1,6 @@
 """The Kubernetes Horizontal Pod Autoscaler's replica arithmetic, as pure functions.
 
-Per metric, `desired = ceil(current × value / target)`, unless `value / target` is within
+Per metric, `desired = ceil(current * value / target)`, unless `value / target` is within
 `tolerance` (0.1) of 1, where the metric proposes no change. Several metrics: the largest
 proposal wins. Stabilisation (HPA's `behavior`): the recommendations of the last
 `scale_up_window` seconds bound a scale-up by their minimum, those of the last
@@ -70,7 +70,7 @@ class Decision:
 
 
 def metric_proposal(current: int, metric: MetricValue, tolerance: float = DEFAULT_TOLERANCE) -> int:
-    """ceil(current × value / target), or `current` when the ratio is within tolerance."""
+    """ceil(current * value / target), or `current` when the ratio is within tolerance."""
     ratio = metric.value / metric.target
     if abs(ratio - 1.0) <= tolerance:
         return current
