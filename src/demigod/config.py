@@ -711,7 +711,11 @@ class UpstreamConfig(Section):
     llama-server, TGI, Ollama, trtllm-serve. Each URL is one replica."""
 
     name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=128)
-    urls: list[str] = Field(min_length=1, description="base URL of each replica, without /v1")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="base URL of each replica, without /v1; empty: only those published in "
+        "gateway.replicas_dir (`demigod ops autoscale`)",
+    )
     served_name: str | None = Field(
         default=None, description="the model name the upstream knows; None: the same name"
     )
@@ -760,6 +764,12 @@ class GatewayConfig(Section):
     retry_after_seconds: int = Field(default=1, ge=1, description="on 503 when none can serve")
     max_connections: int = Field(
         default=1000, ge=1, description="pooled upstream connections per gateway process"
+    )
+    replicas_dir: Path | None = Field(
+        default=None,
+        description="published replica sets (`demigod ops autoscale`'s replicas_dir), re-read "
+        "every health interval: an upstream's replicas become the URLs published for it; "
+        "None: the configured URLs only",
     )
 
 
@@ -819,6 +829,51 @@ class BackupConfig(Section):
     )
 
 
+class AutoscaleConfig(Section):
+    """`demigod ops autoscale` (docs/operations.md#autoscaling): worker processes of one
+    model on one host, scaled by the Kubernetes HPA algorithm (demigod.scaling.hpa)."""
+
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=4, ge=1)
+    target_queue_depth: float = Field(
+        default=6.0,
+        gt=0,
+        description="requests waiting or running per replica the scaler aims at "
+        "(engine.slots is where a replica starts to queue)",
+    )
+    target_memory_bytes: int | None = Field(
+        default=None, gt=0, description="resident memory per replica to aim at; None: unused"
+    )
+    target_gpu_memory_bytes: int | None = Field(
+        default=None, gt=0, description="GPU memory per replica to aim at; None: unused"
+    )
+    tolerance: float = Field(
+        default=0.1, ge=0, description="no change while value/target is this close to 1"
+    )
+    interval_seconds: float = Field(default=5.0, gt=0, description="between decisions")
+    scale_up_window_seconds: float = Field(
+        default=0.0, ge=0, description="a rise must be wanted this long (Kubernetes: 0)"
+    )
+    scale_down_window_seconds: float = Field(
+        default=300.0, ge=0, description="a fall must be wanted this long (Kubernetes: 300)"
+    )
+    drain_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="a replica being removed gets this long to finish its requests",
+    )
+    replicas_dir: Path = Field(
+        default=Path("var/replicas"),
+        description="where the replica set of each model is published (gateway.replicas_dir)",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscaleConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
 class OpsConfig(Section):
     """`demigod ops ...`: operating a deployed mesh (drift, smoke tests; backups, restore,
     autoscaling)."""
@@ -834,6 +889,7 @@ class OpsConfig(Section):
     timeout_seconds: float = Field(default=60.0, gt=0, description="per HTTP request")
     drift: DriftConfig = Field(default_factory=DriftConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
+    autoscale: AutoscaleConfig = Field(default_factory=AutoscaleConfig)
 
 
 class Settings(BaseSettings):
@@ -888,6 +944,17 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _upstreams_have_replicas(self) -> Settings:
+        if self.gateway.replicas_dir is None:
+            empty = [upstream.name for upstream in self.upstreams if not upstream.urls]
+            if empty:
+                raise ValueError(
+                    f"upstreams {', '.join(empty)} list no urls: give them urls, or set "
+                    "gateway.replicas_dir where their replica sets are published"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -4,11 +4,18 @@
 checks every replica's health path in the background, and exports
 `demigod_upstream_up{model,replica}` plus the in-flight count and breaker state of each
 replica. The request path (gateway.passthrough) picks replicas with gateway.balancer.
+
+With `gateway.replicas_dir`, the replica set of each model is whatever is published
+there (scaling.replica_set), re-read at every health check: a new URL joins once its
+health check passes; a URL that disappears takes no new requests from that moment, while
+requests already sent to it finish (they hold their own reference), which is how a
+replica is drained before `demigod ops autoscale` stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -23,6 +30,7 @@ from demigod.engines.remote_openai import RemoteOpenAI
 from demigod.gateway.balancer import Replica
 from demigod.gateway.breaker import CircuitBreaker
 from demigod.observability.metrics import Metrics
+from demigod.scaling.replica_set import read_replica_sets
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +96,7 @@ class Upstreams:
                 categories=config.categories,
                 version=config.version,
                 served_name=config.served_name or config.name,
-                replicas=[
-                    Replica(
-                        url,
-                        CircuitBreaker(settings.breaker_failures, settings.breaker_open_seconds),
-                    )
-                    for url in config.urls
-                ],
+                replicas=[self._new_replica(url) for url in config.urls],
                 fallback=config.fallback,
                 health_path=config.health_path,
                 api_key=config.api_key,
@@ -131,9 +133,15 @@ class Upstreams:
         metrics.watch(_ReplicaCollector(self.models))
         self._checking: asyncio.Task[None] | None = None
 
+    def _new_replica(self, url: str) -> Replica:
+        breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open_seconds)
+        return Replica(url, breaker)
+
     async def start(self) -> None:
-        """Open the client pool, check every replica once, then keep checking."""
+        """Open the client pool, learn the published replica sets, check every replica
+        once, then keep checking."""
         await self.client.start()
+        await self.follow_replica_sets()
         for model in self.models.values():
             for replica in model.replicas:
                 self._up.labels(model.name, replica.url).set(0)
@@ -180,6 +188,36 @@ class Upstreams:
         while True:
             await asyncio.sleep(self.settings.health_interval_seconds)
             try:
+                await self.follow_replica_sets()
                 await self.check_all()
             except Exception:  # a bug here must not stop the checks for good
                 log.exception("upstream health check failed")
+
+    async def follow_replica_sets(self) -> None:
+        """Make each model's replicas the URLs published for it in `replicas_dir`."""
+        if self.settings.replicas_dir is None:
+            return
+        published = await asyncio.to_thread(read_replica_sets, self.settings.replicas_dir)
+        for name, replica_set in published.items():
+            model = self.models.get(name)
+            if model is None:
+                continue
+            wanted = list(dict.fromkeys(replica_set.urls))
+            current = {replica.url: replica for replica in model.replicas}
+            joining = [self._new_replica(url) for url in wanted if url not in current]
+            await asyncio.gather(*(self._check(model, replica) for replica in joining))
+            joined = {replica.url: replica for replica in joining if replica.healthy}
+            # Order as published; a joiner whose check failed is tried again next round.
+            model.replicas = [
+                current.get(url) or joined[url] for url in wanted if url in current or url in joined
+            ]
+            failed = {replica.url for replica in joining} - joined.keys()
+            for url in (current.keys() - set(wanted)) | failed:
+                with contextlib.suppress(KeyError):  # a series it never exported
+                    self._up.remove(model.name, url)
+                if url not in failed:
+                    log.info(
+                        "upstream replica removed", extra={"model": model.name, "replica": url}
+                    )
+            for url in joined:
+                log.info("upstream replica added", extra={"model": model.name, "replica": url})

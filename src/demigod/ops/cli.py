@@ -371,3 +371,49 @@ def _print_json_or(as_json: bool, data: object, summary: str) -> None:
         typer.echo(json.dumps(data))
     else:
         console.print(summary)
+
+
+@ops_app.command("autoscale")
+def autoscale_command(
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="the model whose `demigod worker` processes are scaled"),
+    ],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run MODEL's workers on this host and scale them between ops.autoscale's
+    min_replicas and max_replicas with the Kubernetes HPA algorithm, on the workers' queue
+    depth (and memory, GPU memory when targeted). The replica set is published to
+    ops.autoscale.replicas_dir for gateways with that gateway.replicas_dir; a replica
+    leaves the set and finishes its requests before it stops (docs/operations.md#autoscaling).
+    Ctrl-C or SIGTERM drains and stops every worker."""
+    import signal
+
+    from demigod.scaling.autoscaler import Autoscaler, Tick
+    from demigod.scaling.replicas import WorkerProcesses
+
+    settings = _settings(config)
+    scaling = settings.ops.autoscale
+    extra = ["--config", str(config.resolve())] if config is not None else []
+    processes = WorkerProcesses(model, settings.data_dir / "autoscale", extra_args=extra)
+    scaler = Autoscaler(model, scaling, processes)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def show(tick: Tick) -> None:
+        if as_json:
+            typer.echo(json.dumps(tick.to_json()), nl=True)
+        else:
+            console.print(
+                f"{tick.replicas} replicas ({tick.ready} ready) -> {tick.desired}: {tick.reason}"
+            )
+
+    console.print(
+        f"scaling {model} between {scaling.min_replicas} and {scaling.max_replicas} workers; "
+        f"replica set in {scaling.replicas_dir}"
+    )
+    try:
+        scaler.run(stop, show)
+    except KeyboardInterrupt:
+        stop.set()
