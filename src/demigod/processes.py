@@ -5,6 +5,7 @@ Used wherever demigod starts a server it then talks to (test fixtures, benchmark
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -40,3 +41,17 @@ def wait_until_ready(
         time.sleep(interval)
     process.kill()
     raise ServerNotReadyError(f"not ready after {timeout}s")
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], timeout: float, how: int = signal.SIGTERM
+) -> None:
+    """Send `how` (SIGTERM: a graceful stop), wait up to `timeout` seconds, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.send_signal(how)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from demigod.config import Settings, SnapshotConfig
+from demigod.lifecycle.artefacts import write_atomic
 from demigod.lifecycle.snapshots import SnapshotStore
 from demigod.security.audit.layout import fsync_directory
 
@@ -54,15 +55,7 @@ class DirectoryTarget:
         self.description = str(self.root)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        with partial.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)
-        fsync_directory(path.parent)
+        write_atomic(self._path(key), data)
 
     def put_file(self, key: str, path: Path) -> None:
         # Model files are large: stream them rather than read them whole.

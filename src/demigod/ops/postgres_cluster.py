@@ -11,13 +11,14 @@ import glob
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from demigod.processes import free_port
+from demigod.processes import free_port, stop_process
 
 START_TIMEOUT_SECONDS = 60.0
 _databases = itertools.count()
@@ -109,17 +110,9 @@ class PostgresCluster:
     def stop(self, *, immediate: bool = False) -> None:
         """Stop the server: a clean shutdown, or `immediate` (SIGQUIT: no checkpoint, as a
         crash leaves it)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        if immediate:
-            self.process.send_signal(3)  # SIGQUIT: PostgreSQL's immediate shutdown
-        else:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            # SIGQUIT is PostgreSQL's immediate shutdown; SIGTERM its "smart" one.
+            stop_process(self.process, 30, signal.SIGQUIT if immediate else signal.SIGTERM)
 
     def remove(self) -> None:
         """Stop and delete everything under `root`."""

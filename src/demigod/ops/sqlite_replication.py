@@ -26,6 +26,7 @@ import yaml
 
 from demigod.config import BackupConfig, Settings
 from demigod.ops.backup_target import BackupError, BackupTarget
+from demigod.processes import stop_process
 from demigod.registry.registry import REGISTRY_FILE
 
 REPLICA_KEY = "registry/sqlite"
@@ -116,13 +117,8 @@ class LitestreamReplicator:
 
     def stop(self) -> None:
         """Stop (Litestream syncs what it has on SIGTERM) and remove the config."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, 30)
         shutil.rmtree(self._folder, ignore_errors=True)
 
 

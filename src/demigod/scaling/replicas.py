@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from demigod.processes import free_port
+from demigod.processes import free_port, stop_process
 
 
 @dataclass(eq=False)
@@ -69,10 +69,4 @@ class WorkerProcesses:
     @staticmethod
     def stop(replica: WorkerReplica, timeout: float) -> None:
         """SIGTERM, then SIGKILL when it has not exited after `timeout` seconds."""
-        if replica.alive():
-            replica.process.terminate()
-            try:
-                replica.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                replica.process.kill()
-                replica.process.wait()
+        stop_process(replica.process, timeout)
