@@ -19,6 +19,7 @@ Reported, measured rather than configured:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -36,10 +37,10 @@ from typing import Any
 import httpx
 import yaml
 
-from demigod.config import Settings, load_settings
+from demigod.config import BackupConfig, Settings, load_settings
 from demigod.ops.audit_backup import RESTORE_KIND
 from demigod.ops.backup_agent import MANIFEST_KEY, BackupAgent
-from demigod.ops.backup_target import open_target
+from demigod.ops.backup_target import BackupError, open_target
 from demigod.ops.postgres_backup import WAL_PREFIX, archive_settings
 from demigod.ops.postgres_cluster import PostgresCluster
 from demigod.ops.restore import restore
@@ -48,6 +49,8 @@ from demigod.security.audit.layout import list_segments
 from demigod.security.audit.records import AuditRecord
 from demigod.security.audit.store import audit_root
 from demigod.security.audit.verify import verify_directory
+
+log = logging.getLogger(__name__)
 
 DRILL_NODE = "drill-gateway"
 DRILL_MODEL = "drill"
@@ -174,6 +177,25 @@ class Drill:
                 child.kill()
             for cluster in self.clusters:
                 cluster.remove()
+            self._remove_backup()
+
+    def _remove_backup(self) -> None:
+        """Delete the drill's copy from the configured destination (a directory in the
+        work dir goes with it)."""
+        settings = self.settings.model_copy(
+            update={"ops": self.settings.ops.model_copy(update={"backup": self._backup()})}
+        )
+        try:
+            target = open_target(settings)
+            for key in target.keys(""):
+                target.delete(key)
+        except BackupError as exc:  # never hide why the drill itself failed
+            log.error("the drill's backup copy was not removed: %s", exc)
+
+    def _backup(self) -> BackupConfig:
+        return BackupConfig.model_validate(
+            {**self.settings.ops.backup.model_dump(), **self.backup_config}
+        )
 
     def _run(self) -> DrillReport:
         primary = self._location("primary")

@@ -1,0 +1,309 @@
+"""Faults under traffic: Redis restarted, PostgreSQL restarted, a worker's network cut.
+
+Run: PYTHONPATH=src .venv/bin/python bench/faults.py --model FILE.gguf [--scenario all]
+A gateway (audit log on) in front of two `demigod worker` processes, with completions
+arriving at `--rate` per second throughout.
+
+- redis: tenant quotas live in Redis; it is killed, left down `--outage` seconds and
+  started again on the same port. Every answer must be a 200 or a clear 503
+  `quota_unavailable`, answers must be 200 again once Redis is back (the counters
+  resume), and every answered request must have its audit record.
+- postgres: the model registry on PostgreSQL is written to (lifecycle events) while the
+  server is stopped and started again; serving must not notice, registry writes must
+  fail cleanly during the outage and succeed after it, no audit record lost.
+- netcut: one worker runs in its own network namespace behind a veth pair; the link is
+  cut mid-traffic. Reported: when the gateway marked the replica down, how long after
+  the cut requests still waited on it (failover), what was lost in flight. Needs root
+  and `ip` (iproute2). The gateway runs with 0.5 s connect timeout and health checks.
+
+Prints one JSON line per scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from soak import start_redis
+from sqlalchemy.exc import SQLAlchemyError
+from traffic import Mesh, Outcome, Traffic, percentile
+
+from demigod.ops.postgres_cluster import PostgresCluster
+from demigod.registry import Registry
+from demigod.security.audit.layout import find_chains, list_segments
+from demigod.security.audit.records import AuditRecord
+
+SETTLE_SECONDS = 5.0  # traffic before and after each fault
+
+
+def audit_gaps(mesh: Mesh, outcomes: list[Outcome]) -> dict[str, int]:
+    """Answered requests without a record in the gateway's audit chain, or with another
+    status in it."""
+    recorded: dict[str, int] = {}
+    port = mesh.url.rsplit(":", 1)[1]
+    for chain in find_chains(mesh.work / "data" / "audit"):
+        if not chain.name.endswith(f"-{port}"):
+            continue  # a worker's chain
+        for _, segment in list_segments(chain):
+            for line in segment.read_bytes().splitlines():
+                record = AuditRecord.from_line(line)
+                if record.kind == "request":
+                    recorded[str(record.data.get("request_id"))] = int(record.data["status"])
+    answered = [o for o in outcomes if o.status]
+    return {
+        "answered": len(answered),
+        "missing": sum(1 for o in answered if o.request_id not in recorded),
+        "status_differs": sum(
+            1 for o in answered if o.request_id in recorded and recorded[o.request_id] != o.status
+        ),
+    }
+
+
+def _codes(outcomes: list[Outcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        key = "200" if o.status == 200 else f"{o.status} {o.code}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def redis_restart(model: Path, work: Path, rate: float, outage: float) -> dict[str, Any]:
+    redis, url = start_redis(work)
+    if redis is None or url is None:
+        return {"scenario": "redis", "skipped": "redis-server is not installed"}
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    config = {
+        "security": {
+            "auth": "off",
+            "redis_url": url,
+            "default_tenant": {"requests_per_minute": 10**7},
+        }
+    }
+    mesh = Mesh(work, model, config=config).start()
+    try:
+        traffic = Traffic(mesh.url, rate).start()
+        time.sleep(SETTLE_SECONDS)
+        down_at = time.time()
+        redis.kill()
+        redis.wait()
+        time.sleep(outage)
+        redis = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ],
+            stdout=(work / "redis-2.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        up_at = time.time()
+        time.sleep(SETTLE_SECONDS)
+        outcomes = traffic.stop()
+        counted = _redis_counters(url)
+    finally:
+        mesh.stop()
+        redis.terminate()
+        redis.wait()
+    during = [o for o in outcomes if down_at <= o.sent < up_at]
+    after = [o for o in outcomes if o.sent >= up_at]
+    failing_after = [o.sent for o in after if o.status != 200]
+    return {
+        "scenario": "redis",
+        "outage_seconds": outage,
+        "before": _codes([o for o in outcomes if o.sent < down_at]),
+        "during": _codes(during),
+        "after": _codes(after),
+        "unclear_errors": sum(
+            1
+            for o in outcomes
+            if o.status not in (200, 503) or (o.status == 503 and o.code != "quota_unavailable")
+        ),
+        "recovered_seconds_after_restart": round(max(failing_after) - up_at, 3)
+        if failing_after
+        else 0.0,
+        "quota_counters_after_restart": counted,
+        "audit": audit_gaps(mesh, outcomes),
+    }
+
+
+def _redis_counters(url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(
+            int(client.get(key) or 0) for key in client.scan_iter("demigod:quota:*:requests:*")
+        )
+    finally:
+        client.close()
+
+
+def postgres_restart(model: Path, work: Path, rate: float, outage: float) -> dict[str, Any]:
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="demigod-faults-pg-")))
+    cluster.init()
+    cluster.start()
+    url = cluster.create_database("registry")
+    mesh = Mesh(work, model, config={"database_url": url}).start()
+    writes: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with Registry(url, actor="faults") as registry:
+            n = 0
+            while not stop.is_set():
+                try:
+                    registry.record_event("tiny", "faults.write", details={"n": n})
+                    writes.append((time.time(), True))
+                except SQLAlchemyError:  # the outage: counted, then retried
+                    writes.append((time.time(), False))
+                n += 1
+                stop.wait(0.2)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    try:
+        traffic = Traffic(mesh.url, rate).start()
+        thread.start()
+        time.sleep(SETTLE_SECONDS)
+        down_at = time.time()
+        cluster.stop()
+        time.sleep(outage)
+        cluster.start()
+        up_at = time.time()
+        time.sleep(SETTLE_SECONDS)
+        outcomes = traffic.stop()
+        stop.set()
+        thread.join()
+    finally:
+        mesh.stop()
+        cluster.remove()
+    failed_after = [at for at, ok in writes if at >= up_at and not ok]
+    return {
+        "scenario": "postgres",
+        "outage_seconds": outage,
+        "requests": _codes(outcomes),
+        "registry_writes": {
+            "ok": sum(1 for _, ok in writes if ok),
+            "failed_during_outage": sum(1 for at, ok in writes if down_at <= at and not ok),
+            "failed_after_restart": len(failed_after),
+            "recovered_seconds_after_restart": round(max(failed_after) - up_at, 3)
+            if failed_after
+            else 0.0,
+        },
+        "audit": audit_gaps(mesh, outcomes),
+    }
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def network_cut(model: Path, work: Path, rate: float) -> dict[str, Any]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return {"scenario": "netcut", "skipped": "needs root and iproute2 (ip netns)"}
+    tag = os.getpid() % 100000
+    namespace, host_side, ns_side = f"dgcut{tag}", f"dgh{tag}", f"dgn{tag}"
+    subnet = f"10.231.{tag % 250}"
+    _ip("netns", "add", namespace)
+    try:
+        _ip("link", "add", host_side, "type", "veth", "peer", "name", ns_side)
+        _ip("link", "set", ns_side, "netns", namespace)
+        _ip("addr", "add", f"{subnet}.1/30", "dev", host_side)
+        _ip("link", "set", host_side, "up")
+        for command in (
+            ("addr", "add", f"{subnet}.2/30", "dev", ns_side),
+            ("link", "set", ns_side, "up"),
+            ("link", "set", "lo", "up"),
+        ):
+            _ip("netns", "exec", namespace, "ip", *command)
+        gateway = {
+            "health_interval_seconds": 0.5,
+            "health_timeout_seconds": 0.5,
+            "connect_timeout_seconds": 0.5,
+            "request_timeout_seconds": 10.0,
+        }
+        mesh = Mesh(
+            work,
+            model,
+            config={"gateway": gateway},
+            worker_hosts=[f"{subnet}.2", "127.0.0.1"],
+            worker_prefix={0: ["ip", "netns", "exec", namespace]},
+        ).start()
+        try:
+            return _cut(mesh, rate, host_side)
+        finally:
+            mesh.stop()
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", host_side], check=False, capture_output=True)
+
+
+def _cut(mesh: Mesh, rate: float, host_side: str) -> dict[str, Any]:
+    dead = mesh.worker_urls[0]
+    traffic = Traffic(mesh.url, rate, timeout=30).start()
+    time.sleep(SETTLE_SECONDS)
+    baseline = [o.seconds for o in traffic.outcomes if o.status == 200]
+    cut_at = time.time()
+    _ip("link", "set", host_side, "down")
+    detected_at = None
+    while time.time() < cut_at + SETTLE_SECONDS * 2:
+        metrics = httpx.get(f"{mesh.url}/metrics", timeout=5).text
+        up = f'demigod_upstream_up{{model="tiny",replica="{dead}"}} 0.0'
+        if detected_at is None and up in metrics:
+            detected_at = time.time()
+        time.sleep(0.05)
+    outcomes = traffic.stop()
+    slow = percentile(baseline, 0.99) + 0.25
+    after = [o for o in outcomes if o.sent >= cut_at]
+    waited = [o.sent for o in after if o.status != 200 or o.seconds > slow]
+    in_flight = [o for o in outcomes if o.sent < cut_at < o.sent + o.seconds and o.status != 200]
+    return {
+        "scenario": "netcut",
+        "detected_seconds": None if detected_at is None else round(detected_at - cut_at, 3),
+        "failover_seconds": round(max(waited) - cut_at, 3) if waited else 0.0,
+        "baseline_p99_seconds": round(percentile(baseline, 0.99), 3),
+        "worst_latency_after_cut": round(max(o.seconds for o in after), 3) if after else None,
+        "failed_after_cut": sum(1 for o in after if o.status != 200),
+        "lost_in_flight_at_cut": len(in_flight),
+        "requests": _codes(outcomes),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a GGUF file to serve")
+    parser.add_argument("--scenario", choices=["redis", "postgres", "netcut", "all"], default="all")
+    parser.add_argument("--rate", type=float, default=8.0, help="completions per second")
+    parser.add_argument(
+        "--outage", type=float, default=3.0, help="seconds Redis/PostgreSQL is down"
+    )
+    args = parser.parse_args()
+    scenarios = ["redis", "postgres", "netcut"] if args.scenario == "all" else [args.scenario]
+    for scenario in scenarios:
+        work = Path(tempfile.mkdtemp(prefix=f"demigod-faults-{scenario}-"))
+        try:
+            if scenario == "redis":
+                result = redis_restart(args.model, work, args.rate, args.outage)
+            elif scenario == "postgres":
+                result = postgres_restart(args.model, work, args.rate, args.outage)
+            else:
+                result = network_cut(args.model, work, args.rate)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
