@@ -4,10 +4,11 @@ anything fail, does p95 drift?
 Run: PYTHONPATH=src .venv/bin/python bench/soak.py --model FILE.gguf [--minutes 30]
 A gateway (audit log, prompt screen and Redis-backed tenant quotas on, as in production)
 in front of two `demigod worker` processes of one model. First the capacity: closed-loop
-clients for 20 s give the most completions per second; then open-loop arrivals at
-`--load` (0.5) of it for `--minutes`. Per `--window` seconds: requests, errors, p50/p95
-and each process's resident memory. RSS growth is measured from the end of the first
-window (imports, caches and allocator pools settle by then) to the end.
+clients for `--capacity-seconds` (20) give the most completions per second; then
+open-loop arrivals at `--load` (0.5) of it for `--minutes`. Per `--window` seconds:
+requests, errors, p50/p95 and each process's resident memory. RSS growth is measured
+from the end of the first window (imports, caches and allocator pools settle by then) to
+the end.
 Targets (issue 15): RSS growth <= 5 % per process, no error, p95 stable. Prints a table
 and one JSON line.
 """
@@ -38,10 +39,10 @@ RSS_GROWTH_TARGET = 0.05
 P95_DRIFT_LIMIT = 1.5  # the worst window's p95 against the median window's
 
 
-def capacity(url: str) -> float:
+def capacity(url: str, seconds: float) -> float:
     """Completions per second with CAPACITY_CLIENTS back-to-back clients."""
     done = 0
-    stop = time.monotonic() + CAPACITY_SECONDS
+    stop = time.monotonic() + seconds
 
     def client() -> None:
         nonlocal done
@@ -73,7 +74,9 @@ def start_redis(work: Path) -> tuple[subprocess.Popen[bytes] | None, str | None]
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def soak(model: Path, minutes: float, window: float, load: float, work: Path) -> dict[str, Any]:
+def soak(
+    model: Path, minutes: float, window: float, load: float, work: Path, capacity_seconds: float
+) -> dict[str, Any]:
     redis, redis_url = start_redis(work)
     config: dict[str, Any] = {"audit": {"checkpoint_every_seconds": 30}}
     if redis_url:
@@ -84,7 +87,7 @@ def soak(model: Path, minutes: float, window: float, load: float, work: Path) ->
         }
     mesh = Mesh(work, model, workers=2, config=config).start()
     try:
-        max_rps = capacity(mesh.url)
+        max_rps = capacity(mesh.url, capacity_seconds)
         rate = load * max_rps
         traffic = Traffic(mesh.url, rate).start()
         windows: list[dict[str, Any]] = []
@@ -156,10 +159,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--window", type=float, default=60.0, help="seconds per row")
     parser.add_argument("--load", type=float, default=0.5, help="share of measured capacity")
+    parser.add_argument("--capacity-seconds", type=float, default=CAPACITY_SECONDS)
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs here")
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="demigod-soak-"))
-    result = soak(args.model, args.minutes, args.window, args.load, work)
+    result = soak(args.model, args.minutes, args.window, args.load, work, args.capacity_seconds)
     print(json.dumps(result))
     if args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)

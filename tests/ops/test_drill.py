@@ -70,7 +70,9 @@ def test_drill_sqlite_registry_to_s3(
 def test_drill_postgres_registry_to_a_directory(
     tmp_path: Path, tiny_model: Path, postgres: PostgresCluster
 ) -> None:
-    report = _drill(tmp_path, tiny_model, {}, "--postgres")
+    # Segments close every 2 s, so a 6 s drill keeps some of its writes.
+    config = {"ops": {"backup": {"pg_archive_timeout_seconds": 2}}}
+    report = _drill(tmp_path, tiny_model, config, "--postgres")
     _check(report)
     assert report["registry"] == "postgresql"
     assert report["restore"]["registry"]["wal_files"] > 0

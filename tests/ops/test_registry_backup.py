@@ -188,3 +188,9 @@ def test_directory_keys_cannot_escape_the_root(tmp_path: Path) -> None:
     assert target.keys("audit/a/b") == ["audit/a/b"]
     with pytest.raises(BackupError, match="leaves"):
         target.put_bytes("../outside", b"x")
+
+
+def test_an_absent_directory_destination_has_no_keys(tmp_path: Path) -> None:
+    (tmp_path / "beside").write_text("not a backup")
+    target = DirectoryTarget(tmp_path / "backup")
+    assert target.keys("") == target.keys("audit/") == target.keys("manifest.json") == []

@@ -86,9 +86,13 @@ class DirectoryTarget:
                 out.write(block)
 
     def keys(self, prefix: str) -> list[str]:
-        base = self.root / prefix if prefix else self.root
-        start = base if base.is_dir() else base.parent
-        if not start.is_dir():
+        # The folder the prefix names, or the one holding the names it starts.
+        start = (
+            self.root / prefix
+            if not prefix or prefix.endswith("/")
+            else (self.root / prefix).parent
+        )
+        if not start.is_dir() or not start.resolve().is_relative_to(self.root):
             return []
         found = (
             path.relative_to(self.root).as_posix()

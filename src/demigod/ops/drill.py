@@ -156,7 +156,8 @@ class Drill:
         self.progress = progress
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         backup = settings.ops.backup
-        self.backup_config: dict[str, Any] = {"interval_seconds": backup.interval_seconds}
+        # The configured intervals and timeouts, rehearsed in a part of their own.
+        self.backup_config: dict[str, Any] = backup.model_dump(mode="json", exclude={"dir"})
         if backup.dir is not None:
             self.backup_config["dir"] = str(backup.dir / f"drill-{stamp}")
         elif settings.snapshots.bucket:
@@ -193,9 +194,7 @@ class Drill:
             log.error("the drill's backup copy was not removed: %s", exc)
 
     def _backup(self) -> BackupConfig:
-        return BackupConfig.model_validate(
-            {**self.settings.ops.backup.model_dump(), **self.backup_config}
-        )
+        return BackupConfig.model_validate(self.backup_config)
 
     def _run(self) -> DrillReport:
         primary = self._location("primary")

@@ -2,7 +2,8 @@
 the restore drill's primary and its restored replacement.
 
 Debian keeps the server binaries out of PATH (/usr/lib/postgresql/<major>/bin). initdb and
-postgres refuse to run as root, so as root the cluster belongs to the `postgres` user.
+postgres refuse to run as root, so as root the cluster belongs to the `postgres` user, and
+its processes are started as that user directly: a signal sent to the server reaches it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from demigod.processes import free_port, stop_process
 
@@ -53,7 +55,6 @@ class PostgresCluster:
         self.data = self.root / "data"
         self.port = free_port()
         self.owner = "postgres" if os.geteuid() == 0 else None
-        self.as_user = ["runuser", "-u", "postgres", "--"] if self.owner else []
         if self.owner:
             shutil.chown(self.root, self.owner, self.owner)
         self.process: subprocess.Popen[bytes] | None = None
@@ -70,7 +71,6 @@ class PostgresCluster:
         (after recovery, for a restored one). Raises RuntimeError with its log otherwise."""
         options = [f"-c{name}={value}" for name, value in (settings or {}).items()]
         command = [
-            *self.as_user,
             str(self.bin_dir / "postgres"),
             "-D",
             str(self.data),
@@ -87,6 +87,7 @@ class PostgresCluster:
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            **self._as_owner(),
         )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -122,11 +123,19 @@ class PostgresCluster:
     def run(self, tool: str, *args: str) -> subprocess.CompletedProcess[bytes]:
         """Run one of the server's tools as the cluster's owner. Raises CalledProcessError."""
         return subprocess.run(
-            [*self.as_user, str(self.bin_dir / tool), *args],
+            [str(self.bin_dir / tool), *args],
             check=True,
             capture_output=True,
             cwd=self.root,
+            **self._as_owner(),
         )
+
+    def _as_owner(self) -> dict[str, Any]:
+        """Popen arguments that run a child as the owner itself (not under runuser, which
+        does not pass SIGQUIT on: the server would outlive an immediate stop)."""
+        if self.owner is None:
+            return {}
+        return {"user": self.owner, "group": self.owner, "extra_groups": []}
 
     def _accepting(self) -> bool:
         ready = subprocess.run(
