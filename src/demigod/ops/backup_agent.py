@@ -105,6 +105,8 @@ class BackupAgent:
         interval = self.settings.ops.backup.interval_seconds
         replicator = None
         if self.sqlite is not None:
+            # Litestream follows an existing database: create (migrate) it first.
+            Registry.open(self.settings.database_url, self.settings.data_dir).close()
             replicator = LitestreamReplicator(
                 self.sqlite, self.target, self.settings.ops.backup, self.work_dir / "litestream.log"
             )
