@@ -16,6 +16,7 @@ from rich.table import Table
 from demigod.cli_support import ConfigOption, JsonOption, console, settings_or_exit
 
 if TYPE_CHECKING:
+    from demigod.config import Settings
     from demigod.ops.drift_check import DriftReport
 
 ops_app = typer.Typer(
@@ -174,7 +175,7 @@ def backup_command(
     from demigod.ops.backup_agent import BackupAgent, BackupPass
     from demigod.ops.backup_target import BackupError, open_target
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     try:
         agent = BackupAgent(settings, open_target(settings), work_dir=settings.data_dir / "backup")
         if not continuous:
@@ -243,7 +244,7 @@ def restore_command(
     from demigod.ops.backup_target import BackupError, open_target
     from demigod.ops.restore import restore, restore_models_only
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     when = None if to_time is None else _aware(to_time)
 
     def start_postgres(_: object) -> None:
@@ -305,7 +306,7 @@ def drill_command(
     are met and the restored audit log verifies with its gap recorded."""
     from demigod.ops.drill import run_drill
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     gguf = model or _drill_model(settings)
     try:
         with console.status("drill") as status:
@@ -344,7 +345,7 @@ def pg_archive_settings_command(config: ConfigOption = None) -> None:
 
     from demigod.ops.postgres_backup import archive_settings
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     for name, value in archive_settings(settings, sys.executable, config).items():
         quoted = value.replace("'", "''")
         typer.echo(f"{name} = '{quoted}'")
@@ -393,7 +394,7 @@ def autoscale_command(
     from demigod.scaling.autoscaler import Autoscaler, Tick
     from demigod.scaling.replicas import WorkerProcesses
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     scaling = settings.ops.autoscale
     extra = ["--config", str(config.resolve())] if config is not None else []
     processes = WorkerProcesses(model, settings.data_dir / "autoscale", extra_args=extra)

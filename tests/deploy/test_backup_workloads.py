@@ -10,18 +10,18 @@ import kubernetes_validate
 import pytest
 
 from demigod.config import Settings
-from demigod.deploy.workloads import (
-    DATA_VOLUME,
-    TMP_VOLUME,
-    gateway_container,
-    pod_spec,
-)
-from demigod.ops.backup_workloads import (
+from demigod.deploy.backup_workloads import (
     CREDENTIALS_SECRET,
     backup_sidecar,
     cron_schedule,
     full_backup_cronjob,
     full_backup_units,
+)
+from demigod.deploy.workloads import (
+    DATA_VOLUME,
+    TMP_VOLUME,
+    gateway_container,
+    pod_spec,
 )
 from tests.conftest import require_binary
 
