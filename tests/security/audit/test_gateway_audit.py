@@ -110,8 +110,17 @@ def test_every_request_is_recorded_before_its_response(audited: tuple[Server, Pa
     assert answered[0]["verdicts"]["auth"] == "api_key"
     assert answered[1]["model"] is None  # unknown model: refused before routing
     assert answered[-1]["path"] == "/v1/completions" and answered[-1]["category"]
+    # Reads are recorded too, with who asked; probes and scrapes are not.
     assert httpx.get(f"{server.url}/v1/models", headers=auth).status_code == 200
-    assert records(chain)[-1]["data"]["path"] == "/v1/completions"  # GETs are not audited
+    read = records(chain)[-1]["data"]
+    assert (read["method"], read["path"], read["status"]) == ("GET", "/v1/models", 200)
+    assert read["tenant"] == "acme" and read["request_bytes"] == 0
+    assert httpx.get(f"{server.url}/v1/models").status_code == 401
+    assert records(chain)[-1]["data"]["status"] == 401
+    seen = len(records(chain))
+    for probe in ("/healthz", "/readyz", "/metrics"):
+        assert httpx.get(f"{server.url}{probe}", timeout=60).status_code == 200
+    assert len(records(chain)) == seen
 
 
 def test_refusals_are_recorded_with_their_reason(audited: tuple[Server, Path]) -> None:

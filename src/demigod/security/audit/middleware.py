@@ -40,9 +40,15 @@ PRINCIPAL_FIELDS = ("subject", "tenant", "auth_method", "scopes")
 MAX_ERROR_BODY = 64 * 1024
 
 
+# Probes and scrapes: machines ask them every few seconds, they carry no one's data, and
+# a record each would bury the requests people make.
+UNAUDITED_PATHS = frozenset({"/healthz", "/health", "/healthz/deep", "/readyz", "/metrics"})
+
+
 def audited_path(method: str, path: str) -> bool:
-    """The API calls that get a record: every POST under /v1/."""
-    return method == "POST" and path.startswith("/v1/")
+    """Every request gets a record — reads (GET /v1/models, /props, ...), refusals and
+    unknown paths included — except the probes and scrapes in UNAUDITED_PATHS."""
+    return path not in UNAUDITED_PATHS
 
 
 def plain(value: Any) -> Any:
