@@ -58,6 +58,7 @@ class Components:
 
     settings: Settings
     metrics: Metrics
+    energy: EnergyMeter
     tracing: Tracing
     runner: CompletionRunner
     prober: DeepProber
@@ -91,6 +92,7 @@ class Components:
         return cls(
             settings=settings,
             metrics=metrics,
+            energy=energy,
             tracing=tracing,
             runner=CompletionRunner(
                 metrics, energy, tracing, log_content=observability.log_content
@@ -200,6 +202,11 @@ async def start_services(
                     )
                 )
             )
+        metrics.declare_served(
+            {name: served.version for name, served in mesh.models.items()},
+            {name: served.version for name, served in candidates.models.items()},
+        )
+        parts.energy.declare(mesh.models)
         metrics.watch_queues(mesh.queue_depths, replica=f"{settings.host}:{settings.port}")
         metrics.watch(StateCacheCollector(mesh.state_cache_stats))
         metrics.watch(SchedulerCollector(mesh.scheduler_stats))

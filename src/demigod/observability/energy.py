@@ -137,6 +137,13 @@ class EnergyMeter(Collector):
         self._tick = clock()
         self._last_split = self._tick
 
+    def declare(self, models: Iterable[str]) -> None:
+        """Export 0 J for `models` until they spend some (a series from the start)."""
+        with self._lock:
+            for account in self._accounts:
+                for model in models:
+                    account.totals.setdefault(model, 0.0)
+
     def begin(self, model: str) -> None:
         """A request for `model` started."""
         with self._lock:

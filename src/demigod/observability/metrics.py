@@ -273,6 +273,19 @@ class Metrics:
             registry=registry,
         )
 
+    def declare_served(self, stable: Mapping[str, str], candidates: Mapping[str, str]) -> None:
+        """Give the per-model series their starting values (model -> version), so that
+        dashboards and alerts see "0" or "all on stable" from the start, not "no data":
+        the stable version's weight 1 (a candidate's 0 until the canary store says
+        otherwise), no rollbacks, nothing in flight."""
+        for model, version in stable.items():
+            self.canary_weight.labels(model, version).set(1.0)
+            self.canary_rollbacks.labels(model, version)
+            self.inflight.labels(model)
+        for model, version in candidates.items():
+            self.canary_weight.labels(model, version).set(0.0)
+            self.canary_rollbacks.labels(model, version)
+
     def watch_queues(self, depths: Callable[[], Mapping[str, int]], replica: str) -> None:
         """Export `demigod_queue_depth` from `depths()` at every scrape."""
         self.registry.register(_QueueDepthCollector(depths, replica))

@@ -56,14 +56,14 @@ class DeepProber:
         restart: Callable[[str], Awaitable[None]],
         restart_after: int,
     ) -> None:
-        """Probe every idle model each `interval` seconds, until cancelled; `restart` a
-        model after `restart_after` failed probes in a row (0: never).
+        """Probe every idle model at once (so `demigod_probe_success` exists from the
+        start), then each `interval` seconds, until cancelled; `restart` a model after
+        `restart_after` failed probes in a row (0: never).
 
         A model with requests queued or running is skipped: it is not starved of a queue
         slot by its own health check, and a stuck busy model trips the queue-depth alert.
         """
         while True:
-            await asyncio.sleep(interval)
             for served in models().values():
                 if served.engine.queue_depth() > 0:
                     continue
@@ -71,6 +71,7 @@ class DeepProber:
                 failures = self._failures.get(served.name, 0)
                 if restart_after and failures >= restart_after:
                     await self._restart(served.name, failures, restart)
+            await asyncio.sleep(interval)
 
     async def _restart(
         self, name: str, failures: int, restart: Callable[[str], Awaitable[None]]

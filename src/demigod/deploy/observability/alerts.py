@@ -90,9 +90,10 @@ def alerts(settings: Settings) -> list[Alert]:
         ),
         Alert(
             "DemigodCanaryRolledBack",
-            # `unless ... offset` also catches the first rollback, whose series starts at 1.
+            # The series starts at 0 when the gateway does; `unless ... offset` also catches
+            # a rollback counted in a series younger than the window.
             "changes(demigod_canary_rollbacks_total[10m]) > 0 or "
-            "(demigod_canary_rollbacks_total unless demigod_canary_rollbacks_total offset 10m)",
+            "(demigod_canary_rollbacks_total > 0 unless demigod_canary_rollbacks_total offset 10m)",
             "0m",
             "warning",
             "canary {{ $labels.version }} of {{ $labels.model }} was rolled back",

@@ -86,6 +86,9 @@ class RequestScreen:
         self._config = config
         self._metrics = metrics
         self.screen = PromptScreen(threshold=config.threshold, max_chars=config.max_chars)
+        if config.enabled:  # every rule's block count exists from the start, at 0
+            for rule in [*RULES_BY_ID, MODEL_RULE]:
+                metrics.waf_blocked.labels(rule)
 
     def warm(self) -> None:
         """Train the model now (startup), not on the first request."""
