@@ -38,10 +38,11 @@ IMAGES ?= gateway worker-cpu
 images:  ## build the OCI images with buildah: gateway, worker-cpu (README "Run as containers")
 	containers/build-images $(IMAGES)
 
-lint: setup  ## ruff check + ruff format --check + the import graph's layers
+lint: setup  ## ruff check + ruff format --check + the import graph's layers + mypy
 	$(BIN)/ruff check src tests bench deploy/windmill
 	$(BIN)/ruff format --check src tests bench deploy/windmill
 	$(BIN)/lint-imports --no-cache pyproject.toml
+	$(BIN)/mypy
 
 format: setup  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench

@@ -76,6 +76,9 @@ def test_the_plain_install_has_no_heavy_or_optional_packages(plain_install: Path
     names = {row["name"].lower() for row in json.loads(listed.stdout)}
     assert "demigod" in names and "llama_cpp_python" in {n.replace("-", "_") for n in names}
     assert not names & set(HEAVY), names & set(HEAVY)
+    typed = "import demigod, pathlib; print(pathlib.Path(demigod.__file__).parent / 'py.typed')"
+    shipped = Path(_run(plain_install / "python", "-c", typed).stdout.strip())
+    assert shipped.is_file()  # the package's types are part of its interface
     version = _run(plain_install / "demigod", "--version")
     assert version.returncode == 0 and version.stdout.startswith("demigod "), version.stderr
 

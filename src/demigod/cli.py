@@ -141,7 +141,7 @@ def load(name: str, lazy: Lazy) -> TyperCommand | TyperGroup:
     else:
         single = typer.Typer(add_completion=False)
         single.command(name)(target)
-        command = typer.main.get_command(single)
+        command = typer.main.get_command(single)  # type: ignore[assignment]  # a TyperCommand
     command.name = name
     return readable(command)
 

@@ -677,6 +677,7 @@ class SnapshotConfig(Section):
 
 
 WafAction = Literal["block", "flag", "log"]
+ScreenedRole = Literal["system", "user", "assistant", "tool", "developer"]
 
 
 class WafConfig(Section):
@@ -697,8 +698,8 @@ class WafConfig(Section):
         description="model score that counts as an injection (chosen on the validation split: "
         "<= 1 % of benign texts blocked; bench/waf_quality.py)",
     )
-    roles: list[Literal["system", "user", "assistant", "tool", "developer"]] = Field(
-        default_factory=lambda: ["user", "tool"],
+    roles: list[ScreenedRole] = Field(
+        default_factory=lambda: list[ScreenedRole](["user", "tool"]),
         description="chat message roles screened (tool results carry fetched documents)",
     )
     max_chars: int = Field(

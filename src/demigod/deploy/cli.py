@@ -248,8 +248,8 @@ def placement_command(
     table = Table(
         "model", "node class", "weights", "slot states", "memory req/limit", "cpu", "gpus"
     )
-    for placed, row in zip(placements, rows, strict=True):
-        resources = row["resources"]
+    for placed in placements:
+        resources = placed.resources.kubernetes()
         table.add_row(
             placed.model,
             placed.node_class.name,

@@ -63,7 +63,7 @@ class TransformersEngine(ScheduledEngine):
         self.device = pick_device()
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(path)
+            self._tokenizer = AutoTokenizer.from_pretrained(path)  # type: ignore[no-untyped-call]
             model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         except (OSError, ValueError) as error:
             raise EngineError(

@@ -76,7 +76,7 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
             scaled_object(worker, env, k8s, placed.on_gpu)
             for (_, worker), placed in zip(entries, placements, strict=True)
         ]
-        replicas = [
+        replicas: list[dict[str, object]] = [
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
@@ -92,16 +92,16 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
                     "maxReplicas": env.gateway_max_replicas,
                 },
             },
-            *(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": worker.name},
-                    "spec": {"replicas": env.worker_min_replicas},
-                }
-                for _, worker in entries
-            ),
         ]
+        replicas += (
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": worker.name},
+                "spec": {"replicas": env.worker_min_replicas},
+            }
+            for _, worker in entries
+        )
         overlay = f"overlays/{env_name}"
         files[f"terraform/{env_name}.tfvars.json"] = (
             json.dumps(terraform_variables(settings, placements, env), indent=2) + "\n"

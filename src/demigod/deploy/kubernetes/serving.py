@@ -208,7 +208,7 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
         },
     )
     selector = gateway_selector()
-    hpa = {
+    hpa: dict[str, object] = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": metadata(GATEWAY, selector),

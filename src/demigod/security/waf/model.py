@@ -144,7 +144,7 @@ class InjectionModel:
         weights = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
         row_of = np.repeat(np.arange(len(y)), np.diff(x.starts))
         weight = np.zeros(HASH_DIMENSIONS, dtype=np.float32)
-        velocity = np.zeros_like(weight)
+        velocity = np.zeros(HASH_DIMENSIONS, dtype=np.float64)  # kept in float64, as gradients
         bias, bias_velocity = 0.0, 0.0
         for _ in range(steps):
             error = (weights * (_sigmoid(x.dot(weight) + bias) - y)).astype(np.float32)
