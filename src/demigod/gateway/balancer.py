@@ -10,6 +10,7 @@ requests in flight wins; ties go to the one used least recently.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 from collections.abc import Collection, Sequence
@@ -30,9 +31,21 @@ class Replica:
     outstanding: int = 0  # requests in flight from this process
     last_used: int = 0
     _key: bytes = field(init=False, repr=False)
+    _lost: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._key = self.url.encode()
+
+    def lost(self) -> asyncio.Future[None]:
+        """Resolves when the gateway next finds this replica unreachable (`mark_lost`)."""
+        if self._lost is None or self._lost.done():
+            self._lost = asyncio.get_running_loop().create_future()
+        return self._lost
+
+    def mark_lost(self) -> None:
+        """Wake the requests waiting on this replica's first byte: it cannot send it."""
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def available(self, now: float) -> bool:
         return self.healthy and self.breaker.allows(now)

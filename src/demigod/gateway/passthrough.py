@@ -17,8 +17,10 @@ breaks after its first byte ends with an SSE error event and `[DONE]`, never a h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
@@ -62,6 +64,39 @@ class _Retry(Exception):
         self.reason = reason
         self.status = status
         self.body = body
+
+
+class _ReplicaLost(Exception):
+    """The replica was found unreachable while this attempt waited for its first byte."""
+
+
+async def _first_bytes(
+    posting: Awaitable[aiohttp.ClientResponse], stream: bool, replica: Replica
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    """The response and its first bytes (the whole body unless streamed). Raises
+    _ReplicaLost as soon as the replica is marked down before they came, and what the
+    request raises otherwise."""
+
+    async def receive() -> tuple[aiohttp.ClientResponse, bytes]:
+        response = await posting
+        try:
+            first = b"" if stream else await response.read()
+            if stream and response.status < 400:
+                first = await response.content.readany()
+        except BaseException:
+            response.release()
+            raise
+        return response, first
+
+    answer = asyncio.ensure_future(receive())
+    lost = replica.lost()
+    await asyncio.wait({answer, lost}, return_when=asyncio.FIRST_COMPLETED)
+    if answer.done():
+        return answer.result()
+    answer.cancel()
+    with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, TimeoutError):
+        await answer
+    raise _ReplicaLost(replica.url)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -314,12 +349,14 @@ class UpstreamProxy:
         response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await self.upstreams.client.post(
-                    replica.url + scope["path"], data, headers
+                response, first = await _first_bytes(
+                    self.upstreams.client.post(replica.url + scope["path"], data, headers),
+                    stream,
+                    replica,
                 )
-                first = b"" if stream else await response.read()
-                if stream and response.status < 400:
-                    first = await response.content.readany()
+            except _ReplicaLost as exc:
+                attempts.labels(model.name, replica.url, "replica_down").inc()
+                raise _Retry("the replica went down before answering") from exc
             except aiohttp.ClientConnectorError as exc:
                 attempts.labels(model.name, replica.url, "connect_error").inc()
                 self.upstreams.mark_down(model, replica, str(exc))

@@ -158,13 +158,16 @@ class Upstreams:
         return any(model.available(now) for model in self.models.values())
 
     def mark_down(self, model: RemoteModel, replica: Replica, reason: str) -> None:
-        """Passive health: a refused connection takes the replica out until a check passes."""
+        """A refused connection or a failed health check takes the replica out until a
+        check passes; requests still waiting for its first byte are retried elsewhere
+        (a partitioned replica would otherwise hold them until the request timeout)."""
         if replica.healthy:
             log.warning(
                 "upstream replica down",
                 extra={"model": model.name, "replica": replica.url, "reason": reason},
             )
         replica.healthy = False
+        replica.mark_lost()
         self._up.labels(model.name, replica.url).set(0)
 
     async def check_all(self) -> None:
