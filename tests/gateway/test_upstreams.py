@@ -31,6 +31,12 @@ class FakeUpstream:
     status: int = 200
     requests: int = 0
     delay: float = 0.0
+    frozen: bool = False  # accepts connections, answers nothing (a partitioned host)
+
+
+async def _while_frozen(upstream: FakeUpstream) -> None:
+    while upstream.frozen:
+        await asyncio.sleep(0.05)
 
 
 def fake_app(upstream: FakeUpstream) -> Starlette:
@@ -38,6 +44,7 @@ def fake_app(upstream: FakeUpstream) -> Starlette:
         upstream.requests += 1
         body = await request.json()
         await asyncio.sleep(upstream.delay)
+        await _while_frozen(upstream)
         if upstream.status != 200:
             return JSONResponse({"error": {"message": "broken"}}, status_code=upstream.status)
         if body.get("stream"):
@@ -57,6 +64,7 @@ def fake_app(upstream: FakeUpstream) -> Starlette:
         )
 
     async def readyz(request: Request) -> JSONResponse:
+        await _while_frozen(upstream)
         return JSONResponse({"status": "ready"})
 
     return Starlette(
@@ -75,6 +83,23 @@ def serve_in_thread(upstream: FakeUpstream, port: int) -> uvicorn.Server:
     while not server.started:
         time.sleep(0.01)
     return server
+
+
+def start_gateway(
+    tmp: Path, *args: str, timeout: float = 60
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A `demigod gateway` on a free port with `args`, auth off, its data in `tmp`; ready."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demigod", "gateway", "--port", str(port), *args],
+        stdout=(tmp / "gateway.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "DEMIGOD_SECURITY__AUTH": "off", "DEMIGOD_DATA_DIR": str(tmp)},
+        cwd=tmp,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_ready(process, f"{url}/readyz", timeout=timeout)
+    return process, url
 
 
 @dataclass
@@ -124,17 +149,8 @@ gateway:
   request_timeout_seconds: 2
 """
     )
-    port = free_port()
-    log = (tmp / "gateway.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "demigod", "gateway", "--config", str(config), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "DEMIGOD_SECURITY__AUTH": "off", "DEMIGOD_DATA_DIR": str(tmp)},
-        cwd=tmp,
-    )
-    wait_until_ready(process, f"http://127.0.0.1:{port}/readyz", timeout=60)
-    yield Setup(f"http://127.0.0.1:{port}", upstreams)
+    process, gateway = start_gateway(tmp, "--config", str(config))
+    yield Setup(gateway, upstreams)
     process.terminate()
     process.wait(timeout=10)
     for server in servers:
@@ -244,27 +260,76 @@ def test_gateway_without_upstreams_is_a_clear_cli_error(tmp_path: Path) -> None:
 
 def test_two_gateway_processes_share_the_port(setup: Setup, tmp_path: Path) -> None:
     """`--workers 2`: both processes get the --upstream flags and each its own audit chain."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "demigod", "gateway", "--workers", "2", "--port", str(port)),
-            *("--upstream", f"pair={setup.upstreams['pair-a'].url}"),
-        ],
-        stdout=(tmp_path / "gateway.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "DEMIGOD_SECURITY__AUTH": "off", "DEMIGOD_DATA_DIR": str(tmp_path)},
-        cwd=tmp_path,
-    )
+    process, gateway = start_gateway(
+        tmp_path, "--workers", "2", "--upstream", f"pair={setup.upstreams['pair-a'].url}",
+        timeout=90,
+    )  # fmt: skip
     try:
-        wait_until_ready(process, f"http://127.0.0.1:{port}/readyz", timeout=90)
         with httpx.Client() as client:
             for _ in range(20):
-                reply = client.post(
-                    f"http://127.0.0.1:{port}/v1/chat/completions", json=chat("pair")
-                )
+                reply = client.post(f"{gateway}/v1/chat/completions", json=chat("pair"))
                 assert reply.status_code == 200, reply.text
         chains = [path for path in (tmp_path / "audit").iterdir() if path.is_dir()]
         assert len(chains) == 2, chains
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_a_request_waiting_on_a_replica_that_stops_answering_moves_on_when_it_is_marked_down(
+    tmp_path: Path,
+) -> None:
+    """A replica that accepts connections but answers nothing (its network cut, its host
+    frozen): the request caught there is retried on the other replica as soon as the
+    health check marks it down, not when the (here 60 s) request timeout expires."""
+    names = ["freezes", "steady"]
+    ports = {name: free_port() for name in names}
+    upstreams = {name: FakeUpstream(f"http://127.0.0.1:{ports[name]}") for name in names}
+    servers = [serve_in_thread(upstreams[name], ports[name]) for name in names]
+    frozen, steady = upstreams["freezes"], upstreams["steady"]
+    config = tmp_path / "mesh.yaml"
+    config.write_text(
+        f"""
+upstreams:
+  - name: pair
+    urls: [{frozen.url}, {steady.url}]
+gateway:
+  health_interval_seconds: 0.5
+  health_timeout_seconds: 0.5
+  request_timeout_seconds: 60
+"""
+    )
+    process, gateway = start_gateway(tmp_path, "--config", str(config))
+    try:
+        url = f"{gateway}/v1/chat/completions"
+
+        def replica_of(session: str) -> str:
+            return str(
+                httpx.post(url, json=chat("pair"), headers={"x-session-id": session}).json()[
+                    "replica"
+                ]
+            )
+
+        # A session the gateway pins to the replica about to freeze.
+        session = next(f"s-{i}" for i in range(100) if replica_of(f"s-{i}") == frozen.url)
+        frozen.frozen = True
+        started = time.monotonic()
+        reply = httpx.post(url, json=chat("pair"), headers={"x-session-id": session}, timeout=90)
+        waited = time.monotonic() - started
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["replica"] == steady.url
+        abandoned = [  # the attempt on the frozen replica, given up when it was marked down
+            line
+            for line in httpx.get(f"{gateway}/metrics").text.splitlines()
+            if line.startswith("demigod_upstream_attempts_total{")
+            and f'replica="{frozen.url}"' in line
+            and 'outcome="replica_down"' in line
+        ]
+        assert abandoned and abandoned[0].endswith(" 1.0"), abandoned
+        assert waited < 30, waited  # far from the request timeout (a liveness bound)
+    finally:
+        frozen.frozen = False
+        process.terminate()
+        process.wait(timeout=10)
+        for server in servers:
+            server.should_exit = True

@@ -89,14 +89,17 @@ async def _first_bytes(
         return response, first
 
     answer = asyncio.ensure_future(receive())
-    lost = replica.lost()
-    await asyncio.wait({answer, lost}, return_when=asyncio.FIRST_COMPLETED)
-    if answer.done():
-        return answer.result()
-    answer.cancel()
-    with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, TimeoutError):
-        await answer
-    raise _ReplicaLost(replica.url)
+    waiting: set[asyncio.Future[Any]] = {answer, replica.lost()}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            return answer.result()
+        raise _ReplicaLost(replica.url)
+    finally:  # the replica was lost, or this request was cancelled: stop waiting on it
+        if not answer.done():
+            answer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, TimeoutError):
+                await answer
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -114,7 +114,7 @@ class Upstreams:
         self.attempts = Counter(
             "demigod_upstream_attempts",
             "Requests sent to a replica, by outcome (ok, http_4xx, http_5xx, connect_error, "
-            "broken, timeout)",
+            "broken, timeout, replica_down)",
             ["model", "replica", "outcome"],
             registry=registry,
         )
