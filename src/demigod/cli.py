@@ -93,7 +93,8 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "ops": Lazy(
         "demigod.ops.cli:ops_app",
-        "Operate a deployed mesh: smoke tests, drift between git and what runs.",
+        "Operate a deployed mesh: smoke tests, drift between git and what runs, backups and "
+        "restore drills, one-host autoscaling.",
     ),
     "config": Lazy(
         "demigod.config_cli:config_app",

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from demigod.ops.drift_check import DriftReport
 
 ops_app = typer.Typer(
-    help="Operate a deployed mesh: smoke tests, drift between git and what runs; backups, "
-    "restore and the restore drill.",
+    help="Operate a deployed mesh: smoke tests, drift between git and what runs, backups and "
+    "restore drills, one-host autoscaling.",
     no_args_is_help=True,
 )
 
