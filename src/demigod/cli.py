@@ -68,9 +68,10 @@ COMMANDS: dict[str, Lazy] = {
     "deploy": Lazy("demigod.deploy.cli:deploy_app", "Render deployment artefacts from mesh.yaml."),
     "canary": Lazy(
         "demigod.canary.cli:canary_app",
-        "Canary rollouts between a model's stable and candidate versions (two `models` "
-        "entries with the same name; docs/routing.md). `start` steps the candidate's weight "
-        "after each healthy analysis window and rolls it back to 0 % when it is worse.",
+        "Canary rollouts between a model's stable and candidate versions (two `models` or "
+        "`upstreams` entries with the same name; docs/routing.md). `start` steps the "
+        "candidate's weight after each healthy analysis window and rolls it back to 0 % "
+        "when it is worse.",
     ),
     "report": Lazy(
         "demigod.observability.cli:report_app", "Reports from a running mesh's metrics."

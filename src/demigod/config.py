@@ -702,6 +702,11 @@ class WafConfig(Section):
         default_factory=lambda: list[ScreenedRole](["user", "tool"]),
         description="chat message roles screened (tool results carry fetched documents)",
     )
+    tools: bool = Field(
+        default=True,
+        description="screen tool definitions (names, descriptions, parameter schemas' text): "
+        "tool lists often come from third parties (MCP servers) and templates render them",
+    )
     max_chars: int = Field(
         default=200_000, ge=1, description="characters read per message (bounded cost)"
     )
@@ -721,7 +726,11 @@ class UpstreamConfig(Section):
         default=None, description="the model name the upstream knows; None: the same name"
     )
     categories: list[str] = Field(default_factory=lambda: ["chat"])
-    version: str = "remote"
+    version: str = Field(
+        default="remote",
+        description="the version its replicas serve; a second entry of the name with another "
+        "version is the canary candidate of the first (docs/routing.md)",
+    )
     fallback: list[str] = Field(
         default_factory=list, description="models tried in order when no replica can serve"
     )

@@ -40,6 +40,7 @@ class UpstreamReplica(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
+    version: str | None = None  # the version it serves: a canary's stable or candidate
     url: str
     up: bool
 

@@ -1,15 +1,18 @@
 """The OpenAI-compatible wire format, in one place, shared by server and client code.
 
 Requests reject unknown types and out-of-range values with a message that names the
-field; fields OpenAI defines that the mesh does not act on are accepted and ignored so
-that standard SDKs keep working.
+field. A request field is honoured or refused, never silently dropped: the request models
+and every object nested in them (messages, content parts, tools, response_format,
+stream_options...) refuse keys they do not declare, so the 400 names the path
+(`messages[1].foo`). A few fields OpenAI clients send as `null` (an assistant message's
+`audio`, `function_call`) are accepted only as `null`.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import (
     AliasChoices,
@@ -40,11 +43,21 @@ def now() -> int:
     return int(time.time())
 
 
-class StreamOptions(BaseModel):
+class RequestObject(BaseModel):
+    """An object inside a request: keys it does not declare are refused (400 naming the
+    path), as at the top level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(RequestObject):
     include_usage: StrictBool = False
+    include_obfuscation: Literal[False] | None = Field(
+        default=None, description="streams are never obfuscated: only false (or null) is accepted"
+    )
 
 
-class CompletionFields(BaseModel):
+class CompletionFields(RequestObject):
     """Fields common to chat and text completions, with OpenAI's ranges.
 
     The request models are the one declaration of what the API honours: every field they
@@ -52,8 +65,6 @@ class CompletionFields(BaseModel):
     or a typo) is refused with a 400 naming it, never silently dropped. README's API table
     lists both.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, max_length=256)
     max_tokens: Annotated[int, Field(ge=1)] | None = None
@@ -96,23 +107,23 @@ class CompletionFields(BaseModel):
         return min(limits) if limits else None
 
 
-class JsonObjectFormat(BaseModel):
+class JsonObjectFormat(RequestObject):
     """`response_format: {"type": "json_object"}`: the answer is a JSON object."""
 
     type: Literal["json_object"]
 
 
-class JsonSchemaSpec(BaseModel):
+class JsonSchemaSpec(RequestObject):
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
     # `schema` clashes with a BaseModel attribute: aliased.
     json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
     strict: bool | None = None
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class JsonSchemaFormat(BaseModel):
+class JsonSchemaFormat(RequestObject):
     """`response_format: {"type": "json_schema", ...}`: the answer validates against the
     schema (always enforced while sampling, `strict` or not)."""
 
@@ -120,7 +131,7 @@ class JsonSchemaFormat(BaseModel):
     json_schema: JsonSchemaSpec
 
 
-class TextFormat(BaseModel):
+class TextFormat(RequestObject):
     type: Literal["text"]
 
 
@@ -129,23 +140,23 @@ ResponseFormat = Annotated[
 ]
 
 
-class FunctionDefinition(BaseModel):
+class FunctionDefinition(RequestObject):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class ChatTool(BaseModel):
+class ChatTool(RequestObject):
     type: Literal["function"]
     function: FunctionDefinition
 
 
-class NamedFunction(BaseModel):
+class NamedFunction(RequestObject):
     name: str
 
 
-class NamedToolChoice(BaseModel):
+class NamedToolChoice(RequestObject):
     """`tool_choice: {"type": "function", "function": {"name": ...}}`: call this one."""
 
     type: Literal["function"]
@@ -155,28 +166,54 @@ class NamedToolChoice(BaseModel):
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
 
-class FunctionCall(BaseModel):
+class FunctionCall(RequestObject):
     name: str
     arguments: str = Field(description="the arguments as JSON text")
 
 
-class ToolCall(BaseModel):
+class ToolCall(RequestObject):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
+class TextPart(RequestObject):
+    type: Literal["text"]
+    text: str
+
+
+class RefusalPart(RequestObject):
+    """An assistant message's earlier refusal, as a content part (read as its text)."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
+# Image, audio and file parts are refused (400 naming the part): the engines read text.
+ContentPart = Annotated[TextPart | RefusalPart, Field(discriminator="type")]
+
+
+def part_text(part: object) -> str:
+    """A content part's text (a refusal part's refusal); anything else reads as none.
+    Parts may be validated (TextPart, RefusalPart) or raw JSON objects."""
+    if isinstance(part, TextPart):
+        return part.text
+    if isinstance(part, RefusalPart):
+        return part.refusal
+    if isinstance(part, dict):
+        text = part.get("text", part.get("refusal"))
+        return text if isinstance(text, str) else ""
+    return ""
+
+
 def content_text(content: object) -> str:
-    """A message's text: its string content, or its text parts joined; anything else reads
-    as no text. Lenient, so that the pass-through can read bodies it does not validate."""
+    """A message's text: its string content, or its parts' text joined; anything else
+    reads as no text. Lenient, so that the pass-through can read bodies it does not
+    validate."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
+        return "".join(part_text(part) for part in content)
     return ""
 
 
@@ -187,28 +224,71 @@ def text_of_prompt(prompt: object) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-class ChatMessage(BaseModel):
+def is_token_ids(value: object) -> TypeGuard[list[int]]:
+    """A non-empty list of token ids (ints, not bools)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+    )
+
+
+def token_prompts(prompt: object) -> list[list[int]]:
+    """A completion's prompts given as token ids: `[1, 2]`, or each token list of a list
+    (`[[1, 2], [3]]`); text prompts read as none. Lenient, as `text_of_prompt`."""
+    if is_token_ids(prompt):
+        return [list(prompt)]
+    if isinstance(prompt, list):
+        return [list(item) for item in prompt if is_token_ids(item)]
+    return []
+
+
+def readable_prompt(prompt: object) -> bool:
+    """Whether `prompt` has a shape the screens can read: a string, token ids, or a list
+    of strings or token-id lists."""
+    if isinstance(prompt, str) or is_token_ids(prompt):
+        return True
+    return isinstance(prompt, list) and all(
+        isinstance(item, str) or is_token_ids(item) for item in prompt
+    )
+
+
+class ChatMessage(RequestObject):
+    """One message as the OpenAI SDK's `ChatCompletion*MessageParam` types send it."""
+
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
     name: str | None = None
+    refusal: str | None = Field(
+        default=None, description="an assistant's earlier refusal: its text when no content"
+    )
     tool_calls: list[ToolCall] | None = Field(
         default=None, description="an assistant message's calls"
     )
     tool_call_id: str | None = Field(default=None, description="a tool message's call")
+    # What the SDK sends back of an earlier answer; only null is accepted (never served).
+    audio: None = Field(default=None, description="only null: audio answers are not served")
+    function_call: None = Field(default=None, description="only null (legacy): use tool_calls")
 
     def text(self) -> str:
-        """The message's text (content parts other than text are rejected on validation)."""
-        return content_text(self.content)
+        """What the model reads of the message: its content's text, else its refusal."""
+        return content_text(self.content) or (self.refusal or "")
 
     @field_validator("content")
     @classmethod
-    def _text_parts_only(
-        cls, value: str | list[dict[str, Any]] | None
-    ) -> str | list[dict[str, Any]] | None:
-        if isinstance(value, list):
-            for part in value:
-                if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise ValueError("only text content parts are supported")
+    def _refusal_parts_from_assistant(
+        cls, value: str | list[TextPart | RefusalPart] | None, info: ValidationInfo
+    ) -> str | list[TextPart | RefusalPart] | None:
+        refusals = isinstance(value, list) and any(isinstance(p, RefusalPart) for p in value)
+        if refusals and info.data.get("role") != "assistant":
+            raise ValueError("refusal parts belong to assistant messages only")
+        return value
+
+    @field_validator("refusal")
+    @classmethod
+    def _refusal_from_assistant(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("role") != "assistant":
+            raise ValueError("only an assistant message carries a refusal")
         return value
 
 

@@ -20,6 +20,7 @@ from demigod.cli import app
 from demigod.config import load_settings
 from demigod.deploy.kubernetes.serving import startup_seconds
 from demigod.observability.metrics import ROUTER_METRICS
+from demigod.routing.versions import split_versions
 from tests.conftest import require_binary
 from tests.deploy.checkov import checkov
 
@@ -428,8 +429,17 @@ def test_the_pods_settings_load_and_hold_no_credentials(
     settings = load_settings()
     assert [(u.name, u.urls, u.version) for u in settings.upstreams] == [
         ("chat", ["http://demigod-worker-chat:8081"], "2026-11-01"),
+        ("chat", ["http://demigod-worker-chat-candidate:8081"], "2026-11-26"),
         ("falcon-h1-34b", ["http://demigod-worker-falcon-h1-34b:8081"], "local"),
     ]
+    # The candidate Deployment's Service is chat's canary candidate at the gateway, which
+    # splits sessions by the declared weight (tests/gateway/test_canary_upstreams.py).
+    _, candidates = split_versions(settings.upstreams)
+    assert [(c.name, c.version) for c in candidates] == [("chat", "2026-11-26")]
+    assert settings.canary.weights == {"chat": 10}
+    service = _find(prod, "Service", "demigod-worker-chat-candidate")
+    candidate = _find(prod, "Deployment", "demigod-worker-chat-candidate")
+    assert service["spec"]["selector"] == candidate["spec"]["selector"]["matchLabels"]
     assert str(settings.security.api_keys_file) == "/var/run/secrets/demigod/api-keys/api-keys.json"
     assert settings.database_url is None and settings.security.redis_url is None
     assert not [

@@ -7,9 +7,16 @@ import re
 from pathlib import Path
 
 import pytest
+from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
+    ChatCompletionDeveloperMessageParam,
+    ChatCompletionSystemMessageParam,
+    ChatCompletionToolMessageParam,
+    ChatCompletionUserMessageParam,
+)
 from pydantic import ValidationError
 
-from demigod.protocol import ChatCompletionRequest, CompletionRequest
+from demigod.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 MINIMAL = {
@@ -56,3 +63,19 @@ def test_every_field_listed_as_400_is_refused_by_name(endpoint: str) -> None:
             model.model_validate({**minimal, name: 1})
         assert error.value.errors()[0]["loc"] == (name,)
         assert error.value.errors()[0]["type"] == "extra_forbidden"
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        ChatCompletionSystemMessageParam,
+        ChatCompletionDeveloperMessageParam,
+        ChatCompletionUserMessageParam,
+        ChatCompletionAssistantMessageParam,
+        ChatCompletionToolMessageParam,
+    ],
+)
+def test_every_key_the_sdk_puts_in_a_message_is_declared(param: type) -> None:
+    """Messages refuse undeclared keys, so each key of the openai SDK's message types must
+    be declared (honoured, or accepted only as null: `audio`, `function_call`)."""
+    assert set(param.__annotations__) <= set(ChatMessage.model_fields)

@@ -16,6 +16,9 @@ from tests.conftest import Server
 CHAT = "/v1/chat/completions"
 TEXT = "/v1/completions"
 HELLO = [{"role": "user", "content": "hello"}]
+TEXT_PART = {"type": "text", "text": "hello"}
+IMAGE_PART = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+TOOL = {"type": "function", "function": {"name": "f"}}
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,80 @@ HELLO = [{"role": "user", "content": "hello"}]
         (TEXT, {"model": "tiny", "prompt": "hi", "suffix": "!"}, 400, "suffix"),
         (TEXT, {"model": "tiny", "prompt": "hi", "logit_bias": {"1": 5}}, 400, "logit_bias"),
         (CHAT, {"model": "nope", "messages": HELLO}, 404, "model"),
+        # unknown keys inside the body are refused by their path, not ignored
+        (
+            CHAT,
+            {"model": "tiny", "messages": [*HELLO, {"role": "user", "content": "x", "foo": 1}]},
+            400,
+            "messages[1].foo",
+        ),
+        (
+            CHAT,
+            {"model": "tiny", "messages": [{"role": "user", "content": [TEXT_PART | {"x": 1}]}]},
+            400,
+            "messages[0].content[0].x",
+        ),
+        (
+            CHAT,
+            {"model": "tiny", "messages": [{"role": "user", "content": [TEXT_PART, IMAGE_PART]}]},
+            400,
+            "messages[0].content[1].type",
+        ),
+        (
+            CHAT,
+            {"model": "tiny", "messages": [{"role": "assistant", "audio": {"id": "a1"}}]},
+            400,
+            "messages[0].audio",
+        ),
+        (
+            CHAT,
+            {"model": "tiny", "messages": [{"role": "user", "content": "x", "refusal": "no"}]},
+            400,
+            "messages[0].refusal",
+        ),
+        (CHAT, {"model": "tiny", "messages": HELLO, "tools": [TOOL | {"x": 1}]}, 400, "tools[0].x"),
+        (
+            CHAT,
+            {
+                "model": "tiny",
+                "messages": HELLO,
+                "tools": [{"type": "function", "function": {"name": "f", "y": 1}}],
+            },
+            400,
+            "tools[0].function.y",
+        ),
+        (
+            CHAT,
+            {
+                "model": "tiny",
+                "messages": HELLO,
+                "tools": [TOOL],
+                "tool_choice": {"type": "function", "function": {"name": "f", "z": 1}},
+            },
+            400,
+            "tool_choice.function.z",
+        ),
+        (
+            CHAT,
+            {
+                "model": "tiny",
+                "messages": HELLO,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "n", "schema": {}, "strictly": True},
+                },
+            },
+            400,
+            "response_format.json_schema.strictly",
+        ),
+        (
+            TEXT,
+            {"model": "tiny", "prompt": "hi", "stream": True, "stream_options": {"usage": True}},
+            400,
+            "stream_options.usage",
+        ),
+        # an extension field that would not be honoured: consensus options, one model
+        (CHAT, {"model": "tiny", "messages": HELLO, "consensus": {"quorum": 1}}, 400, "consensus"),
         (TEXT, {"model": "tiny"}, 400, "prompt"),
         (TEXT, {"model": "tiny", "prompt": ["a", "b"]}, 400, "prompt"),
         (TEXT, {"model": "tiny", "prompt": ""}, 400, "prompt"),

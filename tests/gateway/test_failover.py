@@ -45,21 +45,29 @@ def environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def start(command: list[str], port: int, tmp_path: Path, ready: str) -> subprocess.Popen[bytes]:
+def start(
+    command: list[str],
+    port: int,
+    tmp_path: Path,
+    ready: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     log = (tmp_path / f"{port}.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "demigod", *command, "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=environment(tmp_path),
+        env={**environment(tmp_path), **(env or {})},
         cwd=tmp_path,
     )
     wait_until_ready(process, f"http://127.0.0.1:{port}{ready}", timeout=60)
     return process
 
 
-def start_worker(model: Path, port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
-    return start(["worker", "--model", f"tiny={model}"], port, tmp_path, "/readyz")
+def start_worker(
+    model: Path, port: int, tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    return start(["worker", "--model", f"tiny={model}"], port, tmp_path, "/readyz", env)
 
 
 @dataclass

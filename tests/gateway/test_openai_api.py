@@ -49,6 +49,36 @@ def test_completion_usage_matches_the_tokenizer(client: openai.OpenAI, server: S
     assert reply.choices[0].text
 
 
+def test_an_answer_sent_back_as_history_is_accepted(client: openai.OpenAI) -> None:
+    """The SDK sends an earlier answer's message object back as it parsed it (`refusal`,
+    `tool_calls` as null); an assistant's name, refusal and null audio are accepted too,
+    while unknown keys inside messages are refused (tests/gateway/test_bad_input.py)."""
+    ask = [{"role": "user", "content": "Hi!"}]
+    first = client.chat.completions.create(model="tiny", messages=ask, max_tokens=4, **GREEDY)
+    earlier = first.choices[0].message
+    history = [
+        *ask,
+        earlier,
+        {"role": "user", "name": "ana", "content": [{"type": "text", "text": "And?"}]},
+        {
+            "role": "assistant",
+            "name": "bot",
+            "content": None,
+            "refusal": "I cannot help with that.",
+            "audio": None,
+            "function_call": None,
+        },
+        {"role": "user", "content": "Fine."},
+    ]
+    reply = client.chat.completions.create(model="tiny", messages=history, max_tokens=4, **GREEDY)
+    assert reply.choices[0].finish_reason == "length"
+    # The refusal is what that assistant turn said: the prompt is longer with it.
+    without = [m for m in history if not (isinstance(m, dict) and m.get("refusal"))]
+    shorter = client.chat.completions.create(model="tiny", messages=without, max_tokens=4, **GREEDY)
+    assert reply.usage is not None and shorter.usage is not None
+    assert reply.usage.prompt_tokens > shorter.usage.prompt_tokens
+
+
 def test_chat_completion_reports_usage_and_a_reply(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model="tiny",

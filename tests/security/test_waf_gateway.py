@@ -68,6 +68,56 @@ def test_tool_results_and_completions_are_screened_too(server: Server) -> None:
     assert reply.status_code == 400 and "PI-002" in reply.json()["error"]["message"]
 
 
+def token_ids(server: Server, text: str) -> list[int]:
+    reply = httpx.post(f"{server.url}/tokenize", json={"content": text, "add_special": False})
+    reply.raise_for_status()
+    return list(reply.json()["tokens"])
+
+
+def test_a_prompt_sent_as_token_ids_is_read_and_screened(server: Server) -> None:
+    """lm-evaluation-harness' remote tokenizer sends prompts as token ids: the model they
+    were routed to reads them as text, and the screen reads that, before generating."""
+    completions = f"{server.url}/v1/completions"
+    for prompt in (token_ids(server, INJECTION), [token_ids(server, INJECTION)]):
+        body = {"model": "tiny", "prompt": prompt, "max_tokens": 2}
+        reply = httpx.post(completions, json=body, timeout=60)
+        assert reply.status_code == 400, reply.text
+        error = reply.json()["error"]
+        assert (error["code"], error["param"]) == ("prompt_injection", "prompt")
+        assert "PI-001" in error["message"]
+    benign = {"model": "tiny", "prompt": token_ids(server, "Once upon a time"), "max_tokens": 2}
+    assert httpx.post(completions, json=benign, timeout=60).status_code == 200
+
+
+def search_tool(name: str, query_description: str) -> dict[str, object]:
+    parameters = {
+        "type": "object",
+        "properties": {"query": {"type": "string", "description": query_description}},
+    }
+    return {
+        "type": "function",
+        "function": {"name": name, "description": "Search the web.", "parameters": parameters},
+    }
+
+
+def test_tool_definitions_are_screened(server: Server) -> None:
+    """Tool lists often come from third parties (MCP servers), and the template renders
+    them into the prompt: a description is read at any depth of the parameters."""
+    injected = {"type": "function", "function": {"name": "lookup", "description": INJECTION}}
+    ask = [{"role": "user", "content": "What is the weather in Lima?"}]
+    for tools, param in (
+        ([injected], "tools[0]"),
+        ([search_tool("web", "What to look up."), search_tool("news", INJECTION)], "tools[1]"),
+    ):
+        body = {"model": "tiny", "messages": ask, "tools": tools, "max_tokens": 2}
+        reply = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60)
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["param"] == param
+    body = {"model": "tiny", "messages": ask, "tools": [search_tool("web", "What to look up.")]}
+    reply = httpx.post(f"{server.url}/v1/chat/completions", json=body | {"max_tokens": 2})
+    assert reply.status_code == 200, reply.text
+
+
 def test_clean_and_system_messages_pass(server: Server) -> None:
     # The operator's system prompt is not screened by default (roles: user, tool).
     reply = chat(

@@ -7,7 +7,12 @@ feature plugs in with one line there:
 
     admission.add("screen", waf.screen)                   # runs after the steps already in
     admission.add("screen", waf.screen, before="quota")   # or before a named one
+    admission.add_routed("screen-tokens", waf.tokens)     # once the model is chosen
     admission.on_finish(audit.record)                     # sees every request's outcome
+
+Steps added with `add_routed` run after routing (the gateway's front door calls
+`admit_routed`), for what needs the chosen model: a prompt given as token ids is text
+only to the model that reads them (`Admission.read_tokens`).
 
 `AdmissionMiddleware` runs the finish callbacks once the response has been sent (streams
 included), whatever the status, and adds `Admission.response_headers` to the response.
@@ -16,7 +21,7 @@ included), whatever the status, and adds `Admission.response_headers` to the res
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,6 +48,8 @@ class Outcome:
 
 
 FinishCallback = Callable[["Admission", Outcome], Awaitable[None]]
+# The chosen model's reading of token ids as text. Raises APIError (ids it cannot read).
+TokenReader = Callable[[Sequence[int]], Awaitable[str]]
 
 
 @dataclass
@@ -62,9 +69,11 @@ class Admission:
     response_headers: dict[str, str] = field(default_factory=dict)
     # Step name -> verdict ("allow", "block", "flag", ...), for logs and the audit record.
     verdicts: dict[str, str] = field(default_factory=dict)
-    # The model and version the router picked, once it has.
+    # The model and version the router picked, once it has, and how that model reads
+    # token ids (None for a request that several models answer).
     routed_model: str | None = None
     routed_version: str | None = None
+    read_tokens: TokenReader | None = None
     outcome: Outcome | None = None
     _finishers: list[FinishCallback] = field(default_factory=list)
 
@@ -89,11 +98,19 @@ class AdmissionPipeline:
 
     def __init__(self) -> None:
         self._steps: list[tuple[str, AdmissionStep]] = []
+        self._routed_steps: list[tuple[str, AdmissionStep]] = []
         self._finishers: list[FinishCallback] = []
 
     @property
     def step_names(self) -> list[str]:
         return [name for name, _ in self._steps]
+
+    def add_routed(self, name: str, step: AdmissionStep) -> None:
+        """Append `step` to those run after routing (`admit_routed`). Raises ValueError
+        for a duplicate name."""
+        if name in self.step_names or name in dict(self._routed_steps):
+            raise ValueError(f"admission step {name!r} is already registered")
+        self._routed_steps.append((name, step))
 
     def add(self, name: str, step: AdmissionStep, *, before: str | None = None) -> None:
         """Append `step` (or insert it before the step named `before`). Raises ValueError
@@ -119,6 +136,12 @@ class AdmissionPipeline:
         for _, step in self._steps:
             await step(admission)
         return admission
+
+    async def admit_routed(self, admission: Admission) -> None:
+        """Run the steps that need the chosen model, in order, once the router has set
+        `admission.routed_model` (and `read_tokens`); raises the first refusal."""
+        for _, step in self._routed_steps:
+            await step(admission)
 
 
 class AdmissionMiddleware:

@@ -23,9 +23,10 @@ from demigod.routing.versions import split_versions
 
 canary_app = typer.Typer(
     help=(
-        "Canary rollouts between a model's stable and candidate versions (two `models` "
-        "entries with the same name; docs/routing.md). `start` steps the candidate's weight "
-        "after each healthy analysis window and rolls it back to 0 % when it is worse."
+        "Canary rollouts between a model's stable and candidate versions (two `models` or "
+        "`upstreams` entries with the same name; docs/routing.md). `start` steps the "
+        "candidate's weight after each healthy analysis window and rolls it back to 0 % "
+        "when it is worse."
     ),
     no_args_is_help=True,
 )
@@ -62,12 +63,16 @@ def _describe(report: WindowReport) -> str:
 
 
 def _versions(settings: Settings, model: str) -> tuple[str, str]:
-    """MODEL's (stable, candidate) version labels: from the config's `models` (first and
-    second entry of the name), else from the registry's `stable` and `candidate` aliases."""
-    stable, candidates = split_versions(settings.models)
-    candidate = next((c for c in candidates if c.name == model), None)
-    if candidate is not None:
-        return next(c.version for c in stable if c.name == model), candidate.version
+    """MODEL's (stable, candidate) version labels: from the config's `models` or
+    `upstreams` (first and second entry of the name: embedded, or workers behind the
+    gateway), else from the registry's `stable` and `candidate` aliases."""
+    with_candidates: list[str] = []
+    for entries in (settings.models, settings.upstreams):
+        stable, found = split_versions(entries)
+        with_candidates += [c.name for c in found]
+        candidate = next((c for c in found if c.name == model), None)
+        if candidate is not None:
+            return next(c.version for c in stable if c.name == model), candidate.version
     from demigod.registry import CANDIDATE, STABLE, Registry, RegistryError
 
     try:
@@ -78,10 +83,10 @@ def _versions(settings: Settings, model: str) -> tuple[str, str]:
     labels = {alias: info.version for alias, info in aliases.items()}
     if {STABLE, CANDIDATE} <= labels.keys() and labels[STABLE] != labels[CANDIDATE]:
         return labels[STABLE], labels[CANDIDATE]
-    with_candidates = ", ".join(c.name for c in candidates) or "none in the config"
     fail(
-        f"model {model!r} has no candidate version (a second `models` entry, or the "
-        f"registry's `candidate` alias); with one: {with_candidates}"
+        f"model {model!r} has no candidate version (a second `models` or `upstreams` entry, "
+        f"or the registry's `candidate` alias); with one: "
+        f"{', '.join(with_candidates) or 'none in the config'}"
     )
 
 

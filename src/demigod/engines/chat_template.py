@@ -174,7 +174,10 @@ def template_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     for message in messages:
         item: dict[str, Any] = {
             "role": "system" if message.role == "developer" else message.role,
-            "content": None if message.content is None else message.text(),
+            # An assistant's earlier refusal is what it said when it has no content.
+            "content": None
+            if message.content is None and message.refusal is None
+            else message.text(),
         }
         if message.name is not None:
             item["name"] = message.name

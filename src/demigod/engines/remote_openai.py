@@ -62,6 +62,10 @@ class RemoteOpenAI:
             url, data=body, headers=headers, timeout=self._request_timeout
         )
 
+    async def get(self, url: str, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+        """GET `url`; returns once the status line and headers arrived. Raises as `post`."""
+        return await self.session.get(url, headers=headers, timeout=self._request_timeout)
+
     async def ready(self, url: str) -> bool:
         """GET `url` (a health path) answered 200 in time."""
         try:

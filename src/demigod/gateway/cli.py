@@ -126,19 +126,28 @@ def _worker_model(settings: Settings, model: str) -> tuple[ModelConfig, dict[str
 
 
 def parse_upstream_options(values: list[str]) -> list[UpstreamConfig]:
-    """`NAME=URL` options; a NAME given again adds a replica. Raises typer.BadParameter."""
+    """`NAME=URL` or `NAME@VERSION=URL` options; the same NAME (and VERSION) again adds a
+    replica. The first version given of a NAME is its stable, a second its canary
+    candidate. Raises typer.BadParameter."""
     from pydantic import ValidationError
 
     from demigod.config import UpstreamConfig
+    from demigod.routing.versions import split_pinned
 
-    urls: dict[str, list[str]] = {}
+    urls: dict[tuple[str, str | None], list[str]] = {}
     for value in values:
-        name, sep, url = value.partition("=")
+        key, sep, url = value.partition("=")
+        name, version = split_pinned(key)
         if not sep or not name or not url:
-            raise typer.BadParameter(f"expected NAME=URL, got {value!r}")
-        urls.setdefault(name, []).append(url)
+            raise typer.BadParameter(f"expected NAME=URL or NAME@VERSION=URL, got {value!r}")
+        urls.setdefault((name, version), []).append(url)
     try:
-        return [UpstreamConfig(name=name, urls=replicas) for name, replicas in urls.items()]
+        return [
+            UpstreamConfig.model_validate(
+                {"name": name, "urls": replicas, **({"version": version} if version else {})}
+            )
+            for (name, version), replicas in urls.items()
+        ]
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"]) from exc
 
@@ -151,7 +160,9 @@ def gateway(
             "-u",
             help="NAME=URL of an OpenAI-compatible replica (demigod worker, vLLM, "
             "llama-server, TGI, Ollama, trtllm-serve), base URL without /v1; repeat a NAME to "
-            "add replicas; replaces the config's `upstreams:`",
+            "add replicas; NAME@VERSION=URL names the version, and a second VERSION of a NAME "
+            "is its canary candidate (`demigod canary start NAME`); replaces the config's "
+            "`upstreams:`",
         ),
     ] = None,
     workers: Annotated[
@@ -164,9 +175,15 @@ def gateway(
     """Route OpenAI requests to remote replicas: balancing, health checks, breakers,
     retries and fallback (docs/gateway.md). Loads no model itself."""
     settings = server_settings(config, host=host, port=port)
+    from demigod.routing.versions import split_versions
+
     upstreams = parse_upstream_options(upstream) if upstream else settings.upstreams
     if not upstreams:
         fail("no upstreams: pass --upstream NAME=URL or list `upstreams:` in the config")
+    try:
+        split_versions(upstreams)  # one stable and at most one candidate per name
+    except ValueError as exc:
+        fail(f"upstreams: {exc}")
     settings = settings.model_copy(update={"upstreams": upstreams, "models": []})
     if workers == 1:
         run_server(gateway_app(settings), settings)

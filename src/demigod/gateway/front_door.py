@@ -11,7 +11,7 @@ embedded model to the routes they read it instead of deciding again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,6 +34,8 @@ SESSION_HEADER = "x-session-id"
 
 # What the policy routes to: a model of this process, or one behind remote replicas.
 Target = ServedModel | RemoteModel
+# How a chosen model reads token ids as text (gateway.token_reader). Raises APIError.
+ReadTokens = Callable[[Target, Sequence[int]], Awaitable[str]]
 
 
 def routing_text(contents: Iterable[object]) -> str:
@@ -149,23 +151,28 @@ class FrontDoor:
         self,
         admission: AdmissionPipeline,
         policy: RoutingPolicy[Target],
-        versions: VersionRouter[ServedModel],
+        versions: VersionRouter[Target],
         consensus_groups: Mapping[str, ConsensusGroup],
         embedded: Collection[str],
+        read_tokens: ReadTokens,
     ) -> None:
         """`embedded`: the names of the models this process serves (consensus members
-        must be among them)."""
+        must be among them). `versions`: the candidate versions, embedded or remote.
+        `read_tokens`: how a chosen model reads token ids (for the steps after routing)."""
         self._admission = admission
         self._policy = policy
         self._versions = versions
         self._consensus_groups = consensus_groups
         self._embedded = embedded
+        self._read_tokens = read_tokens
 
     async def admit(self, request: Request, ask: Ask) -> Routed:
         """Admit and route `ask`, once per request (a second call returns the first
-        outcome). Raises the admission steps' refusals (401, 429, 400 ...), APIError 404
-        for an unknown model or version, 400 for a consensus request that cannot run, 403
-        when the principal may not use the model."""
+        outcome): the admission steps, the route, then the steps that need the chosen
+        model. Raises the admission steps' refusals (401, 429, 400 ...), APIError 404
+        for an unknown model or version, 400 for a consensus request that cannot run or
+        consensus options on a request one model answers, 403 when the principal may not
+        use the model."""
         if isinstance(done := getattr(request.state, "routed", None), Routed):
             return done
         admission = await self._admission.admit(request, ask.endpoint, ask.model, ask.text)
@@ -175,11 +182,25 @@ class FrontDoor:
             decision = ConsensusRoute(target, None, "explicit consensus")
         else:
             decision = self._resolve(ask.model, ask.text, tenant, ask.session, ask.consensus)
+        if ask.consensus is not None and not isinstance(decision, ConsensusRoute):
+            raise APIError(  # a field that would not be honoured: refused, not dropped
+                400,
+                f"consensus: options of a consensus request, but model "
+                f"{decision.model.name!r} answers alone",
+                param="consensus",
+            )
         routed = Routed(ask, admission, decision)
         request.state.routed = routed
         if isinstance(decision, RouteDecision):
             _keep(request, admission, decision)
+            chosen = decision.model
+            admission.read_tokens = lambda tokens: self._read_tokens(chosen, tokens)
+        await self._admission.admit_routed(admission)
         return routed
+
+    def implicit_model(self) -> str | None:
+        """The model a request that names none is for (routing.policy), or None."""
+        return self._policy.implicit_model()
 
     async def identify(self, request: Request, endpoint: Endpoint) -> Admission:
         """Admission alone, for an endpoint that names no model (/v1/models). Raises the
@@ -217,16 +238,12 @@ class FrontDoor:
             decision = self._policy.resolve(name, text, tenant)
             model = decision.model
             if pinned is not None:
-                if isinstance(model, ServedModel):
-                    model = self._versions.pinned(model, pinned, self._policy.aliases(name))
-                else:
-                    self._policy.resolve(requested)  # a remote model serves one version
+                model = self._versions.pinned(model, pinned, self._policy.aliases(name))
                 return replace(decision, model=model, reason="explicit model and version")
-            if isinstance(model, ServedModel):
-                choice = self._versions.choose(model, session)
-                if choice.reason:
-                    reason = f"{decision.reason}; {choice.reason}"
-                    return replace(decision, model=choice.served, reason=reason)
+            choice = self._versions.choose(model, session)
+            if choice.reason:
+                reason = f"{decision.reason}; {choice.reason}"
+                return replace(decision, model=choice.served, reason=reason)
             return decision
         except (UnknownModelError, UnknownVersionError) as exc:
             raise APIError(

@@ -1,17 +1,21 @@
 """The lean path to remote models: forward the OpenAI request body, relay the bytes back.
 
 `UpstreamProxy` is plain ASGI middleware in front of the FastAPI routes. For a POST to
-/v1/chat/completions, /v1/completions, /tokenize or /detokenize it reads the JSON body and
-passes the front door (gateway.front_door: admission and routing, the same step the routes take);
-when the decision is a remote model it forwards the request to one of that model's
-replicas (gateway.balancer) and streams the answer back without validating or
-re-serialising it (the upstream validates). Anything else (an embedded model, a consensus,
-a body that is not JSON) goes on to the routes, which read the decision already made.
+/v1/chat/completions, /v1/completions, /tokenize or /detokenize it reads the JSON body
+(for a GET of /tokenizer_info, the `model` query parameter) and passes the front door
+(gateway.front_door: admission and routing, the same step the routes take); when the
+decision is a remote model it forwards the request to one of that model's replicas
+(gateway.balancer) and streams the answer back without validating or re-serialising it
+(the upstream validates). Anything else (an embedded model, a consensus, a body that is
+not JSON) goes on to the routes, which read the decision already made. A tokenizer
+request that names no model is for the default model, or the only one (as
+lm-evaluation-harness' remote tokenizer sends them).
 
 Resilience, per request: a failure before the first byte reaches the client (connect
 error, reset, 5xx, timeout) is retried on another replica, up to `max_attempts` per
-model; then the model's fallback chain is tried; then 503 with Retry-After. A stream that
-breaks after its first byte ends with an SSE error event and `[DONE]`, never a hang.
+model; then the model's fallback chain is tried (not for a prompt of token ids, which
+mean something to one vocabulary only); then 503 with Retry-After. A stream that breaks
+after its first byte ends with an SSE error event and `[DONE]`, never a hang.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import aiohttp
 import orjson
@@ -40,6 +45,7 @@ from demigod.gateway.services import started
 from demigod.gateway.upstreams import RemoteModel, Upstreams
 from demigod.observability.metrics import Metrics
 from demigod.observability.tracing import Tracing, incoming_context
+from demigod.protocol import token_prompts
 from demigod.routing.policy import RouteDecision
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,8 @@ PROXIED_PATHS: dict[str, Endpoint] = {
     "/tokenize": "tokenize",
     "/detokenize": "tokenize",
 }
+# GETs forwarded with the model in the query string (vLLM's; lm-eval's remote tokenizer).
+PROXIED_READS: dict[str, Endpoint] = {"/tokenizer_info": "tokenize"}
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -71,14 +79,14 @@ class _ReplicaLost(Exception):
 
 
 async def _first_bytes(
-    posting: Awaitable[aiohttp.ClientResponse], stream: bool, replica: Replica
+    sending: Awaitable[aiohttp.ClientResponse], stream: bool, replica: Replica
 ) -> tuple[aiohttp.ClientResponse, bytes]:
     """The response and its first bytes (the whole body unless streamed). Raises
     _ReplicaLost as soon as the replica is marked down before they came, and what the
     request raises otherwise."""
 
     async def receive() -> tuple[aiohttp.ClientResponse, bytes]:
-        response = await posting
+        response = await sending
         try:
             first = b"" if stream else await response.read()
             if stream and response.status < 400:
@@ -114,8 +122,11 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that yields the already-read body once, then the real channel."""
+def _replay(body: bytes | None, receive: Receive) -> Receive:
+    """A `receive` that yields the already-read body once, then the real channel (the
+    channel itself when no body was read)."""
+    if body is None:
+        return receive
     sent = False
 
     async def replay() -> Message:
@@ -149,19 +160,33 @@ class UpstreamProxy:
         self._traced = not isinstance(tracing.tracer, trace.NoOpTracer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"] not in PROXIED_PATHS
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and path in PROXIED_READS:
+            query = parse_qs(scope["query_string"].decode("latin-1"))
+            payload: object = {"model": query["model"][-1]} if "model" in query else {}
+            body = None
+        elif method == "POST" and path in PROXIED_PATHS:
+            body = await _read_body(receive)
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                payload = None
+        else:
+            await self.app(scope, receive, send)
+            return
+        endpoint = PROXIED_READS.get(path) or PROXIED_PATHS[path]
         services = started(scope["app"])
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            payload = None
+        if (
+            services is not None
+            and endpoint == "tokenize"
+            and isinstance(payload, dict)
+            and "model" not in payload
+            and (implicit := services.front.implicit_model())
+        ):
+            payload = {**payload, "model": implicit}
         if services is None or not isinstance(payload, dict) or "model" not in payload:
             # the routes answer: 503 while loading, 400 naming what is wrong with the body
             await self.app(scope, _replay(body, receive), send)
@@ -169,9 +194,7 @@ class UpstreamProxy:
         scope.setdefault("state", {})
         request = Request(scope, _replay(body, receive))
         try:
-            routed = await services.front.admit(
-                request, Ask.of(PROXIED_PATHS[scope["path"]], request, payload)
-            )
+            routed = await services.front.admit(request, Ask.of(endpoint, request, payload))
         except APIError as refusal:
             await self._refuse(refusal, scope, receive, send)
             return
@@ -199,10 +222,12 @@ class UpstreamProxy:
         receive: Receive,
         send: Send,
         payload: dict[str, Any],
-        body: bytes,
+        body: bytes | None,
         routed: Routed,
         front: FrontDoor,
     ) -> None:
+        """Forward to a replica of the routed remote model (`body` None: a GET, its model
+        in the query string), retrying and falling back as the module says."""
         began = time.perf_counter()
         state = scope["state"]
         request_headers = dict(scope["headers"])
@@ -210,7 +235,9 @@ class UpstreamProxy:
         if not isinstance(first, RouteDecision) or not isinstance(first.model, RemoteModel):
             raise TypeError("only a remote model is forwarded")
         decision: RouteDecision[Target] = first
-        fallback = first.model.fallback
+        # Token ids, and tokenizer answers, mean something to one vocabulary only.
+        single = routed.ask.endpoint == "tokenize" or token_prompts(payload.get("prompt"))
+        fallback = [] if single else first.model.fallback
         session = routed.ask.session
         stream = payload.get("stream") is True
         admitted = routed.admission
@@ -246,8 +273,10 @@ class UpstreamProxy:
                     await self.app(scope, _replay(rewritten, receive), send)
                     status = 0  # the embedded path records its own metrics
                     return
-                data = body
-                if model.served_name != payload.get("model"):
+                data, target = body, scope["path"]
+                if body is None:
+                    target += "?" + urlencode({"model": model.served_name})
+                elif model.served_name != payload.get("model"):
                     data = orjson.dumps({**payload, "model": model.served_name})
                 if model.api_key:
                     headers["authorization"] = f"Bearer {model.api_key}"
@@ -271,6 +300,7 @@ class UpstreamProxy:
                             send,
                             model,
                             replica,
+                            target,
                             data,
                             headers,
                             stream,
@@ -309,10 +339,12 @@ class UpstreamProxy:
                 span.set_attribute("http.response.status_code", status)
                 span.end()
             if status:
-                model = decision.model
+                model, elapsed = decision.model, time.perf_counter() - began
                 self.metrics.requests.labels(model.name, model.version, tenant, str(status)).inc()
-                self.metrics.request_duration.labels(model.name, tenant).observe(
-                    time.perf_counter() - began
+                self.metrics.request_duration.labels(model.name, tenant).observe(elapsed)
+                # per version, as embedded: what the canary controller compares
+                self.metrics.version_request_duration.labels(model.name, model.version).observe(
+                    elapsed
                 )
 
     def _fall_back(
@@ -338,22 +370,25 @@ class UpstreamProxy:
         send: Send,
         model: RemoteModel,
         replica: Replica,
-        data: bytes,
+        target: str,
+        data: bytes | None,
         headers: dict[str, str],
         stream: bool,
         decision: RouteDecision[Target],
         admitted: Admission,
     ) -> int:
-        """Send one request to `replica` and relay its answer; returns the status sent.
-        Raises _Retry when it failed before the client got a byte."""
+        """Send one request to `replica` (POST `data` to `target`, a path; GET it when
+        `data` is None) and relay its answer; returns the status sent. Raises _Retry when
+        it failed before the client got a byte."""
         attempts = self.upstreams.attempts
         replica.outstanding += 1
         mark_used(replica)
         response: aiohttp.ClientResponse | None = None
         try:
             try:
+                client, url = self.upstreams.client, replica.url + target
                 response, first = await _first_bytes(
-                    self.upstreams.client.post(replica.url + scope["path"], data, headers),
+                    client.get(url, headers) if data is None else client.post(url, data, headers),
                     stream,
                     replica,
                 )

@@ -34,6 +34,7 @@ from demigod.gateway.serving.models import ServingModels
 from demigod.gateway.serving.props import ServingProps
 from demigod.gateway.serving.route import ServingRoute
 from demigod.gateway.serving.tokenize import ServingTokenize
+from demigod.gateway.token_reader import TokenReader
 from demigod.gateway.upstreams import Upstreams
 from demigod.mesh import Mesh
 from demigod.observability.energy import EnergyMeter, host_energy_sources
@@ -89,6 +90,7 @@ class Components:
         admission.add("auth", authenticator)
         admission.add("quota", quotas)
         admission.add("screen", waf.admit)
+        admission.add_routed("screen-tokens", waf.admit_token_prompt)
         return cls(
             settings=settings,
             metrics=metrics,
@@ -173,7 +175,11 @@ async def start_services(
         await asyncio.to_thread(classifier.model)
         await asyncio.to_thread(parts.waf.warm)
         routable: dict[str, Target] = {**mesh.models, **(remote.models if remote else {})}
-        versions = VersionRouter(candidates.models, max_pins=settings.canary.session_pins)
+        # Candidates of embedded models are embedded, of remote models remote.
+        versions = VersionRouter[Target](
+            {**candidates.models, **(remote.candidates if remote else {})},
+            max_pins=settings.canary.session_pins,
+        )
         front = FrontDoor(
             parts.admission,
             RoutingPolicy(
@@ -188,14 +194,15 @@ async def start_services(
             versions,
             settings.consensus.groups,
             embedded=mesh.models,
+            read_tokens=TokenReader(remote).read,
         )
-        if candidates.models:
+        if versions.candidates:
             background.append(
                 asyncio.create_task(
                     follow_store(
                         open_store(settings),
                         versions,
-                        mesh.models,
+                        routable,
                         settings.canary.weights,
                         metrics,
                         settings.canary.refresh_seconds,
@@ -203,8 +210,8 @@ async def start_services(
                 )
             )
         metrics.declare_served(
-            {name: served.version for name, served in mesh.models.items()},
-            {name: served.version for name, served in candidates.models.items()},
+            {name: model.version for name, model in routable.items()},
+            {name: model.version for name, model in versions.candidates.items()},
         )
         parts.energy.declare(mesh.models)
         metrics.watch_queues(mesh.queue_depths, replica=f"{settings.host}:{settings.port}")
@@ -234,7 +241,7 @@ async def start_services(
             tokenize=ServingTokenize(front, mesh.models),
             health=ServingHealth(mesh, remote, parts.prober, metrics),
             admin=ServingAdmin(
-                front, settings, mesh.models, versions, remote.models if remote else {}
+                front, settings, mesh.models, versions, remote.every_version() if remote else []
             ),
         )
         log.info("mesh ready", extra={"models": sorted(mesh.models), "port": settings.port})

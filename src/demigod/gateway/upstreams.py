@@ -1,12 +1,19 @@
 """Models served by remote replicas: their replicas' health, breakers and metrics.
 
-`Upstreams` holds one `RemoteModel` per `upstreams:` entry (or `--upstream NAME=URL`),
-checks every replica's health path in the background, and exports
+`Upstreams` holds one `RemoteModel` per `upstreams:` entry (or `--upstream
+NAME[@VERSION]=URL`), checks every replica's health path in the background, and exports
 `demigod_upstream_up{model,replica}` plus the in-flight count and breaker state of each
 replica. The request path (gateway.passthrough) picks replicas with gateway.balancer.
 
+Two entries of one name with different versions are that model's stable (the first) and
+canary candidate (the second), as two `models` entries are: the front door's version
+router splits sessions between them by the canary weight (routing.versions), so a
+candidate `demigod worker` (or Deployment) is canaried from the gateway as an embedded
+candidate is.
+
 With `gateway.replicas_dir`, the replica set of each model is whatever is published
-there (scaling.replica_set), re-read at every health check: a new URL joins once its
+there (scaling.replica_set; a candidate's as `NAME@VERSION`), re-read at every health
+check: a new URL joins once its
 health check passes; a URL that disappears takes no new requests from that moment, while
 requests already sent to it finish (they hold their own reference), which is how a
 replica is drained before `demigod ops autoscale` stops it.
@@ -30,6 +37,7 @@ from demigod.engines.remote_openai import RemoteOpenAI
 from demigod.gateway.balancer import Replica
 from demigod.gateway.breaker import CircuitBreaker
 from demigod.observability.metrics import Metrics
+from demigod.routing.versions import PIN_SEPARATOR, split_versions
 from demigod.scaling.replica_set import read_replica_sets
 
 log = logging.getLogger(__name__)
@@ -56,8 +64,8 @@ class RemoteModel:
 class _ReplicaCollector(Collector):
     """In-flight requests and breaker state per replica, read at scrape time."""
 
-    def __init__(self, models: dict[str, RemoteModel]) -> None:
-        self._models = models
+    def __init__(self, upstreams: Upstreams) -> None:
+        self._upstreams = upstreams
 
     def collect(self) -> Iterable[Metric]:
         labels = ["model", "replica"]
@@ -72,7 +80,7 @@ class _ReplicaCollector(Collector):
             labels=labels,
         )
         now = time.monotonic()
-        for model in self._models.values():
+        for model in self._upstreams.every_version():
             for replica in model.replicas:
                 outstanding.add_metric([model.name, replica.url], replica.outstanding)
                 breaker.add_metric([model.name, replica.url], replica.breaker.state(now))
@@ -86,23 +94,12 @@ class Upstreams:
     def __init__(
         self, configs: list[UpstreamConfig], settings: GatewayConfig, metrics: Metrics
     ) -> None:
-        names = [config.name for config in configs]
-        if duplicates := sorted({name for name in names if names.count(name) > 1}):
-            raise ValueError(f"upstream names must be unique; repeated: {', '.join(duplicates)}")
+        """Raises ValueError for a name listed twice with one version, or three times."""
+        stable, candidates = split_versions(configs)
         self.settings = settings
-        self.models: dict[str, RemoteModel] = {
-            config.name: RemoteModel(
-                name=config.name,
-                categories=config.categories,
-                version=config.version,
-                served_name=config.served_name or config.name,
-                replicas=[self._new_replica(url) for url in config.urls],
-                fallback=config.fallback,
-                health_path=config.health_path,
-                api_key=config.api_key,
-            )
-            for config in configs
-        }
+        self.models: dict[str, RemoteModel] = {c.name: self._model(c) for c in stable}
+        # Canary candidates, by name: routed to by the version router only.
+        self.candidates: dict[str, RemoteModel] = {c.name: self._model(c) for c in candidates}
         self.client = RemoteOpenAI(
             max_connections=settings.max_connections,
             connect_timeout=settings.connect_timeout_seconds,
@@ -130,8 +127,24 @@ class Upstreams:
             ["model", "fallback"],
             registry=registry,
         )
-        metrics.watch(_ReplicaCollector(self.models))
+        metrics.watch(_ReplicaCollector(self))
         self._checking: asyncio.Task[None] | None = None
+
+    def _model(self, config: UpstreamConfig) -> RemoteModel:
+        return RemoteModel(
+            name=config.name,
+            categories=config.categories,
+            version=config.version,
+            served_name=config.served_name or config.name,
+            replicas=[self._new_replica(url) for url in config.urls],
+            fallback=config.fallback,
+            health_path=config.health_path,
+            api_key=config.api_key,
+        )
+
+    def every_version(self) -> list[RemoteModel]:
+        """The stable models, then the candidates."""
+        return [*self.models.values(), *self.candidates.values()]
 
     def _new_replica(self, url: str) -> Replica:
         breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open_seconds)
@@ -142,7 +155,7 @@ class Upstreams:
         once, then keep checking."""
         await self.client.start()
         await self.follow_replica_sets()
-        for model in self.models.values():
+        for model in self.every_version():
             for replica in model.replicas:
                 self._up.labels(model.name, replica.url).set(0)
         await self.check_all()
@@ -155,7 +168,7 @@ class Upstreams:
 
     def any_available(self) -> bool:
         now = time.monotonic()
-        return any(model.available(now) for model in self.models.values())
+        return any(model.available(now) for model in self.every_version())
 
     def mark_down(self, model: RemoteModel, replica: Replica, reason: str) -> None:
         """A refused connection or a failed health check takes the replica out until a
@@ -173,7 +186,7 @@ class Upstreams:
     async def check_all(self) -> None:
         checks = [
             self._check(model, replica)
-            for model in self.models.values()
+            for model in self.every_version()
             for replica in model.replicas
         ]
         await asyncio.gather(*checks)
@@ -197,12 +210,15 @@ class Upstreams:
                 log.exception("upstream health check failed")
 
     async def follow_replica_sets(self) -> None:
-        """Make each model's replicas the URLs published for it in `replicas_dir`."""
+        """Make each model's replicas the URLs published for it in `replicas_dir` (a
+        candidate's under `NAME@VERSION`)."""
         if self.settings.replicas_dir is None:
             return
         published = await asyncio.to_thread(read_replica_sets, self.settings.replicas_dir)
-        for name, replica_set in published.items():
-            model = self.models.get(name)
+        by_key = {model.name: model for model in self.models.values()}
+        by_key |= {f"{c.name}{PIN_SEPARATOR}{c.version}": c for c in self.candidates.values()}
+        for key, replica_set in published.items():
+            model = by_key.get(key)
             if model is None:
                 continue
             wanted = list(dict.fromkeys(replica_set.urls))

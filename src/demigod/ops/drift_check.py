@@ -101,7 +101,9 @@ def _running_drift(settings: Settings, lock: ModelsLock, running: RunningMesh) -
     for node in running.nodes:
         drifts += config_drift(fingerprint, node.state.config, node.url)
     gateway = running.nodes[0]
-    declared_upstreams = {upstream.name: upstream.urls for upstream in settings.upstreams}
+    declared_upstreams: dict[str, list[str]] = {}
+    for upstream in settings.upstreams:  # a canary's stable and candidate share a name
+        declared_upstreams.setdefault(upstream.name, []).extend(upstream.urls)
     drifts += replica_drift(declared_upstreams, gateway.state.upstreams, gateway.url)
     served = [(node.url, version) for node in running.nodes for version in node.state.models]
     drifts += served_drift(declared_versions(settings, lock), served, settings.canary.weights)

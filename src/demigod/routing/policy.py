@@ -161,6 +161,13 @@ class RoutingPolicy(Generic[M]):
             found.confidence,
         )
 
+    def implicit_model(self) -> str | None:
+        """The model a request that names none is for (the tokenizer endpoints, as
+        lm-evaluation-harness calls them): the default model, else the only one served."""
+        if self._default is not None:
+            return self._default
+        return next(iter(self._models)) if len(self._models) == 1 else None
+
     def aliases(self, name: str) -> Mapping[str, str]:
         """Model `name`'s registry aliases: alias -> version label."""
         return self._aliases.get(name, {})

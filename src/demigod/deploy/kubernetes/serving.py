@@ -175,13 +175,12 @@ def worker_objects(
 
 def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> list[Object]:
     """Deployment, Service, PDB and HPA (CPU and in-flight requests) of the gateway, whose
-    upstreams are the stable workers' Services."""
-    # The stable worker of each name only: the gateway takes one upstream per model name,
-    # so a candidate Deployment is split by the HTTPRoute alternative (docs/kubernetes.md).
+    upstreams are the workers' Services: a model's stable worker first, then its canary
+    candidate's, which the gateway's version router splits sessions between by the canary
+    weight (docs/routing.md), as it does for embedded versions."""
     upstreams = [
         worker_upstream(_worker_model(model), [f"http://{worker.name}:{WORKER_PORT}"])
         for model, worker in worker_names(settings)
-        if not worker.candidate
     ]
     secrets = settings.kubernetes.secrets
     container = gateway_container(

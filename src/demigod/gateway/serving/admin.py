@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from fastapi import Request
 
@@ -14,7 +14,7 @@ from demigod import __version__
 from demigod.api.errors import APIError
 from demigod.config import Settings
 from demigod.engines.state_cache import file_sha256
-from demigod.gateway.front_door import FrontDoor
+from demigod.gateway.front_door import FrontDoor, Target
 from demigod.gateway.upstreams import RemoteModel
 from demigod.mesh import ServedModel
 from demigod.mesh_state import MeshState, ServedVersion, UpstreamReplica, config_fingerprint
@@ -27,9 +27,10 @@ class ServingAdmin:
         front: FrontDoor,
         settings: Settings,
         embedded: Mapping[str, ServedModel],
-        versions: VersionRouter[ServedModel],
-        remote: Mapping[str, RemoteModel],
+        versions: VersionRouter[Target],
+        remote: Sequence[RemoteModel],
     ) -> None:
+        """`remote`: every version of the remote models (gateway.upstreams)."""
         self._front = front
         self._fingerprint = config_fingerprint(settings)
         self._admins = frozenset(settings.security.admin_tenants)
@@ -54,12 +55,17 @@ class ServingAdmin:
             candidate = self._versions.candidates.get(stable.name)
             share = self._versions.weight(stable.name) * 100 if candidate is not None else 0.0
             models.append(await self._version(stable, "stable", 100 - share))
-            if candidate is not None:
+            if isinstance(candidate, ServedModel):
                 models.append(await self._version(candidate, "candidate", share))
         now = time.monotonic()
         upstreams = [
-            UpstreamReplica(model=model.name, url=replica.url, up=replica.available(now))
-            for model in self._remote.values()
+            UpstreamReplica(
+                model=model.name,
+                version=model.version,
+                url=replica.url,
+                up=replica.available(now),
+            )
+            for model in self._remote
             for replica in model.replicas
         ]
         return MeshState(

@@ -6,11 +6,11 @@ import asyncio
 
 from fastapi import Request
 
-from demigod.api.errors import APIError
 from demigod.gateway.front_door import Ask, FrontDoor, route_header
 from demigod.gateway.output_plan import completion_plan
 from demigod.gateway.runner import CompletionRunner, completion_job, expects_next_turn
 from demigod.gateway.serving.answer import Answer
+from demigod.gateway.token_reader import check_vocabulary
 from demigod.protocol import CompletionRequest
 
 
@@ -29,13 +29,7 @@ class ServingCompletions:
             text = prompt
             tokens = await asyncio.to_thread(engine.tokenize, text, add_special=True)
         else:  # token ids, used as given (no BOS added), as OpenAI does
-            if bad := [t for t in prompt if not 0 <= t < engine.info.n_vocab]:
-                raise APIError(
-                    400,
-                    f"prompt: token id {bad[0]} is outside the vocabulary "
-                    f"(0..{engine.info.n_vocab - 1})",
-                    param="prompt",
-                )
+            check_vocabulary(prompt, engine.info.n_vocab, "prompt")
             tokens = prompt
             text = await asyncio.to_thread(engine.detokenize, tokens) if body.echo else ""
         job = completion_job(

@@ -12,6 +12,7 @@ from fastapi import Request
 
 from demigod.api.errors import APIError
 from demigod.gateway.front_door import Ask, FrontDoor
+from demigod.gateway.token_reader import check_vocabulary
 from demigod.mesh import ServedModel
 from demigod.protocol import (
     DetokenizeRequest,
@@ -38,13 +39,7 @@ class ServingTokenize:
     async def detokenize(self, request: Request, body: DetokenizeRequest) -> DetokenizeResponse:
         """The text of `body.tokens`. Raises APIError (400 for an id outside the vocabulary)."""
         served = await self._model(request, body.model, "")
-        n_vocab = served.engine.info.n_vocab
-        if bad := [token for token in body.tokens if token >= n_vocab]:
-            raise APIError(
-                400,
-                f"tokens: id {bad[0]} is outside the vocabulary (0..{n_vocab - 1})",
-                param="tokens",
-            )
+        check_vocabulary(body.tokens, served.engine.info.n_vocab, "tokens")
         text = await asyncio.to_thread(served.engine.detokenize, body.tokens)
         return DetokenizeResponse(model=served.name, content=text, prompt=text)
 
@@ -61,10 +56,10 @@ class ServingTokenize:
         )
 
     async def _model(self, request: Request, name: str | None, text: str) -> ServedModel:
-        """Admit and route to model `name`: by default the one model this process serves."""
+        """Admit and route to model `name`: by default the default model, or the one
+        model served."""
+        name = name or self._front.implicit_model()
         if name is None:
-            if len(self._embedded) != 1:
-                raise APIError(400, "model: required when several models are served", param="model")
-            name = next(iter(self._embedded))
+            raise APIError(400, "model: required when several models are served", param="model")
         ask = replace(Ask.of("tokenize", request, {}), model=name, text=text)
         return (await self._front.admit(request, ask)).embedded().model

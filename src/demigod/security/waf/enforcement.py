@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from demigod.api.admission import Admission
 from demigod.api.errors import APIError
 from demigod.config import WafAction, WafConfig
 from demigod.observability.metrics import Metrics
-from demigod.protocol import ChatMessage
+from demigod.protocol import content_text, readable_prompt, text_of_prompt, token_prompts
 from demigod.security.waf.rules import RULES_BY_ID
 from demigod.security.waf.screen import PromptScreen, Segment, Verdict
 
@@ -26,24 +27,87 @@ ERROR_CODE = "prompt_injection"
 MODEL_RULE = "model"  # the metric's `rule` label when only the learned model fired
 
 
-def chat_segments(messages: list[ChatMessage], roles: Iterable[str]) -> list[Segment]:
-    """The messages of the screened roles, each a segment named `messages[i]`."""
+# The JSON Schema keywords whose values are prose or literals a template renders: read.
+_SCHEMA_TEXT_KEYS = frozenset({"description", "title", "enum", "const", "default", "examples"})
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def schema_text(schema: object) -> list[str]:
+    """The prose of a JSON Schema (a tool's parameters): descriptions, titles, property
+    names and literal values (enum, const, default, examples), at any depth."""
+    found: list[str] = []
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in _SCHEMA_TEXT_KEYS:
+                found += _strings(value)
+            if key == "properties" and isinstance(value, dict):
+                found += [name for name in value if isinstance(name, str)]
+            found += schema_text(value)
+    elif isinstance(schema, list):
+        found += [text for item in schema for text in schema_text(item)]
+    return found
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """Everything a chat template may show the model of one message: its name, content
+    (every part's text), refusal, and the names and arguments of its tool calls."""
+    texts = [*_strings(message.get("name")), content_text(message.get("content"))]
+    texts += _strings(message.get("refusal"))
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            texts += _strings(function.get("name")) + _strings(function.get("arguments"))
+    return "\n".join(text for text in texts if text)
+
+
+def tool_text(tool: object) -> str:
+    """What a template renders of one tool definition: the function's name, description
+    and the prose of its parameters' schema."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict):
+        return ""
+    texts = _strings(function.get("name")) + _strings(function.get("description"))
+    return "\n".join(texts + schema_text(function.get("parameters")))
+
+
+def chat_segments(body: Mapping[str, Any], roles: Iterable[str], *, tools: bool) -> list[Segment]:
+    """What the screen reads of a chat body (validated or not: the pass-through forwards
+    bodies it does not validate): each message of a screened role as `messages[i]`, and
+    with `tools` each tool definition as `tools[i]`."""
     screened = set(roles)
-    return [
-        Segment(f"messages[{index}]", message.text())
-        for index, message in enumerate(messages)
-        if message.role in screened
+    messages = body.get("messages")
+    segments = [
+        Segment(f"messages[{index}]", message_text(message))
+        for index, message in enumerate(messages if isinstance(messages, list) else ())
+        if isinstance(message, dict) and message.get("role") in screened
     ]
+    definitions = body.get("tools") if tools else None
+    for index, tool in enumerate(definitions if isinstance(definitions, list) else ()):
+        segments.append(Segment(f"tools[{index}]", tool_text(tool)))
+    return segments
 
 
-async def request_segments(admission: Admission, roles: Iterable[str]) -> list[Segment]:
-    """What the screen reads of a completion request: the screened chat messages, or the
-    text prompt. The body was parsed and validated by the route already (cached)."""
-    if admission.endpoint == "text":
-        return [Segment("prompt", admission.text)]
-    body = await admission.request.json()
-    messages = [ChatMessage.model_validate(message) for message in body.get("messages", [])]
-    return chat_segments(messages, roles)
+def prompt_segments(body: Mapping[str, Any]) -> list[Segment] | None:
+    """What the screen reads of a text completion before routing: the prompt's text;
+    None for a prompt holding token ids, which is read (all of it) once the model that
+    reads them is chosen. Raises APIError 400 for a prompt the screen cannot read
+    (neither text nor token ids)."""
+    prompt = body.get("prompt")
+    if not readable_prompt(prompt):
+        raise APIError(
+            400,
+            "prompt: a string, token ids, or a list of those is required",
+            param="prompt",
+        )
+    return None if token_prompts(prompt) else [Segment("prompt", text_of_prompt(prompt))]
 
 
 def rule_labels(verdict: Verdict) -> list[str]:
@@ -99,12 +163,44 @@ class RequestScreen:
         return self._config.tenant_actions.get(tenant, self._config.default_action)
 
     async def admit(self, admission: Admission) -> None:
-        """Records the verdict in `admission.verdicts["screen"]` (allow, block, flag, log);
+        """The `screen` step, before routing: screens the messages, tools or prompt text.
+        Records the verdict in `admission.verdicts["screen"]` (allow, block, flag, log);
         a flag adds the `x-demigod-waf` header. Raises APIError(400, code
-        prompt_injection) when the tenant's action is block."""
+        prompt_injection) when the tenant's action is block, 400 for a prompt it cannot
+        read."""
         if not self._config.enabled or not admission.is_completion:
             return
-        segments = await request_segments(admission, self._config.roles)
+        body = await admission.request.json()
+        if admission.endpoint == "chat":
+            await self._apply(
+                admission, chat_segments(body, self._config.roles, tools=self._config.tools)
+            )
+        elif (segments := prompt_segments(body)) is not None:
+            await self._apply(admission, segments)
+        # else token ids: admit_token_prompt screens the whole prompt once routed
+
+    async def admit_token_prompt(self, admission: Admission) -> None:
+        """The `screen-tokens` step, once the model is chosen: a prompt given as token ids
+        is read as text by that model (admission.read_tokens) and screened as `admit`
+        screens text, before any generation. Raises as `admit`, and APIError 400 when
+        nothing can read the token ids."""
+        if not self._config.enabled or admission.endpoint != "text":
+            return
+        prompts = token_prompts((await admission.request.json()).get("prompt"))
+        if not prompts:
+            return
+        if admission.read_tokens is None:
+            raise APIError(
+                400,
+                "prompt: token ids can be sent to one model only (they are read as text "
+                "for the prompt-injection screen)",
+                param="prompt",
+            )
+        texts = [await admission.read_tokens(tokens) for tokens in prompts]
+        admission.text = "\n".join(text for text in [admission.text, *texts] if text)
+        await self._apply(admission, [Segment("prompt", admission.text)])
+
+    async def _apply(self, admission: Admission, segments: list[Segment]) -> None:
         verdict = await asyncio.to_thread(self.screen.screen, segments)
         admission.request.state.waf_verdict = verdict
         if not verdict.blocked:
