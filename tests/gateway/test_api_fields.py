@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fastapi.exceptions import RequestValidationError
 from openai.types.chat import (
     ChatCompletionAssistantMessageParam,
     ChatCompletionDeveloperMessageParam,
@@ -16,6 +17,7 @@ from openai.types.chat import (
 )
 from pydantic import ValidationError
 
+from demigod.api.errors import validation_error
 from demigod.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -79,3 +81,38 @@ def test_every_key_the_sdk_puts_in_a_message_is_declared(param: type) -> None:
     """Messages refuse undeclared keys, so each key of the openai SDK's message types must
     be declared (honoured, or accepted only as null: `audio`, `function_call`)."""
     assert set(param.__annotations__) <= set(ChatMessage.model_fields)
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        # the part's tag ("text") is also one of its keys: the path follows the body
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "y": 1}]}]},
+            "messages[0].content[0].y",
+        ),
+        # a union's matching member is named, not the members that did not match
+        (
+            {"messages": HI, "tool_choice": {"type": "function", "function": {}}},
+            "tool_choice.function.name",
+        ),
+        (
+            {"messages": HI, "response_format": {"type": "json_schema", "json_schema": {}}},
+            "response_format.json_schema.name",
+        ),
+        (
+            {"messages": [{"role": "assistant", "function_call": {"name": "f"}}]},
+            "messages[0].function_call",
+        ),
+    ],
+)
+def test_a_nested_error_names_its_path_in_the_body(body: dict[str, object], param: str) -> None:
+    body = {"model": "m", **body}
+    with pytest.raises(ValidationError) as error:
+        ChatCompletionRequest.model_validate(body)
+    errors = [{**e, "loc": ("body", *e["loc"])} for e in error.value.errors()]
+    refusal = validation_error(RequestValidationError(errors, body=body))
+    assert (refusal.status, refusal.body.error.param) == (400, param)

@@ -107,6 +107,15 @@ def test_text_parts_and_tool_definitions_are_screened_in_unvalidated_bodies(
     body = {"model": "tiny", "messages": ask, "tools": [tool], "max_tokens": 2}
     reply = httpx.post(chat, json=body, timeout=60)
     assert reply.status_code == 400 and reply.json()["error"]["param"] == "tools[0]"
+    # A role the screen does not know (a legacy function result) is read all the same,
+    # and content it cannot read is refused rather than passed on unread.
+    legacy = {"role": "function", "name": "fetch", "content": INJECTION}
+    body = {"model": "tiny", "messages": [*ask, legacy], "max_tokens": 2}
+    reply = httpx.post(chat, json=body, timeout=60)
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "messages[1]"
+    odd = {"role": "user", "content": {"type": "text", "text": INJECTION}}
+    reply = httpx.post(chat, json={"model": "tiny", "messages": [odd]}, timeout=60)
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "messages[0].content"
     assert generations(split.worker) == before
     # Clean, the image part reaches the worker, which refuses it by name (text only).
     body = {"model": "tiny", "messages": [{"role": "user", "content": parts}], "max_tokens": 2}

@@ -187,6 +187,8 @@ class UpstreamProxy:
             and (implicit := services.front.implicit_model())
         ):
             payload = {**payload, "model": implicit}
+            if body is not None:  # the upstream is told the model too
+                body = orjson.dumps(payload)
         if services is None or not isinstance(payload, dict) or "model" not in payload:
             # the routes answer: 503 while loading, 400 naming what is wrong with the body
             await self.app(scope, _replay(body, receive), send)

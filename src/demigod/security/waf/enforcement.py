@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from demigod.api.admission import Admission
 from demigod.api.errors import APIError
-from demigod.config import WafAction, WafConfig
+from demigod.config import ScreenedRole, WafAction, WafConfig
 from demigod.observability.metrics import Metrics
 from demigod.protocol import content_text, readable_prompt, text_of_prompt, token_prompts
 from demigod.security.waf.rules import RULES_BY_ID
@@ -27,6 +27,7 @@ ERROR_CODE = "prompt_injection"
 MODEL_RULE = "model"  # the metric's `rule` label when only the learned model fired
 
 
+KNOWN_ROLES = frozenset(get_args(ScreenedRole))
 # The JSON Schema keywords whose values are prose or literals a template renders: read.
 _SCHEMA_TEXT_KEYS = frozenset({"description", "title", "enum", "const", "default", "examples"})
 
@@ -80,15 +81,22 @@ def tool_text(tool: object) -> str:
 
 def chat_segments(body: Mapping[str, Any], roles: Iterable[str], *, tools: bool) -> list[Segment]:
     """What the screen reads of a chat body (validated or not: the pass-through forwards
-    bodies it does not validate): each message of a screened role as `messages[i]`, and
-    with `tools` each tool definition as `tools[i]`."""
+    bodies it does not validate): each message of a screened role, or of a role it does
+    not know (a legacy `function` result), as `messages[i]`, and with `tools` each tool
+    definition as `tools[i]`. Raises APIError 400 for a message whose content it cannot
+    read (neither text nor a list of parts)."""
     screened = set(roles)
     messages = body.get("messages")
-    segments = [
-        Segment(f"messages[{index}]", message_text(message))
-        for index, message in enumerate(messages if isinstance(messages, list) else ())
-        if isinstance(message, dict) and message.get("role") in screened
-    ]
+    segments = []
+    for index, message in enumerate(messages if isinstance(messages, list) else ()):
+        if not isinstance(message, dict):
+            continue  # not a message: refused by whoever validates the body
+        role = message.get("role")
+        if role in screened or role not in KNOWN_ROLES:
+            if not isinstance(message.get("content"), str | list | None):
+                where = f"messages[{index}].content"
+                raise APIError(400, f"{where}: text or a list of parts is required", param=where)
+            segments.append(Segment(f"messages[{index}]", message_text(message)))
     definitions = body.get("tools") if tools else None
     for index, tool in enumerate(definitions if isinstance(definitions, list) else ()):
         segments.append(Segment(f"tools[{index}]", tool_text(tool)))
