@@ -8,6 +8,7 @@ back to 0) moves every session, pinned ones included, back to stable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -19,9 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demigod.config import GatewayConfig, UpstreamConfig
+from demigod.gateway.upstreams import Upstreams
+from demigod.observability.metrics import Metrics
 from demigod.observability.scrape import Snapshot
 from demigod.processes import free_port
 from demigod.routing.versions import session_fraction
+from demigod.scaling.replica_set import publish
 from tests.gateway.test_failover import environment, start, start_worker, wait_for
 
 SESSIONS = [f"conversation-{index}" for index in range(24)]
@@ -159,3 +164,25 @@ def test_three_versions_of_one_upstream_are_a_clear_cli_error(tmp_path: Path) ->
         command += ["--upstream", f"tiny@{version}=http://127.0.0.1:9"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "more than two versions" in done.stderr
+
+
+def test_a_candidates_replicas_are_published_under_name_at_version(
+    canary: Canary, tmp_path: Path
+) -> None:
+    """With gateway.replicas_dir (`demigod ops autoscale`), a candidate's replica set is
+    the one published as NAME@VERSION; NAME's is the stable's."""
+    publish(tmp_path, "tiny", [canary.workers["v1"]])
+    publish(tmp_path, "tiny@v2", [canary.workers["v2"]])
+    configs = [UpstreamConfig(name="tiny", version=version) for version in ("v1", "v2")]
+    upstreams = Upstreams(configs, GatewayConfig(replicas_dir=tmp_path), Metrics())
+
+    async def follow() -> None:
+        await upstreams.client.start()
+        try:
+            await upstreams.follow_replica_sets()
+        finally:
+            await upstreams.client.close()
+
+    asyncio.run(follow())
+    assert [r.url for r in upstreams.models["tiny"].replicas] == [canary.workers["v1"]]
+    assert [r.url for r in upstreams.candidates["tiny"].replicas] == [canary.workers["v2"]]
