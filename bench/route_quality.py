@@ -2,7 +2,9 @@
 set (bench/heldout/route.jsonl, split by family and committed before any training), per
 category and per language, with the confusion matrix.
 
-Run: .venv/bin/python bench/route_quality.py [--json]
+Run: .venv/bin/python bench/route_quality.py [--test-dir DIR] [--json]
+--test-dir: a folder holding a frozen route.jsonl (default bench/heldout; bench/heldout_v2
+is the set written independently by another engineer).
 The classifier is the one `demigod route classify` and the gateway use (rules, then the
 model trained on the shipped training split, `routing.min_confidence` fallback).
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 from demigod.config import RoutingConfig
 from demigod.routing.classifier import RequestClassifier, load_split, parse_prompts
 
-HELDOUT = Path(__file__).resolve().parent / "heldout" / "route.jsonl"
+HELDOUT = Path(__file__).resolve().parent / "heldout"
 MIN_ACCURACY, MIN_PER_GROUP = 0.95, 0.90  # the issue's targets
 
 
@@ -33,7 +35,9 @@ def accuracy_by(rows: list[tuple[str, str, str]], index: int) -> dict[str, tuple
 
 def main(argv: list[str]) -> None:
     classifier = RequestClassifier.from_config(RoutingConfig())
-    sets = {"validation": load_split("validation"), "test": parse_prompts(HELDOUT.read_text())}
+    folder = Path(argv[argv.index("--test-dir") + 1]) if "--test-dir" in argv else HELDOUT
+    test = parse_prompts((folder / "route.jsonl").read_text("utf-8"))
+    sets = {"validation": load_split("validation"), "test": test}
     summary = {}
     for name, prompts in sets.items():
         rows = [(p.category, p.language, classifier.classify(p.prompt).category) for p in prompts]

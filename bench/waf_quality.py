@@ -1,11 +1,14 @@
 """The prompt-injection screen on prompts it has never seen: blocked shares of attacks
 and of benign text on the frozen held-out sets, per language, kind and source.
 
-Run: .venv/bin/python bench/waf_quality.py [--json] [--tune]
-The sets (bench/heldout/, MANIFEST.json) were split by family and committed before any
-training or tuning. The threshold is the configured `waf.threshold`, chosen on the
-validation split (printed here as "chosen on validation"); nothing is chosen on test.
---tune compares training settings on the validation split only.
+Run: .venv/bin/python bench/waf_quality.py [--test-dir DIR] [--json] [--tune]
+--test-dir: a folder of frozen test sets, every waf*.jsonl in it (default bench/heldout,
+the v1 sets split by family and committed before any training; bench/heldout_v2 is the
+set written independently by another engineer). Rows: `prompt` or `text`, `label`
+(injection|attack|benign), `lang` or `language`, `kind`, `family`. The threshold is the
+configured `waf.threshold`, chosen on the validation split (printed here as "chosen on
+validation"); nothing is chosen on test. --tune compares training settings on the
+validation split only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from demigod.security.waf.model import InjectionModel, load_split, shipped_model
 from demigod.security.waf.screen import PromptScreen
 
 HELDOUT = Path(__file__).resolve().parent / "heldout"
-TEST_SETS = ("waf_external", "waf_team")
 # The issue's targets.
 MIN_ATTACKS_BLOCKED, MIN_PER_GROUP, MAX_BENIGN_BLOCKED = 0.95, 0.90, 0.01
 
@@ -77,6 +79,12 @@ def tune() -> None:
             print(f"{steps:6} {l2:8.0e} {threshold:10.3f} {percent(rate.attack_block_rate):>20}")
 
 
+def test_sets(argv: list[str]) -> dict[str, Path]:
+    """{name: file} of the waf*.jsonl files in --test-dir (default bench/heldout)."""
+    folder = Path(argv[argv.index("--test-dir") + 1]) if "--test-dir" in argv else HELDOUT
+    return {path.stem: path for path in sorted(folder.glob("waf*.jsonl"))}
+
+
 def main(argv: list[str]) -> None:
     if "--tune" in argv:
         tune()
@@ -87,8 +95,8 @@ def main(argv: list[str]) -> None:
     configured = WafConfig().threshold
     screen = PromptScreen(threshold=configured, model=model)
     results = {"validation": report(screen, validation)}
-    for name in TEST_SETS:
-        results[name] = report(screen, load_file(HELDOUT / f"{name}.jsonl"))
+    for name, path in test_sets(argv).items():
+        results[name] = report(screen, load_file(path))
     if "--json" not in argv:
         print(
             f"threshold: configured {configured}, chosen on validation {chosen:.3f} "

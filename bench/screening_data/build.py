@@ -19,6 +19,8 @@ from pathlib import Path
 import external
 import team_route
 import team_waf
+import written_route
+import written_waf
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -73,15 +75,19 @@ def waf_rows() -> list[dict[str, str]]:
         rows.append({**item, "split": external_split(item)})
     rows += list(team_waf.compose(random.Random(SEED)))
     # Everyday prompts (the classifier's) are benign traffic for the screen, same split.
-    for item in [*team_route.compose(), *team_route.compose_templates()]:
+    written = [r for r in written_route.compose() if r["category"] != "long_context"]
+    for item in [*team_route.compose(), *team_route.compose_templates(), *written]:
         rows.append({"prompt": item["prompt"], "label": "benign", "lang": item["lang"],
                      "kind": "everyday", "source": "team", "family": item["family"],
                      "licence": item["licence"], "split": item["split"]})  # fmt: skip
+    # Round two: fifteen languages written by the team, and bastioncorpus (never test).
+    rows += written_waf.rows(SEED)
     return rows
 
 
 def route_rows() -> list[dict[str, str]]:
     rows = legacy_route() + list(team_route.compose()) + list(team_route.compose_templates())
+    rows += list(written_route.compose())
     for item in external.external_rows(SEED):
         if item["source"] == "pyrit:garak_real_tasks":
             rows.append({"prompt": item["prompt"], "category": "code", "lang": item["lang"],

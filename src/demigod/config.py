@@ -692,7 +692,7 @@ class WafConfig(Section):
         default_factory=dict, description="per-tenant action, overriding default_action"
     )
     threshold: float = Field(
-        default=0.74,
+        default=0.72,
         ge=0,
         le=1,
         description="model score that counts as an injection (chosen on the validation split: "

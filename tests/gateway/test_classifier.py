@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 
 from demigod.routing.classifier import (
     LONG_CONTEXT,
+    LinearModel,
     RequestClassifier,
     features,
     load_split,
     parse_prompts,
+    shipped_model,
 )
 
 HELDOUT = Path(__file__).resolve().parents[2] / "bench" / "heldout" / "route.jsonl"
@@ -75,6 +77,24 @@ def test_rules_come_before_the_model() -> None:
         assert (found.category, found.reason) == ("code", "rule: code statement")
     # prose that merely mentions such words is left to the model
     assert CLASSIFIER.classify("Let me tell you about my class trip").category == "chat"
+
+
+def test_shipped_weights_are_the_training_of_the_shipped_data() -> None:
+    """The gateway loads data/model.npz instead of training; retraining on the shipped
+    split (`python -m demigod.routing.train`) gives the same model."""
+    trained = LinearModel.train(load_split("train"))
+    for row in load_split("validation")[:60]:
+        assert trained.predict(row.prompt)[0] == shipped_model().predict(row.prompt)[0]
+        assert abs(trained.predict(row.prompt)[1] - shipped_model().predict(row.prompt)[1]) < 1e-4
+
+
+def test_long_context_counts_characters_by_script() -> None:
+    """A Chinese or Japanese character is about a token, a Latin one a quarter of one: 2 500
+    Chinese characters are long context at the default 8 000, 2 500 Latin ones are not."""
+    classifier = RequestClassifier(long_context_chars=8000)
+    assert classifier.classify("会议决定五月粉刷楼道。" * 250).category == LONG_CONTEXT
+    assert classifier.classify("The board met. " * 166).category != LONG_CONTEXT
+    assert classifier.classify("Совет собрался. " * 400).category == LONG_CONTEXT
 
 
 def test_low_confidence_falls_back() -> None:

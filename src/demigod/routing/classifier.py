@@ -3,16 +3,21 @@
 Layered, cheapest first:
 1. rules — very long input is `long_context`; a code fence, a stack trace or a line that
    starts like a code statement (`def f(x):`, `#include <x>`, `SELECT a FROM`) is `code`;
-2. a linear model (softmax regression over hashed word and character n-grams), trained at
-   first use from `routing/data/train.jsonl` (ten languages; bench/screening_data/build.py
-   writes it, split by family; the frozen test set never ships). Below `min_confidence`
-   the prompt falls back to `fallback` (chat).
-Everything runs on the CPU in well under a millisecond per prompt after training.
+2. a linear model (softmax regression over hashed word and character n-grams), trained
+   from `routing/data/train.jsonl` (fifteen languages; bench/screening_data/build.py
+   writes it, split by family; the frozen test sets never ship). Its weights ship as
+   `routing/data/model.npz`, stamped with the training file's sha256 (`python -m
+   demigod.routing.train` rewrites them), so a process loads them instead of training.
+   Below `min_confidence` the prompt falls back to `fallback` (chat).
+Everything runs on the CPU in well under a millisecond per prompt.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
+import logging
 import re
 import threading
 import unicodedata
@@ -28,8 +33,11 @@ import numpy as np
 from demigod.config import RoutingConfig
 from demigod.jsonl import json_lines
 
+log = logging.getLogger(__name__)
+
 LONG_CONTEXT = "long_context"
 SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl"}
+WEIGHTS_FILE = "model.npz"
 HASH_DIMENSIONS = 1 << 14
 # Only the start and the end of a long prompt are read: enough to classify, bounded cost.
 HEAD_CHARS, TAIL_CHARS = 2000, 500
@@ -44,6 +52,20 @@ _CODE_LINE = re.compile(
     re.M,
 )
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s+at \S+\(.*:\d+\)", re.M)
+
+
+# Characters of Chinese, Japanese and Korean carry about a token each, other non-Latin
+# letters about half a token, Latin text about a quarter: the long-context rule counts
+# "Latin-character equivalents" so a 3 000-character Chinese document is long context.
+_CJK_CHAR = re.compile("[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_OTHER_LETTER = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
+
+
+def latin_equivalent_length(text: str) -> int:
+    """len(text), with a CJK character counted as 4 and another non-Latin letter as 2."""
+    cjk = len(_CJK_CHAR.findall(text))
+    other = len(_OTHER_LETTER.findall(text)) - cjk
+    return len(text) + 3 * cjk + other
 
 
 @dataclass(frozen=True)
@@ -63,12 +85,13 @@ class LabelledPrompt:
 
 
 def parse_prompts(text: str) -> list[LabelledPrompt]:
-    """Rows of a labelled JSON-lines file (`prompt`, `category`, optional `lang`...)."""
+    """Rows of a labelled JSON-lines file (`prompt`, `category`, optional `lang` or
+    `language`, `source`, `family`)."""
     return [
         LabelledPrompt(
             row["prompt"],
             row["category"],
-            row.get("lang", ""),
+            row.get("lang") or row.get("language", ""),
             row.get("source", ""),
             row.get("family", ""),
         )
@@ -146,6 +169,24 @@ class LinearModel:
             bias -= LEARNING_RATE * error.sum(axis=0)
         return cls(labels, weights, bias)
 
+    def to_bytes(self, train_sha256: str) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            weights=self._weights,
+            bias=self._bias,
+            labels=np.asarray(self.labels),
+            train_sha256=train_sha256,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> tuple[LinearModel, str]:
+        """(model, sha256 of the training file it was trained from)."""
+        with np.load(io.BytesIO(data)) as saved:
+            model = cls([str(label) for label in saved["labels"]], saved["weights"], saved["bias"])
+            return model, str(saved["train_sha256"])
+
     def predict(self, text: str) -> tuple[str, float]:
         probabilities = _softmax(features(text) @ self._weights + self._bias)
         best = int(np.argmax(probabilities))
@@ -156,14 +197,25 @@ _TRAINING = threading.Lock()  # two first requests at once must not train twice
 
 
 def shipped_model() -> LinearModel:
-    """The model trained on the shipped training split (once per process, about a second
-    of CPU)."""
+    """The shipped weights; trained anew (a few seconds, once per process) when
+    train.jsonl changed since they were written."""
     with _TRAINING:
-        return _trained_model()
+        return _shipped_model()
+
+
+def train_sha256() -> str:
+    data = resources.files("demigod.routing.data").joinpath(SPLIT_FILES["train"])
+    return hashlib.sha256(data.read_bytes()).hexdigest()
 
 
 @functools.cache
-def _trained_model() -> LinearModel:
+def _shipped_model() -> LinearModel:
+    weights = resources.files("demigod.routing.data").joinpath(WEIGHTS_FILE)
+    if weights.is_file():
+        model, trained_on = LinearModel.from_bytes(weights.read_bytes())
+        if trained_on == train_sha256():
+            return model
+    log.warning("%s does not match train.jsonl: training the request classifier", WEIGHTS_FILE)
     return LinearModel.train(load_split("train"))
 
 
@@ -196,8 +248,11 @@ class RequestClassifier:
         )
 
     def classify(self, text: str) -> Classification:
-        if len(text) >= self._long_context_chars:
-            return Classification(LONG_CONTEXT, 1.0, f"rule: {len(text)} characters")
+        length = len(text)
+        if length * 4 >= self._long_context_chars:  # only then can the weighted length reach it
+            length = latin_equivalent_length(text)
+        if length >= self._long_context_chars:
+            return Classification(LONG_CONTEXT, 1.0, f"rule: {length} character equivalents")
         if _CODE_FENCE.search(text):
             return Classification("code", 1.0, "rule: code fence")
         if _TRACEBACK.search(text):

@@ -21,7 +21,10 @@ import numpy as np
 
 from demigod.routing.classifier import HASH_DIMENSIONS
 
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+# Chinese and Japanese are written without spaces: a run of their characters is read as
+# overlapping character pairs (script-aware tokens), not as one sentence-long "word".
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"([{_CJK}]+)|[^\W{_CJK}]+|[^\w\s]", re.UNICODE)
 # Long text is read in overlapping windows of words (the highest score counts), so one
 # injected sentence in a long pasted document is not diluted by the rest.
 WINDOW_WORDS, WINDOW_STRIDE = 160, 120
@@ -45,8 +48,18 @@ def pair_id(first: str, second: str) -> int:
 
 
 def words(folded: str) -> list[str]:
-    """The tokens of already folded text (see normalize.fold): words and punctuation."""
-    return _WORD.findall(folded)
+    """The tokens of already folded text (see normalize.fold): words, punctuation, and
+    character pairs of Chinese and Japanese runs."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(folded):
+        run = match.group(1)
+        if run is None:
+            tokens.append(match.group())
+        elif len(run) == 1:
+            tokens.append(run)
+        else:
+            tokens.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return tokens
 
 
 def window_ranges(count: int) -> list[range]:

@@ -11,6 +11,7 @@ takes a few seconds on one core and happens once per process.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import io
@@ -56,16 +57,21 @@ class LabelledText:
 
 
 def parse_rows(text: str, name: str) -> list[LabelledText]:
-    """Rows of a labelled JSON-lines file. Raises ValueError naming a malformed line."""
+    """Rows of a labelled JSON-lines file: `prompt` (or `text`), `label` (`injection` or
+    `benign`; `attack` reads as `injection`), `lang` (or `language`), optional `kind`,
+    `source`, `family`. Raises ValueError naming a malformed line."""
     rows = []
     for number, row in json_lines(text):
-        if row.get("label") not in (INJECTION, BENIGN) or not row.get("lang"):
+        label = {"attack": INJECTION}.get(row.get("label"), row.get("label"))
+        language = row.get("lang") or row.get("language")
+        prompt = row.get("prompt", row.get("text"))
+        if label not in (INJECTION, BENIGN) or not language or not isinstance(prompt, str):
             raise ValueError(f"{name}:{number}: label must be injection|benign, with a lang")
         rows.append(
             LabelledText(
-                row["prompt"],
-                row["label"],
-                row["lang"],
+                prompt,
+                label,
+                language,
                 row.get("kind", ""),
                 row.get("source", ""),
                 row.get("family", ""),
@@ -122,9 +128,12 @@ class InjectionModel:
     @staticmethod
     def _examples(
         rows: list[LabelledText], texts: list[Windows], picks: list[int]
-    ) -> tuple[Windows, np.ndarray]:
-        """(windows, labels): an injection's picked window, a benign text's windows."""
-        ids, values, sizes, labels = [], [], [], []
+    ) -> tuple[Windows, np.ndarray, np.ndarray]:
+        """(windows, labels, weights): an injection's picked window, a benign text's
+        windows; each (language, label) group weighs the same in total, so no language
+        is learnt as a sign of attack (or of innocence) because the data of one label
+        outnumbers the other in it."""
+        ids, values, sizes, labels, groups = [], [], [], [], []
         for row, text, pick in zip(rows, texts, picks, strict=True):
             chosen = [pick] if pick >= 0 else range(min(len(text), MAX_BENIGN_WINDOWS))
             for index in chosen:
@@ -133,15 +142,18 @@ class InjectionModel:
                 values.append(text.values[start:stop])
                 sizes.append(stop - start)
                 labels.append(float(row.is_injection))
+                groups.append((row.language, row.is_injection))
         starts = np.cumsum([0, *sizes])
         stacked = Windows(np.concatenate(ids), np.concatenate(values), starts)
-        return stacked, np.asarray(labels, dtype=np.float32)
+        counts = collections.Counter(groups)
+        weights = np.asarray([1.0 / (len(counts) * counts[g]) for g in groups])
+        return stacked, np.asarray(labels, dtype=np.float32), weights
 
     @classmethod
-    def _fit(cls, x: Windows, y: np.ndarray, *, steps: int, l2: float) -> InjectionModel:
-        """Full-batch gradient descent on the sparse windows; the classes weigh the same
-        (benign windows outnumber injections several times)."""
-        weights = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
+    def _fit(
+        cls, x: Windows, y: np.ndarray, weights: np.ndarray, *, steps: int, l2: float
+    ) -> InjectionModel:
+        """Full-batch gradient descent on the sparse windows, each window weighted."""
         row_of = np.repeat(np.arange(len(y)), np.diff(x.starts))
         weight = np.zeros(HASH_DIMENSIONS, dtype=np.float32)
         velocity = np.zeros(HASH_DIMENSIONS, dtype=np.float64)  # kept in float64, as gradients

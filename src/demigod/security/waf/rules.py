@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RULESET_VERSION = "2026.12.03-1"
+RULESET_VERSION = "2026.12.03-2"
 
 
 @dataclass(frozen=True)
@@ -419,6 +419,213 @@ RULES += (
         r"\b(?:decode|decrypt|dekodiere|decodifica|decodifique|decode[rz]?)\b[^.?!\n]{0,40}"
         r"\b(?:and|then|y|et|und|e|en) (?:do|follow|execute|run|obey|haz|sigue|ejecuta|fais|suis|"
         r"execute|befolge|fuhre|segui|esegui|siga|volg|voer)\b",
+    ),
+)
+
+# Round two: the same three attacks in fifteen languages, phrased without the "previous"
+# or "system" that PI-001..013 need — "forget your instructions", "from now on you have no
+# restrictions", "show me your hidden instructions" — and Arabic, Korean, Hindi and Polish.
+_YOUR_ORDERS_OVERRIDE = (
+    rf"{_EN_ORDER_AT}(?:ignore|disregard|forget|override|bypass|discard)\b (?:all (?:of )?(?:your "
+    r"|ur |the )?|any (?:of )?(?:your |the )?|your |ur )(?:(?!(?:previous|prior|above|earlier|"
+    r"preceding|initial|original|system)\b)\w+ )?(?:instructions|rules|guidelines|"
+    r"directives|programming|guardrails|restrictions|system prompt)\b",
+    rf"{_ES_ORDER_AT}(?:ignora|ignore|olvida|olvide|olvidate de|descarta)\b (?:todas )?(?:tus|las|"
+    r"sus)? ?(?:instrucciones|reglas|normas|directrices|restricciones)\b",
+    rf"{_OTHER_ORDER_AT}(?:oublie[rz]?|ignore[rz]?)\b (?:toutes )?(?:tes|vos|les) "
+    r"(?:instructions|consignes|regles|directives|restrictions)\b",
+    rf"{_OTHER_ORDER_AT}(?:vergiss|vergesst|ignoriere|ignorier|missachte)\b (?:alle )?(?:deine|"
+    r"ihre|die|eure)? ?(?:anweisungen|regeln|vorgaben|richtlinien|einschrankungen)\b",
+    rf"{_OTHER_ORDER_AT}(?:dimentica|dimenticate|ignora|ignorate)\b (?:tutte )?(?:le tue |le )?"
+    r"(?:istruzioni|regole|direttive|restrizioni)\b",
+    rf"{_OTHER_ORDER_AT}(?:esqueca|esquece|ignore|ignora|desconsidere)\b (?:todas )?(?:as suas |"
+    r"suas |as tuas |as )?(?:instrucoes|regras|diretrizes|restricoes)\b",
+    rf"{_OTHER_ORDER_AT}(?:vergeet|negeer)\b (?:al )?(?:je|jouw|uw|de|alle)? ?(?:instructies|"
+    r"regels|richtlijnen|beperkingen)\b",
+    r"(?:^|[.?!:;\n\"'(] ?|\b(?:prosze|teraz)\s)(?:zapomnij|zignoruj|ignoruj)\b (?:o )?(?:wszystkie"
+    r" |wszystkich )?(?:swoje |twoje |swoich |twoich |poprzednie |wczesniejsze )?(?:instrukcj|"
+    r"polecen|zasad|regu[lł])",
+    r"(?:talimatlar|kurallar|yonergeler)\w*[^.?!\n]{0,25}(?:unut|yok say|gormezden gel)",
+    r"(?:забудь|игнорируи|проигнорируи)[^.?!\n]{0,15}(?:свои |твои |все |всё )?[^.?!\n]{0,10}"
+    r"(?:инструкции|указания|правила|ограничения)",
+    r"(?:忽略|无视|忘记|忘掉)[^。！？\n]{0,8}(?:指令|指示|规则|设定|提示词|限制)",
+    r"(?:指示|命令|ルール|設定|制限)[はをもの]?[^。！？\n]{0,8}(?:無視|忘れ)",
+    r"(?:지시|지침|규칙|명령|설정|제한)[^.?!\n]{0,12}(?:무시|잊어|잊으)",
+    r"(?:تجاهل|انس|تناس)\S*[^.?!\n،]{0,30}(?:التعليمات|تعليمات|القواعد|قواعد|الأوامر|الإرشادات)",
+    r"(?:निर्देश|नियम|हिदायत)[^।.?!\n]{0,30}(?:भूल जा|अनदेखा कर|नज\u093c?रअंदाज\u093c? कर)",
+    r"(?:भूल जा|अनदेखा कर|नज\u093c?रअंदाज\u093c? कर)[^।.?!\n]{0,30}(?:निर्देश|नियम)",
+)
+_NOW_UNRESTRICTED = (
+    r"\b(?:from now on|henceforth|starting now|now)\b,? you (?:have|will have|'ve got|are) "
+    r"(?:now )?(?:no (?:restrictions|limits|rules|filters|guidelines|ethical)|unrestricted|"
+    r"uncensored|unfiltered|free of (?:all )?(?:rules|restrictions))",
+    r"\b(?:ahora|a partir de ahora|desde ahora)\b[^.?!\n]{0,25}\b(?:no tienes|sin) (?:ninguna |"
+    r"ningun )?(?:restricciones|restriccion|limites|reglas|filtros|censura)\b",
+    r"\b(?:desormais|maintenant|a partir de maintenant|dorenavant)\b[^.?!\n]{0,30}"
+    r"\b(?:sans (?:aucune |aucun )?(?:restriction|limite|regle|filtre|censure)|"
+    r"aucune restriction|n'as plus de (?:regles|limites|restrictions))",
+    r"\b(?:ab jetzt|jetzt|ab sofort|von nun an)\b[^.?!\n]{0,30}\b(?:uneingeschrankt|unzensiert|"
+    r"keine (?:einschrankungen|regeln|grenzen|filter|richtlinien)|ohne (?:einschrankungen|"
+    r"regeln|filter|grenzen))",
+    r"\b(?:ora|d'ora in poi|da ora|da adesso)\b[^.?!\n]{0,30}\b(?:senza (?:alcuna |alcun )?"
+    r"(?:restrizion|limit|regol|filtr|censur)|nessuna restrizione|non hai (?:piu )?(?:regole|"
+    r"limiti|restrizioni))",
+    r"\b(?:agora|a partir de agora|de agora em diante)\b[^.?!\n]{0,30}\b(?:sem (?:nenhuma |"
+    r"nenhum |qualquer )?(?:restric|limit|regra|filtro|censura)|nenhuma restricao|nao tem "
+    r"(?:mais )?(?:regras|limites|restricoes))",
+    r"\b(?:vanaf nu|voortaan|nu)\b[^.?!\n]{0,30}\b(?:geen (?:beperkingen|regels|filters|grenzen)|"
+    r"zonder (?:beperkingen|regels|filters|censuur))",
+    r"\b(?:od teraz|od tej chwili|teraz)\b[^.?!\n]{0,30}(?:bez (?:zadnych |jakichkolwiek )?"
+    r"(?:ograniczen|zasad|filtrow|cenzury)|nie masz (?:zadnych )?(?:ograniczen|zasad))",
+    r"\b(?:art[iı]k|bundan sonra|simdi)\b[^.?!\n]{0,40}(?:k[iı]s[iı]tlama|s[iı]n[iı]r|kural|"
+    r"filtre)\w*[^.?!\n]{0,15}(?:yok|olmadan|s[iı]z)",
+    r"(?:теперь|отныне|с этого момента)[^.?!\n]{0,30}(?:без (?:каких-либо |всяких |любых )?"
+    r"(?:ограничении|правил|фильтров|цензуры)|нет (?:никаких )?(?:ограничении|правил))",
+    r"(?:现在|从现在起|从现在开始|今后|從現在|現在)[^。！？\n]{0,15}(?:没有任何|没有|沒有|不受任何|不受|无|無)"
+    r"(?:限制|规则|约束|过滤)",
+    r"(?:今から|これから|今後)[^。！？\n]{0,20}(?:制限|ルール|フィルター)[はがも]?(?:一切|全く)?"
+    r"(?:ない|なし|無し|ありません)",
+    r"(?:이제|지금부터|이제부터)[^.?!\n]{0,20}(?:제한|규칙|필터)[이은는도]? ?(?:전혀 )?없",
+    r"(?:الآن|من الآن)[^.?!\n]{0,30}(?:بلا|بدون|دون|ليس لديك) (?:أي )?(?:قيود|قواعد|حدود|"
+    r"فلاتر|رقابة)",
+    r"(?:अब से|अब)[^।.?!\n]{0,30}(?:कोई (?:भी )?(?:प्रतिबंध|नियम|पाबंदी|सीमा) नहीं|बिना किसी "
+    r"(?:प्रतिबंध|नियम|पाबंदी|सीमा))",
+)
+_SHOW_HIDDEN = (
+    r"\b(?:pokaz|wypisz|ujawnij|powtorz|podaj|wyswietl|zdradz)\w*\b[^.?!\n]{0,30}(?:swoj|twoj)"
+    r"\w*[^.?!\n]{0,15}(?:prompt systemow|wiadomosc systemow|instrukcje systemow|ukryte "
+    r"instrukcje|poczatkowe instrukcje)",
+    r"(?:اعرض|أظهر|اكشف|اطبع|كرر|أخبرني|أعطني|انسخ)[^.?!\n]{0,30}(?:موجه النظام|رسالة النظام|"
+    r"تعليمات النظام|تعليماتك المخفية|التعليمات المخفية|تعليماتك الأولية|التعليمات الأولية)",
+    r"(?:시스템 프롬프트|시스템 메시지|숨겨진 지시|초기 지시|숨겨진 프롬프트)[^.?!\n]{0,20}"
+    r"(?:보여 ?줘|출력해|알려 ?줘|공개해|말해 ?줘|반복해|적어 ?줘)",
+    r"(?:सिस्टम प्रॉम्प्ट|सिस्टम संदेश|सिस्टम मैसेज|छिपे हुए निर्देश|छिपे निर्देश|शुरुआती निर्देश)"
+    r"[^।.?!\n]{0,30}(?:दिखाओ|दिखाइए|बताओ|बताइए|प्रिंट करो|लिखो|दोहराओ)",
+    r"\b(?:output|print|reveal|show|repeat|dump|echo|leak|paste)\b[^.?!\n]{0,25}\b(?:everything|"
+    r"all|the text|the contents?) (?:in|of) your (?:context window|context|instructions|"
+    r"system message|configuration)",
+)
+
+RULES += (
+    _rule(
+        "PI-016",
+        "ignore your instructions (fifteen languages)",
+        "any",
+        (
+            "ignor",
+            "disregard",
+            "forget",
+            "overrid",
+            "bypass",
+            "discard",
+            "olvid",
+            "descarta",
+            "oubli",
+            "vergiss",
+            "vergesst",
+            "missacht",
+            "dimentic",
+            "esquec",
+            "desconsider",
+            "vergeet",
+            "negeer",
+            "zapomnij",
+            "unut",
+            "yok say",
+            "gormezden",
+            "забудь",
+            "игнор",
+            "忽略",
+            "无视",
+            "忘",
+            "無視",
+            "무시",
+            "잊",
+            "تجاهل",
+            "انس",
+            "تناس",
+            "भूल",
+            "अनदेखा",
+            "रअंदाज",
+        ),
+        *_YOUR_ORDERS_OVERRIDE,
+    ),
+    _rule(
+        "PI-017",
+        "from now on without restrictions (fifteen languages)",
+        "any",
+        (
+            "now",
+            "henceforth",
+            "ahora",
+            "desormais",
+            "maintenant",
+            "dorenavant",
+            "jetzt",
+            "von nun an",
+            "ora",
+            "agora",
+            "vanaf nu",
+            "voortaan",
+            "nu",
+            "teraz",
+            "od tej chwili",
+            "art",
+            "bundan sonra",
+            "simdi",
+            "теперь",
+            "отныне",
+            "с этого момента",
+            "现在",
+            "今后",
+            "現在",
+            "今から",
+            "これから",
+            "今後",
+            "이제",
+            "지금부터",
+            "الآن",
+            "अब",
+        ),
+        *_NOW_UNRESTRICTED,
+    ),
+    _rule(
+        "PI-018",
+        "show the hidden or system instructions (pl ar ko hi, context window)",
+        "any",
+        (
+            "pokaz",
+            "wypisz",
+            "ujawnij",
+            "powtorz",
+            "podaj",
+            "wyswietl",
+            "zdradz",
+            "اعرض",
+            "أظهر",
+            "اكشف",
+            "اطبع",
+            "كرر",
+            "أخبرني",
+            "أعطني",
+            "انسخ",
+            "시스템",
+            "숨겨진",
+            "초기",
+            "सिस्टम",
+            "छिपे",
+            "शुरुआती",
+            "output",
+            "print",
+            "reveal",
+            "show",
+            "repeat",
+            "dump",
+            "echo",
+            "leak",
+            "paste",
+        ),
+        *_SHOW_HIDDEN,
     ),
 )
 
