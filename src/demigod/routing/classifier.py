@@ -15,8 +15,6 @@ Everything runs on the CPU in well under a millisecond per prompt.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
 import logging
 import re
 import threading
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from demigod import shipped_weights
 from demigod.config import RoutingConfig
 from demigod.jsonl import json_lines
 
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 
 LONG_CONTEXT = "long_context"
 SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl"}
-WEIGHTS_FILE = "model.npz"
+DATA_PACKAGE = "demigod.routing.data"
 HASH_DIMENSIONS = 1 << 14
 # Only the start and the end of a long prompt are read: enough to classify, bounded cost.
 HEAD_CHARS, TAIL_CHARS = 2000, 500
@@ -101,7 +100,7 @@ def parse_prompts(text: str) -> list[LabelledPrompt]:
 
 def load_split(split: str = "train") -> list[LabelledPrompt]:
     """The shipped `train` or `validation` prompts."""
-    data = resources.files("demigod.routing.data").joinpath(SPLIT_FILES[split])
+    data = resources.files(DATA_PACKAGE).joinpath(SPLIT_FILES[split])
     return parse_prompts(data.read_text("utf-8"))
 
 
@@ -169,23 +168,13 @@ class LinearModel:
             bias -= LEARNING_RATE * error.sum(axis=0)
         return cls(labels, weights, bias)
 
-    def to_bytes(self, train_sha256: str) -> bytes:
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            weights=self._weights,
-            bias=self._bias,
-            labels=np.asarray(self.labels),
-            train_sha256=train_sha256,
-        )
-        return buffer.getvalue()
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self._weights, "bias": self._bias, "labels": np.asarray(self.labels)}
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> tuple[LinearModel, str]:
-        """(model, sha256 of the training file it was trained from)."""
-        with np.load(io.BytesIO(data)) as saved:
-            model = cls([str(label) for label in saved["labels"]], saved["weights"], saved["bias"])
-            return model, str(saved["train_sha256"])
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LinearModel:
+        labels = [str(label) for label in arrays["labels"]]
+        return cls(labels, arrays["weights"], arrays["bias"])
 
     def predict(self, text: str) -> tuple[str, float]:
         probabilities = _softmax(features(text) @ self._weights + self._bias)
@@ -203,19 +192,12 @@ def shipped_model() -> LinearModel:
         return _shipped_model()
 
 
-def train_sha256() -> str:
-    data = resources.files("demigod.routing.data").joinpath(SPLIT_FILES["train"])
-    return hashlib.sha256(data.read_bytes()).hexdigest()
-
-
 @functools.cache
 def _shipped_model() -> LinearModel:
-    weights = resources.files("demigod.routing.data").joinpath(WEIGHTS_FILE)
-    if weights.is_file():
-        model, trained_on = LinearModel.from_bytes(weights.read_bytes())
-        if trained_on == train_sha256():
-            return model
-    log.warning("%s does not match train.jsonl: training the request classifier", WEIGHTS_FILE)
+    arrays = shipped_weights.read(DATA_PACKAGE)
+    if arrays is not None:
+        return LinearModel.from_arrays(arrays)
+    log.warning("model.npz does not match train.jsonl: training the request classifier")
     return LinearModel.train(load_split("train"))
 
 

@@ -6,17 +6,13 @@ Run after changing data/train.jsonl: `python -m demigod.routing.train`.
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
-from demigod.routing.classifier import WEIGHTS_FILE, LinearModel, load_split, train_sha256
+from demigod import shipped_weights
+from demigod.routing.classifier import DATA_PACKAGE, LinearModel, load_split
 
 
 def main() -> None:
     model = LinearModel.train(load_split("train"))
-    target = Path(str(resources.files("demigod.routing.data").joinpath(WEIGHTS_FILE)))
-    target.write_bytes(model.to_bytes(train_sha256()))
-    print(f"wrote {target}")
+    print(f"wrote {shipped_weights.write(DATA_PACKAGE, model.to_arrays())}")
 
 
 if __name__ == "__main__":

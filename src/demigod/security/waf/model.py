@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import hashlib
-import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from importlib import resources
 
 import numpy as np
 
+from demigod import shipped_weights
 from demigod.jsonl import json_lines
 from demigod.routing.classifier import HASH_DIMENSIONS
 from demigod.security.waf.features import Windows, windows
@@ -30,10 +29,8 @@ from demigod.security.waf.normalize import clean, fold
 log = logging.getLogger(__name__)
 
 INJECTION, BENIGN = "injection", "benign"
-# The trained weights ship beside the data they were trained from (training takes
-# seconds: too slow for every process start); `python -m demigod.security.waf.train`
-# writes them, and they are used only while train.jsonl's sha256 matches.
-WEIGHTS_FILE = "model.npz"
+# The trained weights ship beside the data they were trained from (demigod.shipped_weights).
+DATA_PACKAGE = "demigod.security.waf.data"
 SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl"}
 # Logistic regression by full-batch gradient descent with momentum on the cross-entropy +
 # L2 loss (chosen on the validation split: bench/waf_quality.py --tune).
@@ -83,7 +80,7 @@ def parse_rows(text: str, name: str) -> list[LabelledText]:
 def load_split(split: str) -> list[LabelledText]:
     """The shipped `train` or `validation` rows."""
     name = SPLIT_FILES[split]
-    text = resources.files("demigod.security.waf.data").joinpath(name).read_text("utf-8")
+    text = resources.files(DATA_PACKAGE).joinpath(name).read_text("utf-8")
     return parse_rows(text, name)
 
 
@@ -94,19 +91,12 @@ class InjectionModel:
         self._weight = weight
         self._bias = bias
 
-    def to_bytes(self, train_sha256: str) -> bytes:
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer, weight=self._weight, bias=np.float64(self._bias), train_sha256=train_sha256
-        )
-        return buffer.getvalue()
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"weight": self._weight, "bias": np.asarray(self._bias, dtype=np.float64)}
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> tuple[InjectionModel, str]:
-        """(model, sha256 of the training file it was trained from)."""
-        with np.load(io.BytesIO(data)) as saved:
-            model = cls(saved["weight"].astype(np.float32), float(saved["bias"]))
-            return model, str(saved["train_sha256"])
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> InjectionModel:
+        return cls(arrays["weight"].astype(np.float32), float(arrays["bias"]))
 
     @classmethod
     def train(
@@ -176,20 +166,13 @@ class InjectionModel:
         return self.score_folded(fold(clean(text)))
 
 
-def train_sha256() -> str:
-    data = resources.files("demigod.security.waf.data").joinpath(SPLIT_FILES["train"])
-    return hashlib.sha256(data.read_bytes()).hexdigest()
-
-
 @functools.cache
 def shipped_model() -> InjectionModel:
     """The shipped weights; trained anew (seconds) when train.jsonl changed since."""
-    weights = resources.files("demigod.security.waf.data").joinpath(WEIGHTS_FILE)
-    if weights.is_file():
-        model, trained_on = InjectionModel.from_bytes(weights.read_bytes())
-        if trained_on == train_sha256():
-            return model
-    log.warning("%s does not match train.jsonl: training the screen's model", WEIGHTS_FILE)
+    arrays = shipped_weights.read(DATA_PACKAGE)
+    if arrays is not None:
+        return InjectionModel.from_arrays(arrays)
+    log.warning("model.npz does not match train.jsonl: training the screen's model")
     return InjectionModel.train(load_split("train"))
 
 

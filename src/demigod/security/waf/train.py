@@ -6,17 +6,13 @@ Run after changing data/train.jsonl: `python -m demigod.security.waf.train`.
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
-from demigod.security.waf.model import WEIGHTS_FILE, InjectionModel, load_split, train_sha256
+from demigod import shipped_weights
+from demigod.security.waf.model import DATA_PACKAGE, InjectionModel, load_split
 
 
 def main() -> None:
     model = InjectionModel.train(load_split("train"))
-    target = Path(str(resources.files("demigod.security.waf.data").joinpath(WEIGHTS_FILE)))
-    target.write_bytes(model.to_bytes(train_sha256()))
-    print(f"wrote {target}")
+    print(f"wrote {shipped_weights.write(DATA_PACKAGE, model.to_arrays())}")
 
 
 if __name__ == "__main__":
