@@ -53,7 +53,8 @@ def table(title: str, rows: list[Rate]) -> None:
 def verdict(result: Report) -> dict[str, bool]:
     """Which of the issue's targets this report meets."""
     groups = [*result.by_language, *result.by_kind]
-    documents = next((r for r in result.by_kind if r.group == "document"), None)
+    # v1 names the kind "document", v2 "long_document".
+    documents = next((r for r in result.by_kind if r.group.endswith("document")), None)
     return {
         "attacks_blocked": (result.overall.attack_block_rate or 0) >= MIN_ATTACKS_BLOCKED,
         "benign_blocked": (result.overall.benign_block_rate or 0) <= MAX_BENIGN_BLOCKED,
