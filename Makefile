@@ -6,24 +6,42 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 # The local demo serves without authentication (loudly); see docs/security.md.
 AUTH   ?= off
-# The venv is rebuilt when the declared dependencies change.
-STAMP  := $(VENV)/.installed
+# `make run` installs what serving and building the demo models need; `make setup` (and
+# so test and lint) adds what the tests and linters use. Each is redone when the declared
+# dependencies change.
+RUN_EXTRAS   := build
+SETUP_EXTRAS := build,dev,s3,redis,postgres
+RUN_STAMP    := $(VENV)/.installed-run
+STAMP        := $(VENV)/.installed
+# llama-cpp-python also compiles llama.cpp's multimodal library (mtmd), which demigod never
+# loads: leaving it out takes a sixth of the first install's compiling. A CMAKE_ARGS of
+# your own (e.g. -DGGML_CUDA=on, docs/troubleshooting.md) replaces this one.
+CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+export CMAKE_ARGS
 
 .PHONY: setup models run test lint format clean help images
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+define install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "Installing demigod and llama-cpp-python (first time: builds llama.cpp from source, ~5 min)"
-	$(BIN)/python -m pip install --progress-bar on -e '.[build,dev,s3,redis,postgres]'
-	touch $(STAMP)
+	@echo "Installing demigod[$(1)] (first time: builds llama.cpp from source, ~5 min)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[$(1)]'
+endef
+
+$(RUN_STAMP): pyproject.toml
+	$(call install,$(RUN_EXTRAS))
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml
+	$(call install,$(SETUP_EXTRAS))
+	touch $(STAMP) $(RUN_STAMP)
 
 setup: $(STAMP)  ## create .venv and install everything
 
-models: setup  ## build the demo models (cached under var/)
+models: $(RUN_STAMP)  ## build the demo models (cached under var/)
 	$(BIN)/demigod models build-demo
 
 run: models  ## build what is missing, then serve on http://$(HOST):$(PORT) (AUTH=required to log in)

@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,6 @@ from demigod.lifecycle.demo import (
     DEMO_RECIPES,
     MANIFEST_NAME,
     DemoRecipe,
-    build_demo_model,
     cached_demo_model,
     ensure_demo_models,
     model_dir,
@@ -98,24 +98,43 @@ def test_stale_or_damaged_builds_are_not_reused(tmp_path: Path, random_gguf: Pat
     assert cached_demo_model(tmp_path, chat) is None
 
 
-def test_build_runs_the_whole_pipeline_then_is_cached(tmp_path: Path, toolkit: Path) -> None:
-    built = build_demo_model(tmp_path, MINI_RECIPE, toolkit)
+def test_missing_models_build_side_by_side_through_the_whole_pipeline(
+    tmp_path: Path, toolkit: Path
+) -> None:
+    (tmp_path / toolkit.name).symlink_to(toolkit)  # the session's toolkit: no download
+    prose = replace(
+        MINI_RECIPE,
+        name="demigod-mini-prose",
+        category="chat",
+        corpus="prose",
+        sample_prompt="The ",
+    )
+    built = ensure_demo_models(tmp_path, recipes=(MINI_RECIPE, prose))
 
-    assert built.gguf_path == tmp_path / "models/demigod-mini/demigod-mini.Q4_0.gguf"
-    assert built.build_seconds is not None and built.build_seconds > 0
-    assert (tmp_path / "models/demigod-mini/hf/config.json").is_file()
-    manifest = read_manifest(tmp_path, "demigod-mini")
-    assert manifest is not None
-    assert manifest["size_bytes"]["Q4_0"] < manifest["size_bytes"]["f16"]
-    assert set(manifest["held_out_perplexity"]) == {"code", "prose"}
-    assert all(math.isfinite(v) for v in manifest["held_out_perplexity"].values())
-    assert manifest["training"]["steps"] == 40
-    assert manifest["sample"]["text"]
-    assert set(manifest["stage_seconds"]) == {"corpus", "train", "convert", "quantize", "validate"}
+    assert [m.name for m in built] == ["demigod-mini", "demigod-mini-prose"]
+    assert built[0].gguf_path == tmp_path / "models/demigod-mini/demigod-mini.Q4_0.gguf"
+    spans = []
+    for model in built:
+        assert model.build_seconds is not None and model.build_seconds > 0
+        assert (tmp_path / "models" / model.name / "hf/config.json").is_file()
+        manifest = read_manifest(tmp_path, model.name)
+        assert manifest is not None
+        assert manifest["size_bytes"]["Q4_0"] < manifest["size_bytes"]["f16"]
+        assert set(manifest["held_out_perplexity"]) == {"code", "prose"}
+        assert all(math.isfinite(v) for v in manifest["held_out_perplexity"].values())
+        assert manifest["training"]["steps"] == 40
+        assert manifest["sample"]["text"]
+        stages = {"corpus", "train", "convert", "quantize", "validate"}
+        assert set(manifest["stage_seconds"]) == stages
+        end = datetime.fromisoformat(manifest["built_at"]).timestamp()
+        spans.append((end - manifest["build_seconds"], end))
+    # Side by side: the builds overlap for most of the shorter one (one after the other,
+    # they would not overlap at all; built_at has whole seconds).
+    overlap = min(end for _, end in spans) - max(start for start, _ in spans)
+    assert overlap > 0.5 * min(end - start for start, end in spans) + 1, spans
 
-    cached = cached_demo_model(tmp_path, MINI_RECIPE)
-    assert cached is not None
-    assert (cached.gguf_path, cached.build_seconds) == (built.gguf_path, None)
+    again = ensure_demo_models(tmp_path, recipes=(MINI_RECIPE, prose))
+    assert [(m.gguf_path, m.build_seconds) for m in again] == [(m.gguf_path, None) for m in built]
 
 
 @pytest.mark.parametrize("recipe", DEMO_RECIPES, ids=lambda r: r.name)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import platform
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -115,25 +117,50 @@ class DemoBuildError(LifecycleError):
 
 
 def ensure_demo_models(
-    data_dir: Path, console: Console | None = None, force: bool = False
+    data_dir: Path,
+    console: Console | None = None,
+    force: bool = False,
+    recipes: tuple[DemoRecipe, ...] = DEMO_RECIPES,
 ) -> list[DemoModel]:
     """Return the demo models under `data_dir/models/`, building those missing or stale.
 
     `force` rebuilds all. Building needs the `build` extra (torch, transformers) and the
     converter toolkit (installed into `data_dir` on first use, see `ensure_toolkit`);
-    reusing a current build needs neither and takes milliseconds. Raises ToolkitError,
+    reusing a current build needs neither and takes milliseconds. Several missing models
+    are built side by side, one process each: training is most of a build, and its steps
+    scale poorly past one thread (docs/demo-models.md). Raises ToolkitError,
     ConversionError, QuantizationError or DemoBuildError when a stage fails.
     """
-    models: list[DemoModel] = []
-    toolkit: Path | None = None
-    for recipe in DEMO_RECIPES:
-        cached = None if force else cached_demo_model(data_dir, recipe)
-        if cached is not None:
-            models.append(cached)
-            continue
-        toolkit = toolkit or ensure_toolkit(data_dir)
-        models.append(build_demo_model(data_dir, recipe, toolkit, console))
-    return models
+    found = {r.name: None if force else cached_demo_model(data_dir, r) for r in recipes}
+    missing = [recipe for recipe in recipes if found[recipe.name] is None]
+    if len(missing) == 1:
+        found[missing[0].name] = build_demo_model(
+            data_dir, missing[0], ensure_toolkit(data_dir), console
+        )
+    elif missing:
+        found.update(_build_side_by_side(data_dir, missing, ensure_toolkit(data_dir), console))
+    return [model for model in found.values() if model is not None]
+
+
+def _build_side_by_side(
+    data_dir: Path, recipes: list[DemoRecipe], toolkit: Path, console: Console | None
+) -> dict[str, DemoModel]:
+    # spawn: a forked child would inherit torch's and llama.cpp's thread pools half-made.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(recipes), mp_context=context) as pool:
+        builds = {
+            recipe.name: pool.submit(
+                _build_in_child, data_dir, recipe, toolkit, console is not None
+            )
+            for recipe in recipes
+        }
+        return {name: build.result() for name, build in builds.items()}
+
+
+def _build_in_child(data_dir: Path, recipe: DemoRecipe, toolkit: Path, report: bool) -> DemoModel:
+    # Stage lines, no live progress bars: the builds share one terminal.
+    console = Console(stderr=True, force_terminal=False, soft_wrap=True) if report else None
+    return build_demo_model(data_dir, recipe, toolkit, console)
 
 
 def cached_demo_model(data_dir: Path, recipe: DemoRecipe) -> DemoModel | None:

@@ -91,8 +91,10 @@ def download_sdist(version: str, dest: Path) -> Path:
         "pip",
         "download",
         "--no-deps",
+        # The sdist of this package only: pip still prepares its metadata, and ":all:" made
+        # it compile the build backend's own dependencies first (181 s against 21 s here).
         "--no-binary",
-        ":all:",
+        SDIST_PACKAGE,
         "--disable-pip-version-check",
         f"{SDIST_PACKAGE}=={version}",
         "-d",
