@@ -11,15 +11,19 @@ arriving at `--rate` per second throughout.
 - postgres: the model registry on PostgreSQL is written to (lifecycle events) while the
   server is stopped and started again; serving must not notice, registry writes must
   fail cleanly during the outage and succeed after it, no audit record lost.
-- netcut: one worker runs in its own network namespace behind a veth pair; the link is
-  cut mid-traffic. Reported: when the gateway marked the replica down (from then on no
-  request goes there: the failover), the latency of requests sent after that, the worst
-  latency of those sent between the cut and the detection (one routed to the cut replica
-  waits for the connect or request timeout, then is retried on the other), and failures.
-  Needs root and `ip` (iproute2). The gateway runs with 0.5 s connect timeout and health
-  checks, and a 10 s request timeout.
+- netcut: one worker runs in its own network namespace behind a veth pair; mid-traffic
+  the link goes down on the worker's side, so nothing it sends or is sent arrives
+  (connections hang, they are not refused). Reported: when the gateway marked the
+  replica down (a health check timed out; from then on no request goes there: the
+  failover), the worst latency of requests sent between the cut and that moment (those
+  caught on the cut replica are retried on the other when it is marked down), the p99
+  of those sent after it, and failures. Needs root and `ip` (iproute2). The gateway
+  checks health every 0.5 s with a 0.5 s timeout (connect timeout 0.5 s, request
+  timeout 10 s).
 
-Prints one JSON line per scenario.
+`--repeat N` runs each scenario N times; then a table of the medians and a summary JSON
+line. Every run reports its wall time and the machine's 1-minute load average at its end
+(the machine may be shared). Prints one JSON line per run.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import httpx
@@ -45,7 +52,7 @@ from demigod.registry import Registry
 from demigod.security.audit.layout import find_chains, list_segments
 from demigod.security.audit.records import AuditRecord
 
-SETTLE_SECONDS = 5.0  # traffic before and after each fault
+SETTLE_SECONDS = 5.0  # traffic before and after each fault (--settle)
 
 
 def audit_gaps(mesh: Mesh, outcomes: list[Outcome]) -> dict[str, int]:
@@ -79,7 +86,9 @@ def _codes(outcomes: list[Outcome]) -> dict[str, int]:
     return counts
 
 
-def redis_restart(model: Path, work: Path, rate: float, outage: float) -> dict[str, Any]:
+def redis_restart(
+    model: Path, work: Path, rate: float, outage: float, settle: float
+) -> dict[str, Any]:
     redis, url = start_redis(work)
     if redis is None or url is None:
         return {"scenario": "redis", "skipped": "redis-server is not installed"}
@@ -94,7 +103,7 @@ def redis_restart(model: Path, work: Path, rate: float, outage: float) -> dict[s
     mesh = Mesh(work, model, config=config).start()
     try:
         traffic = Traffic(mesh.url, rate).start()
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle)
         down_at = time.time()
         redis.kill()
         redis.wait()
@@ -113,7 +122,7 @@ def redis_restart(model: Path, work: Path, rate: float, outage: float) -> dict[s
             stderr=subprocess.STDOUT,
         )
         up_at = time.time()
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle)
         outcomes = traffic.stop()
         counted = _redis_counters(url)
     finally:
@@ -154,7 +163,9 @@ def _redis_counters(url: str) -> int:
         client.close()
 
 
-def postgres_restart(model: Path, work: Path, rate: float, outage: float) -> dict[str, Any]:
+def postgres_restart(
+    model: Path, work: Path, rate: float, outage: float, settle: float
+) -> dict[str, Any]:
     cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="demigod-faults-pg-")))
     cluster.init()
     cluster.start()
@@ -179,13 +190,14 @@ def postgres_restart(model: Path, work: Path, rate: float, outage: float) -> dic
     try:
         traffic = Traffic(mesh.url, rate).start()
         thread.start()
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle)
         down_at = time.time()
-        cluster.stop()
+        cluster.stop()  # fast shutdown, as `pg_ctl restart` does
+        stopped_at = time.time()
         time.sleep(outage)
         cluster.start()
         up_at = time.time()
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle)
         outcomes = traffic.stop()
         stop.set()
         thread.join()
@@ -196,7 +208,10 @@ def postgres_restart(model: Path, work: Path, rate: float, outage: float) -> dic
     return {
         "scenario": "postgres",
         "outage_seconds": outage,
+        "stop_seconds": round(stopped_at - down_at, 3),
+        "down_seconds": round(up_at - down_at, 3),
         "requests": _codes(outcomes),
+        "failed_requests": sum(1 for o in outcomes if o.status != 200),
         "registry_writes": {
             "ok": sum(1 for _, ok in writes if ok),
             "failed_during_outage": sum(1 for at, ok in writes if down_at <= at and not ok),
@@ -214,7 +229,7 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-def network_cut(model: Path, work: Path, rate: float) -> dict[str, Any]:
+def network_cut(model: Path, work: Path, rate: float, settle: float) -> dict[str, Any]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         return {"scenario": "netcut", "skipped": "needs root and iproute2 (ip netns)"}
     tag = os.getpid() % 100000
@@ -246,7 +261,15 @@ def network_cut(model: Path, work: Path, rate: float) -> dict[str, Any]:
             worker_prefix={0: ["ip", "netns", "exec", namespace]},
         ).start()
         try:
-            return _cut(mesh, rate, host_side)
+            # The worker's side of the link goes down: its packets vanish, as when a
+            # cable or a switch port dies. (Downing the host's side instead removes the
+            # route, and what answers then depends on this host's default route.)
+            return _cut(
+                mesh,
+                rate,
+                ["netns", "exec", namespace, "ip", "link", "set", ns_side, "down"],
+                settle,
+            )
         finally:
             mesh.stop()
     finally:
@@ -254,15 +277,15 @@ def network_cut(model: Path, work: Path, rate: float) -> dict[str, Any]:
         subprocess.run(["ip", "link", "del", host_side], check=False, capture_output=True)
 
 
-def _cut(mesh: Mesh, rate: float, host_side: str) -> dict[str, Any]:
+def _cut(mesh: Mesh, rate: float, cut: list[str], settle: float) -> dict[str, Any]:
     dead = mesh.worker_urls[0]
     traffic = Traffic(mesh.url, rate, timeout=30).start()
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(settle)
     baseline = [o.seconds for o in traffic.outcomes if o.status == 200]
     cut_at = time.time()
-    _ip("link", "set", host_side, "down")
+    _ip(*cut)
     detected_at = None
-    while time.time() < cut_at + SETTLE_SECONDS * 2:
+    while time.time() < cut_at + settle * 2:
         metrics = httpx.get(f"{mesh.url}/metrics", timeout=5).text
         up = f'demigod_upstream_up{{model="tiny",replica="{dead}"}} 0.0'
         if detected_at is None and up in metrics:
@@ -271,7 +294,8 @@ def _cut(mesh: Mesh, rate: float, host_side: str) -> dict[str, Any]:
     outcomes = traffic.stop()
     after = [o for o in outcomes if o.sent >= cut_at]
     detected = detected_at or time.time()
-    # Sent before the gateway knew: those routed to the cut replica waited for a timeout.
+    # Sent before the gateway knew: those routed to the cut replica waited until it was
+    # marked down, then were retried on the other.
     caught = [o for o in after if o.sent < detected]
     later = [o.seconds for o in after if o.sent >= detected]
     return {
@@ -288,28 +312,101 @@ def _cut(mesh: Mesh, rate: float, host_side: str) -> dict[str, Any]:
     }
 
 
+SCENARIOS: dict[str, Callable[[Path, Path, float, float, float], dict[str, Any]]] = {
+    "redis": redis_restart,
+    "postgres": postgres_restart,
+    "netcut": lambda model, work, rate, _outage, settle: network_cut(model, work, rate, settle),
+}
+
+# The figures summarised over repeats: (scenario, label, path into the run's JSON).
+SUMMARY: list[tuple[str, str, tuple[str, ...]]] = [
+    ("redis", "503 quota_unavailable while Redis was down", ("during", "503 quota_unavailable")),
+    ("redis", "other errors (any phase)", ("unclear_errors",)),
+    ("redis", "s from Redis back to the last error", ("recovered_seconds_after_restart",)),
+    ("redis", "answers without their audit record", ("audit", "missing")),
+    ("postgres", "requests that failed", ("failed_requests",)),
+    ("postgres", "registry writes failed, outage", ("registry_writes", "failed_during_outage")),
+    ("postgres", "registry writes failed after it", ("registry_writes", "failed_after_restart")),
+    ("postgres", "answers without their audit record", ("audit", "missing")),
+    ("netcut", "s from the cut to the replica marked down", ("detected_seconds",)),
+    ("netcut", "worst latency caught in the cut (s)", ("worst_latency_caught_in_the_cut",)),
+    ("netcut", "p99 after detection (s)", ("p99_after_detection_seconds",)),
+    ("netcut", "baseline p99 (s)", ("baseline_p99_seconds",)),
+    ("netcut", "failed requests after the cut", ("failed_after_cut",)),
+]  # fmt: skip
+
+
+def _figure(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    value: Any = result
+    for key in path:
+        value = value.get(key, 0) if isinstance(value, dict) else None
+    return value if isinstance(value, (int, float)) else None
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max of each SUMMARY figure over the runs that were not skipped."""
+    figures: dict[str, Any] = {}
+    for scenario, label, path in SUMMARY:
+        values = [
+            v
+            for run in runs
+            if run["scenario"] == scenario and "skipped" not in run
+            for v in [_figure(run, path)]
+            if v is not None
+        ]
+        if values:
+            figures[f"{scenario}: {label}"] = {
+                "median": median(values),
+                "min": min(values),
+                "max": max(values),
+                "runs": len(values),
+            }
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="a GGUF file to serve")
-    parser.add_argument("--scenario", choices=["redis", "postgres", "netcut", "all"], default="all")
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
     parser.add_argument("--rate", type=float, default=8.0, help="completions per second")
     parser.add_argument(
         "--outage", type=float, default=3.0, help="seconds Redis/PostgreSQL is down"
     )
+    parser.add_argument(
+        "--settle", type=float, default=SETTLE_SECONDS, help="seconds of traffic before and after"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
     args = parser.parse_args()
-    scenarios = ["redis", "postgres", "netcut"] if args.scenario == "all" else [args.scenario]
-    for scenario in scenarios:
-        work = Path(tempfile.mkdtemp(prefix=f"demigod-faults-{scenario}-"))
-        try:
-            if scenario == "redis":
-                result = redis_restart(args.model, work, args.rate, args.outage)
-            elif scenario == "postgres":
-                result = postgres_restart(args.model, work, args.rate, args.outage)
-            else:
-                result = network_cut(args.model, work, args.rate)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print(json.dumps(result), flush=True)
+    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    runs: list[dict[str, Any]] = []
+    for _ in range(args.repeat):
+        for scenario in scenarios:
+            work = Path(tempfile.mkdtemp(prefix=f"demigod-faults-{scenario}-"))
+            started = time.monotonic()
+            try:
+                result = SCENARIOS[scenario](args.model, work, args.rate, args.outage, args.settle)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            result["wall_seconds"] = round(time.monotonic() - started, 1)
+            result["load_average_1m"] = round(os.getloadavg()[0], 2)
+            runs.append(result)
+            print(json.dumps(result), flush=True)
+    figures = summarise(runs)
+    for label, figure in figures.items():
+        print(
+            f"{label:<72} median {figure['median']:>8} (min {figure['min']}, max {figure['max']})"
+        )
+    loads = [run["load_average_1m"] for run in runs]
+    summary = {
+        "scenario": "summary",
+        "date": datetime.now(UTC).date().isoformat(),
+        "repeat": args.repeat,
+        "rate": args.rate,
+        "outage_seconds": args.outage,
+        "load_average_1m": {"median": median(loads), "max": max(loads)},
+        "figures": figures,
+    }
+    print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,16 @@ open-loop arrivals at `--load` (0.5) of it for `--minutes`. Per `--window` secon
 requests, errors, p50/p95 and each process's resident memory. RSS growth is measured
 from the end of the first window (imports, caches and allocator pools settle by then) to
 the end.
-Targets (issue 15): RSS growth <= 5 % per process, no error, p95 stable. Prints a table
-and one JSON line.
+Targets (issue 15): RSS growth <= 5 % per process, no error, p95 stable. Each window also
+records the machine's 1-minute load average (latency on a shared machine follows it).
+Prints a table and one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -106,6 +108,7 @@ def soak(
                     "p50": round(percentile(latencies, 0.5), 3),
                     "p95": round(percentile(latencies, 0.95), 3),
                     "rss_mib": {k: round(v / 2**20, 1) for k, v in mesh.rss().items()},
+                    "load_1m": round(os.getloadavg()[0], 2),  # the machine may be shared
                 }
             )
             print(_row(windows[-1]), flush=True)
@@ -120,6 +123,7 @@ def soak(
         name: round((last[name] - first[name]) / first[name], 4) for name in first if name in last
     }
     p95s = [w["p95"] for w in windows]
+    loads = [w["load_1m"] for w in windows]
     errors = [o for o in outcomes if o.status != 200]
     return {
         "bench": "soak",
@@ -135,6 +139,9 @@ def soak(
         "p95_worst_window": max(p95s),
         "p95_drift": round(max(p95s) / median(p95s), 3) if median(p95s) else None,
         "rss_growth": growth,
+        "rss_mib_first_window": first,
+        "rss_mib_last_window": last,
+        "load_average_1m": {"median": median(loads), "min": min(loads), "max": max(loads)},
         "redis": redis_url is not None,
         "met": {
             "rss_growth": all(g <= RSS_GROWTH_TARGET for g in growth.values()),
@@ -149,7 +156,8 @@ def _row(window: dict[str, Any]) -> str:
     rss = " ".join(f"{name}={mib:.0f}" for name, mib in sorted(window["rss_mib"].items()))
     return (
         f"{window['t']:>6}s {window['requests']:>6} req {window['errors']:>4} err "
-        f"p50 {window['p50']:.3f}s p95 {window['p95']:.3f}s  RSS MiB {rss}"
+        f"p50 {window['p50']:.3f}s p95 {window['p95']:.3f}s  RSS MiB {rss}  "
+        f"load {window['load_1m']:.1f}"
     )
 
 
@@ -163,6 +171,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs here")
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="demigod-soak-"))
+    work.mkdir(parents=True, exist_ok=True)
     result = soak(args.model, args.minutes, args.window, args.load, work, args.capacity_seconds)
     print(json.dumps(result))
     if args.work_dir is None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -65,14 +67,25 @@ def test_drill_sqlite_registry_to_s3(
     _check(report)
     assert report["registry"] == "sqlite"
     assert report["destination"].startswith(f"s3://{bucket}/demigod/backups/drill-")
+    s3 = boto3.client("s3", endpoint_url=s3_server.endpoint_url)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # its copy is removed
 
 
 def test_drill_postgres_registry_to_a_directory(
     tmp_path: Path, tiny_model: Path, postgres: PostgresCluster
 ) -> None:
+    # The PostgreSQL server's OS user archives WAL there: a folder it can reach (pytest's
+    # tmp_path is private to this user).
+    backups = Path(tempfile.mkdtemp(prefix="demigod-drill-backups-"))
+    backups.chmod(0o755)
     # Segments close every 2 s, so a 6 s drill keeps some of its writes.
-    config = {"ops": {"backup": {"pg_archive_timeout_seconds": 2}}}
-    report = _drill(tmp_path, tiny_model, config, "--postgres")
-    _check(report)
-    assert report["registry"] == "postgresql"
-    assert report["restore"]["registry"]["wal_files"] > 0
+    config = {"ops": {"backup": {"dir": str(backups), "pg_archive_timeout_seconds": 2}}}
+    try:
+        report = _drill(tmp_path, tiny_model, config, "--postgres")
+        _check(report)
+        assert report["registry"] == "postgresql"
+        assert report["destination"].startswith(str(backups / "drill-"))
+        assert report["restore"]["registry"]["wal_files"] > 0
+        assert list(backups.iterdir()) == []  # its copy is removed, folders included
+    finally:
+        shutil.rmtree(backups, ignore_errors=True)

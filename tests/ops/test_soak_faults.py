@@ -42,7 +42,9 @@ def test_redis_and_postgres_restarts_and_a_network_cut(tiny_model: Path) -> None
     require_binary("redis-server")
     results = {
         r["scenario"]: r
-        for r in _bench("faults.py", "--model", str(tiny_model), "--rate", "4", "--outage", "2")
+        for r in _bench(
+            "faults.py", "--model", str(tiny_model), "--rate", "4", "--outage", "2", "--settle", "3"
+        )
     }
     redis = results["redis"]
     assert redis["unclear_errors"] == 0, redis  # 200, or 503 quota_unavailable
@@ -59,5 +61,6 @@ def test_redis_and_postgres_restarts_and_a_network_cut(tiny_model: Path) -> None
         assert netcut["detected_seconds"] is not None, netcut
         assert netcut["failed_after_cut"] == 0, netcut
         # Requests caught on the cut replica are retried when it is marked down, not
-        # after the gateway's 10 s request timeout.
-        assert netcut["worst_latency_caught_in_the_cut"] < 10, netcut
+        # after the gateway's 10 s request timeout (None: no request came in between).
+        caught = netcut["worst_latency_caught_in_the_cut"]
+        assert caught is None or caught < 10, netcut

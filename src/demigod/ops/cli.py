@@ -237,7 +237,8 @@ def restore_command(
     """Restore from the backup into the location the config describes (a fresh data_dir;
     nothing there is overwritten): keys and state, the registry, the audit log (each chain
     continued by an `audit.restore` record naming the gap), then every model file checked
-    against the registry's sha256 and refetched when missing (docs/operations.md#restore).
+    against the registry's sha256 and refetched when missing
+    (docs/operations.md#disaster-recovery-runbook).
     """
     import subprocess
 

@@ -181,10 +181,14 @@ class Drill:
             self._remove_backup()
 
     def _remove_backup(self) -> None:
-        """Delete the drill's copy from the configured destination (a directory in the
-        work dir goes with it)."""
+        """Delete the drill's copy from the configured destination: its own fresh folder,
+        or its keys under its own prefix."""
+        backup = self._backup()
+        if backup.dir is not None:
+            shutil.rmtree(backup.dir, ignore_errors=True)
+            return
         settings = self.settings.model_copy(
-            update={"ops": self.settings.ops.model_copy(update={"backup": self._backup()})}
+            update={"ops": self.settings.ops.model_copy(update={"backup": backup})}
         )
         try:
             target = open_target(settings)
