@@ -421,15 +421,36 @@ def _default_environments() -> dict[str, EnvironmentConfig]:
     }
 
 
-class KubernetesConfig(Section):
-    """What `demigod deploy render k8s` renders (docs/kubernetes.md): images, scaling
-    signals and windows, disruption budget, the Secrets it references, the cluster's
-    Prometheus and inference gateway."""
+class ImagesConfig(Section):
+    """The container images every deploy renderer (Podman, Kubernetes) references:
+    REGISTRY/demigod-COMPONENT:TAG, COMPONENT gateway, worker-cpu or worker-cuda (a worker's
+    by the node class placement chose). The names `make images` builds and the release
+    workflow pushes (docs/containers.md#image-names)."""
 
-    image: str = Field(
-        default=f"localhost/demigod:{__version__}",
-        description="gateway and workers; a fixed tag (or @sha256 digest), never latest",
+    registry: str = Field(
+        default="localhost",
+        pattern=r"^[a-z0-9]([a-z0-9.:_-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$",
+        description="`make images` tags localhost; the release pushes to vars.IMAGE_REGISTRY",
     )
+    tag: str = Field(
+        default=__version__,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="a fixed release tag (the package version by default), never latest",
+    )
+
+    @field_validator("tag")
+    @classmethod
+    def _fixed_tag(cls, value: str) -> str:
+        if value == "latest":
+            raise ValueError("`latest` moves: name a release (the package version by default)")
+        return value
+
+
+class KubernetesConfig(Section):
+    """What `demigod deploy render k8s` renders (docs/kubernetes.md): scaling signals and
+    windows, disruption budget, the gateway's storage, the Secrets it references, the
+    cluster's Prometheus and inference gateway. Images: the `images` section."""
+
     environments: dict[str, EnvironmentConfig] = Field(
         default_factory=_default_environments, min_length=1, description="Kustomize overlays"
     )
@@ -471,6 +492,14 @@ class KubernetesConfig(Section):
         default="demigod-models", description="PersistentVolumeClaim holding the GGUF files"
     )
     models_mount: str = Field(default="/models", description="where workers see it")
+    gateway_storage: str = Field(
+        default="1Gi",
+        pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$",
+        description="each gateway replica's volume: its audit chain, canary state, API keys",
+    )
+    storage_class: str | None = Field(
+        default=None, description="StorageClass of the gateway's volumes; None: the default"
+    )
     secrets: KubernetesSecretsConfig = Field(default_factory=KubernetesSecretsConfig)
     inference_gateway: str = Field(
         default="inference-gateway", description="Gateway the HTTPRoute alternative attaches to"
@@ -784,16 +813,41 @@ class GatewayConfig(Section):
 
 
 class DriftConfig(Section):
-    """`demigod ops drift` (docs/operations.md#drift): what git declares, how often to look."""
+    """`demigod ops drift` (docs/operations.md#drift): what git declares, where the running
+    containers are, how often to look."""
 
     lock_file: Path = Field(
         default=Path("models.lock.yaml"),
         description="alias -> version and sha256 per model (`demigod ops lock` writes it)",
     )
+    manifests: Path | None = Field(
+        default=None,
+        description="the committed `deploy render k8s` tree, compared with a fresh render of "
+        "this file (kind manifest); None: not compared",
+    )
+    podman_deployment: Path | None = Field(
+        default=None,
+        description="the Pod YAML `deploy render podman` wrote and this host plays, compared "
+        "with the pods Podman runs (kind container); None: not compared",
+    )
+    kubernetes_overlay: str | None = Field(
+        default=None,
+        description="an overlay of `manifests` (dev, stage, prod) compared with the cluster "
+        "through `kubectl get` (kind container); None: no cluster is compared",
+    )
+    kube_context: str | None = Field(
+        default=None, description="kubectl's context (KUBECONFIG's current one when None)"
+    )
     interval_seconds: float = Field(default=60.0, gt=0, description="--watch: between checks")
     metrics_port: int = Field(
         default=9109, ge=0, le=65535, description="--watch: where demigod_drift is exported"
     )
+
+    @model_validator(mode="after")
+    def _overlay_of_manifests(self) -> DriftConfig:
+        if self.kubernetes_overlay is not None and self.manifests is None:
+            raise ValueError("kubernetes_overlay names an overlay of `manifests`: set both")
+        return self
 
 
 class BackupConfig(Section):
@@ -938,6 +992,7 @@ class Settings(BaseSettings):
     consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 

@@ -12,11 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from openai import OpenAI
 
-from tests.containers.conftest import Deployment, Images, podman
+from tests.containers.conftest import Deployment, Images, podman, podman_environment
 from tests.steady_load import SteadyLoad
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -143,6 +144,47 @@ def test_a_crashed_worker_container_under_load_fails_no_request_and_restarts(
     )
     assert not failed, f"non-streamed failures: {failed}"
     assert urls[1] in load.replicas_since(killed)
+
+
+def container_drift(deployment: Deployment, config: Path) -> list[dict[str, str]]:
+    """`demigod ops drift --check containers --json`: the pods Podman runs against the
+    rendered Pod YAML that ops.drift.podman_deployment names."""
+    done = subprocess.run(
+        [sys.executable, "-m", "demigod", "ops", "drift", "--check", "containers", "--json",
+         "--config", str(config)],
+        env=podman_environment(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    found: list[dict[str, str]] = json.loads(done.stdout)["drift"]
+    assert (done.returncode == 1) == bool(found)
+    return found
+
+
+def test_drift_compares_the_running_pods_with_the_rendered_deployment(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Behind git's back a worker's pod is stopped and a stray pod joins the deployment:
+    `ops drift` names both (kind container); restoring the pods clears it."""
+    config = tmp_path / "mesh.yaml"
+    config.write_text(f"ops:\n  drift:\n    podman_deployment: {deployment.pod_file}\n")
+    assert container_drift(deployment, config) == []
+
+    stopped = f"{deployment.name}-worker-demigod-chat-1"
+    stray = f"{deployment.name}-stray"
+    podman("pod", "stop", stopped)
+    try:
+        podman("pod", "create", "--name", stray, "--label",
+               f"app.kubernetes.io/part-of={deployment.name}")  # fmt: skip
+        found = {(d["kind"], d["subject"], d["declared"], d["running"]) for d in
+                 container_drift(deployment, config)}  # fmt: skip
+        assert found == {
+            ("container", f"Pod/{stopped}", "1 ready", "0 ready"),
+            ("container", f"Pod/{stray}", "(absent)", "0 ready"),
+        }
+    finally:
+        podman("pod", "rm", "--force", stray, check=False)
+        podman("pod", "start", stopped)
+    assert container_drift(deployment, config) == []
 
 
 def audit_verify(deployment: Deployment) -> dict[str, object]:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from demigod.cli import app
 from demigod.config import load_settings
+from demigod.deploy.kubernetes.names import GATEWAY
 from demigod.deploy.kubernetes.serving import startup_seconds
 from demigod.observability.metrics import ROUTER_METRICS
 from demigod.routing.versions import split_versions
@@ -148,6 +149,7 @@ def test_every_build_holds_the_expected_objects(builds: dict[str, list[dict[str,
         "ScaledObject",
         "Service",
         "ServiceMonitor",
+        "StatefulSet",
     ]
     assert {o["metadata"]["namespace"] for o in prod} == {"demigod"}
     assert {o["metadata"]["namespace"] for o in builds["overlays/dev"]} == {"demigod-dev"}
@@ -383,7 +385,7 @@ def test_workers_are_placed_sized_and_budgeted(builds: dict[str, list[dict[str, 
     assert (
         json.loads(candidate_env["DEMIGOD_MODELS"])[0]["path"] == "/models/mamba-1.4b-v2.Q4_0.gguf"
     )
-    for deployment in (chat, falcon, candidate, _find(prod, "Deployment", "demigod-gateway")):
+    for deployment in (chat, falcon, candidate, _find(prod, "StatefulSet", "demigod-gateway")):
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         assert pod["automountServiceAccountToken"] is False
@@ -422,7 +424,7 @@ def test_the_pods_settings_load_and_hold_no_credentials(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no ./mesh.yaml: the pod's variables alone
     prod = builds["overlays/prod"]
-    gateway = _find(prod, "Deployment", "demigod-gateway")["spec"]["template"]["spec"]
+    gateway = _find(prod, "StatefulSet", "demigod-gateway")["spec"]["template"]["spec"]
     container = gateway["containers"][0]
     for name, value in _environment(container).items():
         monkeypatch.setenv(name, value)
@@ -452,6 +454,43 @@ def test_the_pods_settings_load_and_hold_no_credentials(
     ]
     secrets = {v["secret"]["secretName"] for v in gateway["volumes"] if "secret" in v}
     assert secrets == {"demigod-api-keys", "demigod-audit-signing-key"}
+
+
+def test_each_gateway_replica_keeps_its_data_on_a_volume_of_its_own(
+    builds: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The audit log, canary state and API keys survive a restart: the gateway is a
+    StatefulSet whose `data` volume is a PersistentVolumeClaim per replica (kept when it
+    shrinks or is deleted), not an emptyDir; its HPA and the overlays size that set."""
+    prod = builds["overlays/prod"]
+    gateway = _find(prod, "StatefulSet", "demigod-gateway")
+    spec = gateway["spec"]
+    [claim] = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+    pod = spec["template"]["spec"]
+    [container] = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["data"] == "/var/lib/demigod"
+    assert "data" not in {v["name"] for v in pod["volumes"]}, "the claim backs it, no pod volume"
+    settings = {e["name"]: e["value"] for e in container["env"]}
+    assert settings["DEMIGOD_DATA_DIR"] == "/var/lib/demigod"  # audit log and canary state under it
+    assert spec["replicas"] == 3 and pod["securityContext"]["fsGroup"] == 10001
+    _find(prod, "Service", spec["serviceName"])
+    hpa = _find(prod, "HorizontalPodAutoscaler", "demigod-gateway")["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "demigod-gateway",
+    }
+    assert not [o for o in prod if o["kind"] == "Deployment" and o["metadata"]["name"] == GATEWAY]
 
 
 def test_golden_dev_overlay(builds: dict[str, list[dict[str, Any]]]) -> None:

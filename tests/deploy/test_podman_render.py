@@ -152,3 +152,29 @@ def test_resource_limits_become_podman_run_flags(tmp_path: Path) -> None:
     flags = dict(unit_entries(container_unit(worker))["Container"])["PodmanArgs"].split()
     cpus = float(limits["cpu"].removesuffix("m")) / 1000
     assert flags == [f"--cpus={cpus:g}", f"--memory={limits['memory'].removesuffix('Mi')}m"]
+
+
+def test_no_container_opens_the_registry_and_a_registry_canary_needs_a_server(
+    pods: list[dict], tmp_path: Path
+) -> None:
+    """The registry is read when rendering (pinned versions) and never mounted: workers
+    get their one model, the gateway its upstreams (docs/containers.md). Only a canary kept
+    in the registry needs it at run time, and then only a server the containers reach."""
+    for pod in pods:
+        env = env_of(pod)
+        mounts = {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert "DEMIGOD_DATABASE_URL" not in env
+        assert mounts <= {"/models", "/var/cache/demigod/state", "/var/lib/demigod", "/tmp"}
+    workers, gateway = pods[:-1], pods[-1]
+    assert all(len(json.loads(env_of(pod)["DEMIGOD_MODELS"])) == 1 for pod in workers)
+    assert "DEMIGOD_MODELS" not in env_of(gateway) and "DEMIGOD_UPSTREAMS" in env_of(gateway)
+
+    models = [served(tmp_path / "x", "demigod-code", "code")]
+    in_registry = Settings().model_copy(
+        update={"canary": Settings().canary.model_copy(update={"store": "registry"})}
+    )
+    with pytest.raises(ValueError, match="needs database_url"):
+        render_pods(in_registry, models, {}, TARGET)
+    shared = in_registry.model_copy(update={"database_url": "postgresql+psycopg://db/demigod"})
+    gateway_env = env_of(render_pods(shared, models, {}, TARGET)[-1])
+    assert gateway_env["DEMIGOD_DATABASE_URL"] == "postgresql+psycopg://db/demigod"

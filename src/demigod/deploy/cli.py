@@ -108,12 +108,6 @@ def render_caddy_command(
         console.print(f"wrote {path}")
 
 
-def _image(component: str) -> str:
-    from demigod import __version__
-
-    return f"localhost/demigod-{component}:{__version__}"
-
-
 def _replica_counts(values: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for value in values:
@@ -138,9 +132,16 @@ def render_podman_command(
         list[str] | None,
         typer.Option("--replicas", help="NAME=N worker containers for a model (default 1)"),
     ] = None,
-    gateway_image: Annotated[str | None, typer.Option(help="[default: `make images`' tag]")] = None,
-    worker_image: Annotated[str | None, typer.Option(help="CPU workers' image")] = None,
-    gpu_worker_image: Annotated[str | None, typer.Option(help="GPU workers' image")] = None,
+    gateway_image: Annotated[
+        str | None,
+        typer.Option(help="[default: IMAGES.REGISTRY/demigod-gateway:IMAGES.TAG from the config]"),
+    ] = None,
+    worker_image: Annotated[
+        str | None, typer.Option(help="CPU workers' image [default: .../demigod-worker-cpu:TAG]")
+    ] = None,
+    gpu_worker_image: Annotated[
+        str | None, typer.Option(help="GPU workers' image [default: .../demigod-worker-cuda:TAG]")
+    ] = None,
     name: Annotated[
         str, typer.Option(help="prefix of the pod and volume names (several deployments)")
     ] = "demigod",
@@ -152,6 +153,7 @@ def render_podman_command(
     sized by the placement rule; plus Quadlet units and systemd notes. Run it with
     `podman kube play OUT/demigod.yaml`."""
     from demigod.deploy.footprint import FootprintUnknownError, place_models
+    from demigod.deploy.images import ImageSet
     from demigod.deploy.placement import PlacementError
     from demigod.deploy.podman import PodmanTarget, dns_label, render_podman
     from demigod.deploy.served import NotServableError, served_models
@@ -183,16 +185,21 @@ def render_podman_command(
         console.print(f"[red]--replicas names models not served:[/red] {', '.join(unknown)}")
         raise typer.Exit(2)
     gateway_port = port or settings.port
+    images = ImageSet.from_config(settings.images)
     target = PodmanTarget(
-        gateway_image=gateway_image or _image("gateway"),
-        worker_image=worker_image or _image("worker-cpu"),
-        gpu_worker_image=gpu_worker_image or _image("worker-cuda"),
+        gateway_image=gateway_image or images.gateway,
+        worker_image=worker_image or images.worker(on_gpu=False),
+        gpu_worker_image=gpu_worker_image or images.worker(on_gpu=True),
         gateway_port=gateway_port,
         first_worker_port=worker_port or gateway_port + 1,
         replicas=counts,
         name=dns_label(name),
     )
-    written = render_podman(settings, served, {p.model: p for p in placed}, target, out)
+    try:
+        written = render_podman(settings, served, {p.model: p for p in placed}, target, out)
+    except ValueError as exc:
+        console.print(f"[red]cannot render:[/red] {exc}")
+        raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps([str(path) for path in written]))
         return

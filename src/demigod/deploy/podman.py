@@ -104,7 +104,15 @@ def render_pods(
 ) -> list[JSONObject]:
     """The Pods of the deployment: each model's worker replicas on consecutive loopback
     ports from `target.first_worker_port`, then the gateway in front of them. Raises
-    ValueError when two model names make one pod name."""
+    ValueError when two model names make one pod name, or when the gateway would need a
+    registry no container can reach (canary.store registry without database_url)."""
+    if settings.canary.store == "registry" and settings.database_url is None:
+        # The containers never see the host's SQLite registry (docs/containers.md): the
+        # gateway would keep its rollouts in an empty registry of its own.
+        raise ValueError(
+            "canary.store: registry needs database_url (a PostgreSQL registry the gateway "
+            "container and `demigod canary` share); use canary.store: file on one host"
+        )
     slugs = [dns_label(model.worker.name) for model in served]
     if len(set(slugs)) != len(slugs):
         raise ValueError(f"model names collide as pod names: {sorted(slugs)}")

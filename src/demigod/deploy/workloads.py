@@ -15,12 +15,12 @@ images keep them; nothing reads a mesh.yaml inside a container.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from demigod.config import ModelConfig, Settings, UpstreamConfig
+from demigod.config import DriftConfig, ImagesConfig, ModelConfig, Settings, UpstreamConfig
 
 JSONObject = dict[str, Any]
 
@@ -87,9 +87,12 @@ def container_env(settings: Settings, *, always: Sequence[str] = ()) -> list[JSO
     return env
 
 
-def _container_paths(settings: Settings) -> Settings:
+def _container_settings(settings: Settings) -> Settings:
     """`settings` with the data folder, audit log, canary state and state-cache disk tier
-    moved to the images' folders (relative defaults would land in the working directory)."""
+    moved to the images' folders (relative defaults would land in the working directory),
+    and without what only the operator's side reads: the images to render, and where
+    `demigod ops` finds the gateway, its admin key and what drift compares. (A render in
+    the deploy workflow, which sets DEMIGOD_OPS__*, must equal the committed one.)"""
     engine = settings.engine
     cache = engine.state_cache
     if cache.disk_dir is not None:
@@ -102,6 +105,10 @@ def _container_paths(settings: Settings) -> Settings:
                 update={"state_file": Path(str(DATA_DIR / "canary.json"))}
             ),
             "engine": engine.model_copy(update={"state_cache": cache}),
+            "images": ImagesConfig(),
+            "ops": settings.ops.model_copy(
+                update={"gateway_url": None, "api_key": None, "drift": DriftConfig()}
+            ),
         }
     )
 
@@ -122,7 +129,7 @@ def worker_settings(
         categories=list(model.categories),
         version=model.version,
     )
-    return _container_paths(
+    return _container_settings(
         settings.model_copy(
             update={
                 "models": [served],
@@ -139,7 +146,7 @@ def worker_settings(
 
 def gateway_settings(settings: Settings, upstreams: Sequence[UpstreamConfig]) -> Settings:
     """What the gateway runs with: the workers as its upstreams, no local models."""
-    return _container_paths(
+    return _container_settings(
         settings.model_copy(update={"models": [], "upstreams": list(upstreams)})
     )
 
@@ -264,11 +271,13 @@ def pod_spec(
     volumes: Mapping[str, JSONObject],
     *,
     host_network: bool = False,
+    claimed: Collection[str] = (),
 ) -> JSONObject:
     """A PodSpec running `containers`, with `volumes` (name -> volume source, e.g.
-    `{"emptyDir": {}}`) for every volume they mount. Raises ValueError naming a mounted
-    volume that `volumes` does not back."""
-    mounted = {m["name"] for c in containers for m in c.get("volumeMounts", [])}
+    `{"emptyDir": {}}`) for every volume they mount, except the `claimed` ones (a
+    StatefulSet's volumeClaimTemplates back those). Raises ValueError naming a mounted
+    volume that nothing backs."""
+    mounted = {m["name"] for c in containers for m in c.get("volumeMounts", [])} - set(claimed)
     if missing := sorted(mounted - set(volumes)):
         raise ValueError(f"no volume source for {', '.join(missing)}")
     spec: JSONObject = {

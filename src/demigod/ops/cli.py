@@ -69,19 +69,32 @@ def drift_command(
             "ops.drift.metrics_port until interrupted",
         ),
     ] = False,
+    check: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--check",
+            help="only these parts (repeat): registry, mesh, manifest, containers (default: "
+            "all; manifest and containers where ops.drift names what to compare)",
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare what git declares (mesh.yaml, the models lock file) with the registry and
-    the running mesh (the gateway's /admin/state and its workers'); print each difference.
+    """Compare what git declares (mesh.yaml, the models lock file, the committed rendered
+    manifests) with the registry, the running mesh (the gateway's /admin/state and its
+    workers') and the containers running it (Podman or the cluster); print each
+    difference.
 
     Kinds: alias, model_version, model_missing, model_unexpected, canary_weight, config,
-    replica, unreachable (docs/operations.md#drift). Exit status: 0 no drift, 1 drift,
-    2 bad usage (config or lock file).
+    replica, manifest, container, unreachable (docs/operations.md#drift). Exit status: 0
+    no drift, 1 drift, 2 bad usage (config or lock file).
     """
-    from demigod.ops.drift_check import check_drift
+    from demigod.ops.drift_check import CHECKS, check_drift
     from demigod.ops.lockfile import LockError
 
+    if unknown := sorted(set(check or []) - set(CHECKS)):
+        raise typer.BadParameter(f"unknown check {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+    checks = [name for name in CHECKS if name in check] if check else CHECKS
     settings = settings_or_exit(config)
 
     def show(report: DriftReport) -> None:
@@ -98,12 +111,12 @@ def drift_command(
             f"http://{settings.host}:{settings.ops.drift.metrics_port}/metrics"
         )
         try:
-            watch_drift(settings, lock, show, threading.Event())
+            watch_drift(settings, lock, show, threading.Event(), checks)
         except KeyboardInterrupt:
             return
         return
     try:
-        report = check_drift(settings, lock)
+        report = check_drift(settings, lock, checks)
     except LockError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -10,7 +10,13 @@ Kinds (the `kind` label of `demigod_drift`):
   canary.weights (a rollout in progress shows here until it ends and git follows).
 - `config`: a process runs with a configuration field that differs from mesh.yaml.
 - `replica`: an upstream replica is down, or the gateway's replicas are not mesh.yaml's.
-- `unreachable`: the gateway (or a worker it lists) did not answer: nothing can be compared.
+- `manifest`: a committed rendered manifest differs from a fresh render of mesh.yaml (a
+  render nobody re-ran, or an edit by hand): demigod.ops.manifest_drift.
+- `container`: a container or workload the rendered deployment declares is missing, not
+  ready or runs another image, arguments or environment, or one runs that nothing
+  declares (Podman on this host, or the cluster): demigod.ops.container_drift.
+- `unreachable`: the gateway (or a worker it lists), the registry, Podman or the cluster
+  did not answer: nothing can be compared.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ DriftKind = Literal[
     "canary_weight",
     "config",
     "replica",
+    "manifest",
+    "container",
     "unreachable",
 ]
 DRIFT_KINDS: tuple[DriftKind, ...] = get_args(DriftKind)

@@ -7,14 +7,14 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from demigod.config import Settings
 from demigod.ops.drift import DRIFT_KINDS
-from demigod.ops.drift_check import DriftReport, check_drift
+from demigod.ops.drift_check import CHECKS, Check, DriftReport, check_drift
 from demigod.ops.lockfile import LockError
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def watch(
     lock_file: Path | None,
     on_report: Callable[[DriftReport], None],
     stop: threading.Event,
+    checks: Collection[Check] = CHECKS,
 ) -> None:
     """Serve the metrics on `host`:`ops.drift.metrics_port` (the gateway's address from
     the same file), then check until `stop` is set. A check that fails (the lock file
@@ -63,7 +64,7 @@ def watch(
     )
     while not stop.is_set():
         try:
-            report = check_drift(settings, lock_file)
+            report = check_drift(settings, lock_file, checks)
         except LockError as exc:
             log.error("drift check failed", extra={"error": str(exc)})
         else:

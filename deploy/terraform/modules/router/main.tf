@@ -1,5 +1,5 @@
-# The gateway (the seed's "router"): its Deployment, Service, PodDisruptionBudget and HPA as
-# rendered, with `replicas` as the Deployment's size and the HPA's floor.
+# The gateway (the seed's "router"): its StatefulSet, Service, PodDisruptionBudget and HPA as
+# rendered, with `replicas` as the StatefulSet's size and the HPA's floor.
 
 terraform {
   required_version = ">= 1.8"
@@ -14,7 +14,7 @@ terraform {
 locals {
   sized = {
     for o in var.objects : "${o.kind}/${o.metadata.name}" => (
-      o.kind == "Deployment" ? merge(o, { spec = merge(o.spec, { replicas = var.replicas }) }) :
+      o.kind == "StatefulSet" ? merge(o, { spec = merge(o.spec, { replicas = var.replicas }) }) :
       o.kind == "HorizontalPodAutoscaler" ? merge(o, {
         spec = merge(o.spec, { minReplicas = var.replicas, maxReplicas = max(var.replicas, o.spec.maxReplicas) })
       }) : o

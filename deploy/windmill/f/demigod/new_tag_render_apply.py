@@ -32,21 +32,19 @@ def main(
     config = config or f"deploy/environments/{environment}/mesh.yaml"
     out = Path(tempfile.mkdtemp(prefix=f"demigod-{environment}-{tag}-"))
     options = list(render_options or [])
+    # The images `make images` builds and the release pushes: REGISTRY/demigod-COMPONENT:TAG
+    # (demigod.deploy.images), the worker's image chosen by its placement.
+    images = {"DEMIGOD_IMAGES__REGISTRY": image_registry, "DEMIGOD_IMAGES__TAG": tag}
     if target == "kubernetes":
-        image = f"{image_registry}/demigod:{tag}"
         render = ["deploy", "render", "k8s", "--out", str(out), *options]
-        run_demigod(*render, config=config, env={"DEMIGOD_KUBERNETES__IMAGE": image})
+        run_demigod(*render, config=config, env=images)
         overlay = str(out / "overlays" / environment)
         _run("kubectl", "apply", "--server-side", "--force-conflicts", "-k", overlay)
         _run("kubectl", "rollout", "status", "--timeout=15m", "-k", overlay)
         applied = [overlay]
     else:
-        images = {
-            "--gateway-image": f"{image_registry}/demigod-gateway:{tag}",
-            "--worker-image": f"{image_registry}/demigod-worker-cpu:{tag}",
-        }
         render = ["deploy", "render", "podman", "--out", str(out), *options]
-        run_demigod(*render, *[part for pair in images.items() for part in pair], config=config)
+        run_demigod(*render, config=config, env=images)
         pods = out / "demigod.yaml"
         _run("podman", "kube", "play", "--replace", str(pods))
         applied = [str(pods)]

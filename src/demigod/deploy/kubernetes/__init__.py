@@ -79,7 +79,7 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
         replicas: list[dict[str, object]] = [
             {
                 "apiVersion": "apps/v1",
-                "kind": "Deployment",
+                "kind": "StatefulSet",
                 "metadata": {"name": GATEWAY},
                 "spec": {"replicas": env.gateway_replicas},
             },

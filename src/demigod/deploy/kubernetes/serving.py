@@ -1,9 +1,16 @@
 """The serving objects: per model a worker Deployment, Service and PodDisruptionBudget;
-the gateway's Deployment, Service, PodDisruptionBudget and HorizontalPodAutoscaler.
+the gateway's StatefulSet, Services, PodDisruptionBudget and HorizontalPodAutoscaler.
 
 Containers and pod specs come from demigod.deploy.workloads (shared with Podman); this
-module adds what only a cluster has: the node class placement chose, a startup probe
-sized for the model's load, and Secrets mounted or read by reference, never rendered.
+module adds what only a cluster has: the node class placement chose, the image for it
+(demigod.deploy.images), a startup probe sized for the model's load, the gateway's
+volume per replica, and Secrets mounted or read by reference, never rendered.
+
+The gateway is a StatefulSet rather than a Deployment because its data volume is state
+that must outlive the pod: each replica appends to its own hash-chained audit log (the
+chain's node is the pod's stable name, demigod-gateway-N) and keeps its canary state
+there. A volumeClaimTemplate gives every replica its own PersistentVolumeClaim, re-attached
+after a restart or a reschedule, and kept when the StatefulSet shrinks or is deleted.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 
 from demigod.config import KubernetesConfig, ModelConfig, PlacementConfig, Settings
 from demigod.deploy.disruption import DisruptionBudget
+from demigod.deploy.images import ImageSet
 from demigod.deploy.kubernetes.monitoring import JOB_LABEL
 from demigod.deploy.kubernetes.names import GATEWAY, WorkerName, gateway_selector, metadata
 from demigod.deploy.observability.prometheus import GATEWAY_JOB, WORKER_JOB
@@ -143,7 +151,7 @@ def worker_objects(
     container = worker_container(
         _pod_settings(settings),
         _worker_model(model),
-        image=settings.kubernetes.image,
+        image=ImageSet.from_config(settings.images).worker(placed.on_gpu),
         resources=placed.resources,
     )
     budget_seconds = startup_seconds(placed.need.weights, settings)
@@ -173,18 +181,56 @@ def worker_objects(
     ]
 
 
+def _data_claim_template(settings: Settings, labels: dict[str, str]) -> Object:
+    """The gateway's data volume, one PersistentVolumeClaim per replica."""
+    spec: dict[str, object] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": settings.kubernetes.gateway_storage}},
+    }
+    if settings.kubernetes.storage_class is not None:
+        spec["storageClassName"] = settings.kubernetes.storage_class
+    return {"metadata": {"name": DATA_VOLUME, "labels": labels}, "spec": spec}
+
+
+def _stateful_set(replicas: int, pod: Object, settings: Settings) -> Object:
+    selector = gateway_selector()
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(GATEWAY, selector),
+        "spec": {
+            "replicas": replicas,
+            # The pods need no DNS names of their own: the client-facing Service governs.
+            "serviceName": GATEWAY,
+            # Replicas are independent: the HPA may add or remove several at once.
+            "podManagementPolicy": "Parallel",
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector},
+            "updateStrategy": {"type": "RollingUpdate"},
+            # An audit chain is evidence: its volume outlives a scale-down and a delete.
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Retain",
+                "whenScaled": "Retain",
+            },
+            "template": {"metadata": {"labels": selector}, "spec": pod},
+            "volumeClaimTemplates": [_data_claim_template(settings, selector)],
+        },
+    }
+
+
 def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> list[Object]:
-    """Deployment, Service, PDB and HPA (CPU and in-flight requests) of the gateway, whose
-    upstreams are the workers' Services: a model's stable worker first, then its canary
-    candidate's, which the gateway's version router splits sessions between by the canary
-    weight (docs/routing.md), as it does for embedded versions."""
+    """StatefulSet (a data volume per replica), Service, PDB and HPA (CPU and in-flight
+    requests) of the gateway, whose upstreams are the workers' Services: a model's stable
+    worker first, then its canary candidate's, which the gateway's version router splits
+    sessions between by the canary weight (docs/routing.md), as it does for embedded
+    versions."""
     upstreams = [
         worker_upstream(_worker_model(model), [f"http://{worker.name}:{WORKER_PORT}"])
         for model, worker in worker_names(settings)
     ]
     secrets = settings.kubernetes.secrets
     container = gateway_container(
-        _pod_settings(settings), upstreams, image=settings.kubernetes.image
+        _pod_settings(settings), upstreams, image=ImageSet.from_config(settings.images).gateway
     )
     container["resources"] = GATEWAY_RESOURCES
     container["envFrom"] = [
@@ -198,13 +244,13 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
     pod = pod_spec(
         [container],
         {
-            DATA_VOLUME: {"emptyDir": {}},
             TMP_VOLUME: {"emptyDir": {}},
             "api-keys": {"secret": {"secretName": secrets.api_keys, "defaultMode": 0o440}},
             "audit-key": {
                 "secret": {"secretName": secrets.audit_signing_key, "defaultMode": 0o440}
             },
         },
+        claimed=(DATA_VOLUME,),
     )
     selector = gateway_selector()
     hpa: dict[str, object] = {
@@ -212,7 +258,7 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
         "kind": "HorizontalPodAutoscaler",
         "metadata": metadata(GATEWAY, selector),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": GATEWAY},
             "minReplicas": replicas,
             "maxReplicas": max_replicas,
             "metrics": [
@@ -240,7 +286,7 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
         },
     }
     return [
-        _deployment(GATEWAY, selector, selector, replicas, pod, settings),
+        _stateful_set(replicas, pod, settings),
         _service(GATEWAY, selector, selector, GATEWAY_PORT, GATEWAY_JOB),
         _pdb(GATEWAY, selector, selector, settings),
         hpa,
