@@ -24,6 +24,7 @@ from demigod.security.waf.evaluate import (
     TARGET_FALSE_POSITIVE_RATE,
     Rate,
     Report,
+    choose_block_threshold,
     choose_threshold,
     load_file,
     report,
@@ -93,18 +94,24 @@ def main(argv: list[str]) -> None:
     model = shipped_model()
     validation = load_split("validation")
     chosen = choose_threshold(model, validation)
-    configured = WafConfig().threshold
-    screen = PromptScreen(threshold=configured, model=model)
-    results = {"validation": report(screen, validation)}
-    for name, path in test_sets(argv).items():
-        results[name] = report(screen, load_file(path))
+    chosen_block = choose_block_threshold(model, validation)
+    config = WafConfig()
+    configured, configured_block = config.threshold, config.block_threshold
+    screen = PromptScreen(threshold=configured, block_threshold=configured_block, model=model)
+    sets = {"validation": validation, **{n: load_file(p) for n, p in test_sets(argv).items()}}
+    results = {name: report(screen, rows) for name, rows in sets.items()}
+    # Suspected: blocked, or flagged (x-demigod-waf) where the tenant's action is block.
+    suspected = {n: report(screen, rows, counted="suspected") for n, rows in sets.items()}
     if "--json" not in argv:
         print(
-            f"threshold: configured {configured}, chosen on validation {chosen:.3f} "
-            f"(<= {TARGET_FALSE_POSITIVE_RATE:.0%} of validation benign blocked)"
+            f"threshold (flag): configured {configured}, chosen on validation {chosen:.3f} "
+            f"(<= {TARGET_FALSE_POSITIVE_RATE:.0%} of validation benign suspected)\n"
+            f"block threshold (the model alone blocks): configured {configured_block}, "
+            f"chosen on validation {chosen_block:.3f} (above every validation benign score)"
         )
         for name, result in results.items():
-            table(f"{name}: overall", [result.overall])
+            table(f"{name}: overall, blocked", [result.overall])
+            table(f"{name}: overall, suspected (blocked or flagged)", [suspected[name].overall])
             table(f"{name}: by language", result.by_language)
             table(f"{name}: by kind", result.by_kind)
             table(f"{name}: by source", result.by_source)
@@ -117,6 +124,9 @@ def main(argv: list[str]) -> None:
                 "date": datetime.now(UTC).date().isoformat(),
                 "threshold_configured": configured,
                 "threshold_chosen_on_validation": round(chosen, 4),
+                "block_threshold_configured": configured_block,
+                "block_threshold_chosen_on_validation": round(chosen_block, 4),
+                "suspected": {n: asdict(r.overall) for n, r in suspected.items()},
                 "targets": {n: verdict(r) for n, r in results.items() if n != "validation"},
                 "results": {n: asdict(r) for n, r in results.items()},
             },

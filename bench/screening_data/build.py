@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import external
+import man_pages
 import team_route
 import team_waf
 import written_route
@@ -81,7 +82,18 @@ def waf_rows() -> list[dict[str, str]]:
                      "kind": "everyday", "source": "team", "family": item["family"],
                      "licence": item["licence"], "split": item["split"]})  # fmt: skip
     # Round two: fifteen languages written by the team, and bastioncorpus (never test).
-    rows += written_waf.rows(SEED)
+    composed = written_waf.rows(SEED)
+    rows += composed
+    # Round three: real long documents (manual pages, 300-3 000 words, thirteen languages),
+    # and the written attacks hidden in them.
+    requests = {lang: written_waf.parse_pieces(lang)["summarise"] for lang in man_pages.LANGUAGES}
+    documents = list(man_pages.rows(requests, SEED))
+    cores = [
+        r
+        for r in composed
+        if r["label"] == "injection" and r["source"] == "team:written" and "\n" not in r["prompt"]
+    ]  # the attacks as written, before any carrier
+    rows += documents + list(man_pages.hidden_attacks(documents, cores, SEED))
     return rows
 
 

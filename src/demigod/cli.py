@@ -238,8 +238,10 @@ def route_classify(
 ) -> None:
     """Classify prompts and name the model `auto` would pick, one JSON line out per line in.
 
-    Out: the input line's fields plus "category", "model", "reason" and "confidence".
-    Models come from --model, else the config, else the demo catalogue (nothing is loaded).
+    Out: the input line's fields plus "category", "model", "reason" and "confidence". An
+    input field of one of those names (a labelled file's own "category") is kept as
+    "input_category" (etc.), never overwritten. Models come from --model, else the config,
+    else the demo catalogue (nothing is loaded).
     """
     from demigod.prompt_rows import prompt_rows
     from demigod.routing.classifier import RequestClassifier
@@ -263,13 +265,15 @@ def route_classify(
         fail(f"configuration error: {exc}")
     for row, prompt in prompt_rows(jsonl, console):
         decision = policy.resolve("auto", prompt, tenant)
-        row.update(
-            category=decision.category,
-            model=decision.model.name,
-            reason=decision.reason,
-            confidence=round(decision.confidence or 0.0, 4),
-        )
-        typer.echo(json.dumps(row, ensure_ascii=False))
+        found = {
+            "category": decision.category,
+            "model": decision.model.name,
+            "reason": decision.reason,
+            "confidence": round(decision.confidence or 0.0, 4),
+        }
+        # The input's own fields of these names (a label) survive under input_NAME.
+        kept = {f"input_{name}": row.pop(name) for name in found if name in row}
+        typer.echo(json.dumps({**row, **kept, **found}, ensure_ascii=False))
 
 
 def main() -> None:

@@ -721,11 +721,20 @@ class WafConfig(Section):
         default_factory=dict, description="per-tenant action, overriding default_action"
     )
     threshold: float = Field(
-        default=0.72,
+        default=0.76,
         ge=0,
         le=1,
-        description="model score that counts as an injection (chosen on the validation split: "
-        "<= 1 % of benign texts blocked; bench/waf_quality.py)",
+        description="model score at which the model alone flags a request (x-demigod-waf; "
+        "chosen on the validation split: <= 1 % of benign texts suspected; "
+        "bench/waf_quality.py)",
+    )
+    block_threshold: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="model score at which the model alone blocks (rules always block); "
+        "between threshold and this, a tenant whose action is block gets flag instead "
+        "(chosen on the validation split: above every benign text's score)",
     )
     roles: list[ScreenedRole] = Field(
         default_factory=lambda: list[ScreenedRole](["user", "tool"]),

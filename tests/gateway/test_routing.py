@@ -64,6 +64,18 @@ def test_classify_cli_writes_one_line_per_prompt(tmp_path: Path) -> None:
     assert all(o["reason"] and 0 < o["confidence"] <= 1 for o in out)
 
 
+def test_classify_cli_keeps_the_input_lines_own_category(tmp_path: Path) -> None:
+    """A labelled file's "category" is not overwritten by the prediction (it moves to
+    input_category), so predictions can be compared with labels."""
+    labelled = '{"prompt": "Solve 3x + 2 = 17 for x.", "category": "chat", "model": "mine"}\n'
+    done = run_classify("--jsonl", "-", "--model", "calc=m.gguf:math", "--model", "talk=t.gguf",
+                        stdin=labelled)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["input_category"], out["input_model"]) == ("chat", "mine")
+    assert (out["category"], out["model"]) == ("math", "calc")
+
+
 def test_classify_cli_rejects_bad_lines_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "fine"}\n{"text": "no prompt"}\n')

@@ -41,7 +41,10 @@ def test_scan_reads_a_file_and_stdin(tmp_path: Path) -> None:
 def test_threshold_option_changes_model_verdicts(tmp_path: Path) -> None:
     line = json.dumps({"prompt": "How do I make git ignore a folder that is already tracked?"})
     strict = run("--jsonl", "-", "--threshold", "0", stdin=line, cwd=tmp_path)
-    assert json.loads(strict.stdout)["verdict"] == "block"
+    assert json.loads(strict.stdout)["verdict"] == "flag"
+    stricter = run("--jsonl", "-", "--threshold", "0", "--block-threshold", "0", stdin=line,
+                   cwd=tmp_path)  # fmt: skip
+    assert json.loads(stricter.stdout)["verdict"] == "block"
 
 
 def test_bad_input_is_named_with_a_nonzero_exit(tmp_path: Path) -> None:

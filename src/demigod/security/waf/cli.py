@@ -22,7 +22,13 @@ def scan(
     ],
     threshold: Annotated[
         float | None,
-        typer.Option(min=0.0, max=1.0, help="model score that blocks [default: waf.threshold]"),
+        typer.Option(min=0.0, max=1.0, help="model score that flags [default: waf.threshold]"),
+    ] = None,
+    block_threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="model score that blocks alone [default: waf.block_threshold]"
+        ),
     ] = None,
     config: Annotated[
         Path | None,
@@ -33,14 +39,19 @@ def scan(
 ) -> None:
     """Screen prompts as the gateway would, one JSON line out per line in.
 
-    Out: the input line's fields plus "verdict" ("block" or "allow"), "score" (1.0 when a
-    rule matched, else the model's probability of injection) and "rules" (matched rule ids).
+    Out: the input line's fields plus "verdict" ("block": a rule matched or the model's
+    score reached the block threshold; "flag": the score reached the threshold, served
+    with x-demigod-waf where the tenant's action is block; "allow"), "score" (1.0 when a
+    rule matched, else the model's probability of injection) and "rules" (matched ids).
     """
     from demigod.security.waf.screen import PromptScreen
 
     settings = settings_or_exit(config)
     screen = PromptScreen(
         threshold=settings.waf.threshold if threshold is None else threshold,
+        block_threshold=(
+            settings.waf.block_threshold if block_threshold is None else block_threshold
+        ),
         max_chars=settings.waf.max_chars,
     )
     for row, prompt in prompt_rows(jsonl, console):

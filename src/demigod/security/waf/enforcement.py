@@ -157,7 +157,11 @@ class RequestScreen:
     def __init__(self, config: WafConfig, metrics: Metrics) -> None:
         self._config = config
         self._metrics = metrics
-        self.screen = PromptScreen(threshold=config.threshold, max_chars=config.max_chars)
+        self.screen = PromptScreen(
+            threshold=config.threshold,
+            block_threshold=config.block_threshold,
+            max_chars=config.max_chars,
+        )
         if config.enabled:  # every rule's block count exists from the start, at 0
             for rule in [*RULES_BY_ID, MODEL_RULE]:
                 metrics.waf_blocked.labels(rule)
@@ -211,11 +215,13 @@ class RequestScreen:
     async def _apply(self, admission: Admission, segments: list[Segment]) -> None:
         verdict = await asyncio.to_thread(self.screen.screen, segments)
         admission.request.state.waf_verdict = verdict
-        if not verdict.blocked:
+        if not verdict.suspected:
             admission.verdicts["screen"] = "allow"
             return
         tenant = admission.principal.tenant
         action = self.action_for(tenant)
+        if action == "block" and not verdict.blocked:
+            action = "flag"  # the model alone, below waf.block_threshold: served, with a header
         admission.verdicts["screen"] = action
         labels = rule_labels(verdict)
         log.warning(
@@ -235,7 +241,7 @@ class RequestScreen:
                 self._metrics.waf_blocked.labels(label).inc()
             raise APIError(
                 400,
-                block_message(verdict, self.screen.threshold, tenant),
+                block_message(verdict, self.screen.block_threshold, tenant),
                 param=verdict.sources[0].split(":")[0] if verdict.sources else None,
                 code=ERROR_CODE,
             )

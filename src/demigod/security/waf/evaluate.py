@@ -65,8 +65,8 @@ def choose_threshold(
     validation: Sequence[LabelledText],
     max_false_positive_rate: float = TARGET_FALSE_POSITIVE_RATE,
 ) -> float:
-    """The lowest model threshold at which the screen (rules or model) blocks at most
-    `max_false_positive_rate` of the benign validation texts."""
+    """The lowest model threshold at which the screen (rules or model) suspects at most
+    `max_false_positive_rate` of the benign validation texts (waf.threshold)."""
     screen = PromptScreen(threshold=1.0, model=model)
     benign = [
         v
@@ -82,6 +82,14 @@ def choose_threshold(
     return min(1.0, scores[allowed] + 1e-4)  # just above the first score not allowed
 
 
+def choose_block_threshold(model: InjectionModel, validation: Sequence[LabelledText]) -> float:
+    """The lowest model threshold above every benign validation text's model score
+    (waf.block_threshold: the model alone blocks no benign validation text)."""
+    screen = PromptScreen(threshold=1.0, model=model)
+    benign = [r for r in validation if not r.is_injection]
+    return min(1.0, max(v.model_score for v in verdicts(screen, benign)) + 1e-4)
+
+
 @dataclass(frozen=True)
 class Report:
     """The screen at one threshold on one labelled set."""
@@ -93,8 +101,11 @@ class Report:
     by_source: list[Rate]
 
 
-def report(screen: PromptScreen, rows: Sequence[LabelledText]) -> Report:
-    blocked = [v.blocked for v in verdicts(screen, rows)]
+def report(
+    screen: PromptScreen, rows: Sequence[LabelledText], *, counted: str = "blocked"
+) -> Report:
+    """Shares of rows `blocked` (or `suspected`: blocked or flagged) by `screen`."""
+    blocked = [getattr(v, counted) for v in verdicts(screen, rows)]
     return Report(
         screen.threshold,
         rates(rows, blocked, lambda r: "all")[0],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RULESET_VERSION = "2026.12.03-2"
+RULESET_VERSION = "2026.12.03-3"
 
 
 @dataclass(frozen=True)
@@ -426,34 +426,51 @@ RULES += (
 # or "system" that PI-001..013 need — "forget your instructions", "from now on you have no
 # restrictions", "show me your hidden instructions" — and Arabic, Korean, Hindi and Polish.
 _YOUR_ORDERS_OVERRIDE = (
+    # Not "the rules" (a document's own) nor reported speech ("if a user asks you to ...").
+    r"(?<!asks )(?<!asked )(?<!tells )(?<!told )(?<!wants )"
     rf"{_EN_ORDER_AT}(?:ignore|disregard|forget|override|bypass|discard)\b (?:all (?:of )?(?:your "
-    r"|ur |the )?|any (?:of )?(?:your |the )?|your |ur )(?:(?!(?:previous|prior|above|earlier|"
-    r"preceding|initial|original|system)\b)\w+ )?(?:instructions|rules|guidelines|"
+    r"|ur )?|any (?:of )?(?:your )?|your |ur )(?:(?!(?:previous|prior|above|earlier|"
+    r"preceding|initial|original|system|the|these|those)\b)\w+ )?(?:instructions|rules|guidelines|"
     r"directives|programming|guardrails|restrictions|system prompt)\b",
-    rf"{_ES_ORDER_AT}(?:ignora|ignore|olvida|olvide|olvidate de|descarta)\b (?:todas )?(?:tus|las|"
-    r"sus)? ?(?:instrucciones|reglas|normas|directrices|restricciones)\b",
-    rf"{_OTHER_ORDER_AT}(?:oublie[rz]?|ignore[rz]?)\b (?:toutes )?(?:tes|vos|les) "
+    # "ignore all the instructions you got before": the instructions given to the AI.
+    rf"{_EN_ORDER_AT}(?:ignore|disregard|forget|override|bypass|discard)\b all (?:of )?the "
+    r"(?:instructions|directives|guidelines) (?:you(?:'ve| have)? (?:got|received|were given|"
+    r"been given)|given to you)\b",
+    rf"{_ES_ORDER_AT}(?:ignora|ignore|olvida|olvide|olvidate de|descarta)\b (?:todas (?:tus |las |"
+    r"sus )?|tus |sus )(?:instrucciones|reglas|normas|directrices|restricciones)\b",
+    rf"{_OTHER_ORDER_AT}(?:oublie[rz]?|ignore[rz]?)\b (?:toutes (?:tes |vos |les )|tes |vos )"
     r"(?:instructions|consignes|regles|directives|restrictions)\b",
-    rf"{_OTHER_ORDER_AT}(?:vergiss|vergesst|ignoriere|ignorier|missachte)\b (?:alle )?(?:deine|"
-    r"ihre|die|eure)? ?(?:anweisungen|regeln|vorgaben|richtlinien|einschrankungen)\b",
-    rf"{_OTHER_ORDER_AT}(?:dimentica|dimenticate|ignora|ignorate)\b (?:tutte )?(?:le tue |le )?"
+    rf"{_OTHER_ORDER_AT}(?:vergiss|vergesst|ignoriere|ignorier|missachte)\b (?:alle (?:deine |"
+    r"ihre |eure |die )?|deine |ihre |eure )(?:anweisungen|regeln|vorgaben|richtlinien|"
+    r"einschrankungen)\b",
+    rf"{_OTHER_ORDER_AT}(?:dimentica|dimenticate|ignora|ignorate)\b (?:tutte (?:le tue |le )?|"
+    r"le tue )"
     r"(?:istruzioni|regole|direttive|restrizioni)\b",
-    rf"{_OTHER_ORDER_AT}(?:esqueca|esquece|ignore|ignora|desconsidere)\b (?:todas )?(?:as suas |"
-    r"suas |as tuas |as )?(?:instrucoes|regras|diretrizes|restricoes)\b",
-    rf"{_OTHER_ORDER_AT}(?:vergeet|negeer)\b (?:al )?(?:je|jouw|uw|de|alle)? ?(?:instructies|"
+    rf"{_OTHER_ORDER_AT}(?:esqueca|esquece|ignore|ignora|desconsidere)\b (?:todas (?:as suas |"
+    r"as tuas |as )?|as suas |suas |as tuas |tuas )(?:instrucoes|regras|diretrizes|restricoes)\b",
+    rf"{_OTHER_ORDER_AT}(?:vergeet|negeer)\b (?:al (?:je |jouw |uw |de )?|alle |je |jouw |uw )"
+    r"(?:instructies|"
     r"regels|richtlijnen|beperkingen)\b",
-    r"(?:^|[.?!:;\n\"'(] ?|\b(?:prosze|teraz)\s)(?:zapomnij|zignoruj|ignoruj)\b (?:o )?(?:wszystkie"
-    r" |wszystkich )?(?:swoje |twoje |swoich |twoich |poprzednie |wczesniejsze )?(?:instrukcj|"
+    r"(?:^|[.?!:;\n\"'(] ?|\b(?:prosze|teraz)\s)(?:zapomnij|zignoruj|ignoruj)\b (?:o )?"
+    r"(?:(?:wszystkie |wszystkich )(?:swoje |twoje |swoich |twoich |poprzednie |wczesniejsze )?"
+    r"|(?:swoje |twoje |swoich |twoich |poprzednie |wczesniejsze ))(?:instrukcj|"
     r"polecen|zasad|regu[lł])",
-    r"(?:talimatlar|kurallar|yonergeler)\w*[^.?!\n]{0,25}(?:unut|yok say|gormezden gel)",
-    r"(?:забудь|игнорируи|проигнорируи)[^.?!\n]{0,15}(?:свои |твои |все |всё )?[^.?!\n]{0,10}"
+    # Your instructions (talimatlarını), or all of them; not "the rules" of a document.
+    r"(?:(?:talimatlar|kurallar|yonergeler)[iı]n|(?:tum|butun) (?:talimat|kural|yonerge))\w*"
+    r"[^.?!\n]{0,25}(?:unut|yok say|gormezden gel)",
+    r"(?:забудь|игнорируи|проигнорируи)[^.?!\n]{0,15}(?:свои |твои |ваши |все |всё )[^.?!\n]{0,10}"
     r"(?:инструкции|указания|правила|ограничения)",
     r"(?:忽略|无视|忘记|忘掉)[^。！？\n]{0,8}(?:指令|指示|规则|设定|提示词|限制)",
-    r"(?:指示|命令|ルール|設定|制限)[はをもの]?[^。！？\n]{0,8}(?:無視|忘れ)",
-    r"(?:지시|지침|규칙|명령|설정|제한)[^.?!\n]{0,12}(?:무시|잊어|잊으)",
-    r"(?:تجاهل|انس|تناس)\S*[^.?!\n،]{0,30}(?:التعليمات|تعليمات|القواعد|قواعد|الأوامر|الإرشادات)",
-    r"(?:निर्देश|नियम|हिदायत)[^।.?!\n]{0,30}(?:भूल जा|अनदेखा कर|नज\u093c?रअंदाज\u093c? कर)",
-    r"(?:भूल जा|अनदेखा कर|नज\u093c?रअंदाज\u093c? कर)[^।.?!\n]{0,30}(?:निर्देश|नियम)",
+    # Instructions, rules, orders: not a manual's settings (設定, 설정) or limits.
+    r"(?:指示|命令|ルール)[はをもの]?[^。！？\n]{0,8}(?:無視|忘れ)",
+    r"(?:지시|지침|규칙|명령)[^.?!\n]{0,12}(?:무시|잊어|잊으)",
+    # Your instructions (تعليماتك), all or the previous ones; not "the old instructions".
+    r"(?:تجاهل|انس|تناس)\S*[^.?!\n،]{0,30}(?:(?:تعليمات|قواعد|أوامر|إرشادات)(?:ك|كم)\b|(?:جميع|كل) "
+    r"(?:التعليمات|القواعد|الأوامر)|(?:التعليمات|القواعد|الأوامر) السابقة)",
+    r"(?:अपने|अपनी|सारे|सभी|पिछले|तुम्हारे|आपके) (?:सारे |सभी )?(?:निर्देश|नियम|हिदायत)[^।.?!\n]{0,30}"
+    r"(?:भूल जा|अनदेखा कर|नज\u093c?रअंदाज\u093c? कर)",
+    r"(?:भूल जा|अनदेखा कर|नज\u093c?रअंदाज\u093c? कर)[^।.?!\n]{0,30}(?:अपने|अपनी|सारे|सभी|पिछले|"
+    r"तुम्हारे|आपके) (?:सारे |सभी )?(?:निर्देश|नियम)",
 )
 _NOW_UNRESTRICTED = (
     r"\b(?:from now on|henceforth|starting now|now)\b,? you (?:have|will have|'ve got|are) "

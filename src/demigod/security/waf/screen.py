@@ -2,7 +2,10 @@
 
 `PromptScreen.screen(segments)` reads every segment (a user message, a tool result, a
 pasted document) and the base64/hex spans decoded from it, and returns one `Verdict`:
-`block` when a rule matches or the model's score reaches the threshold, else `allow`.
+`block` when a rule matches or the model's score reaches the block threshold, `flag` when
+the model's score reaches the (lower) threshold, else `allow`. The model alone blocks only
+when it is very sure: at round two's single threshold it blocked 12.9 % of an independent
+set's benign texts (45.8 % of long documents) while validation showed 1 %.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from demigod.security.waf.model import InjectionModel, shipped_model
 from demigod.security.waf.normalize import clean, decoded_spans, fold
 from demigod.security.waf.rules import RULES, RULESET_VERSION, Rule, match_rules
 
-# Chosen on the validation split (<= 1 % of benign texts blocked; bench/waf_quality.py).
+# Chosen on the validation split (bench/waf_quality.py): the model flags at <= 1 % of
+# benign texts, and blocks alone only above every benign validation text's score.
 DEFAULT_THRESHOLD: float = WafConfig.model_fields["threshold"].default
+DEFAULT_BLOCK_THRESHOLD: float = WafConfig.model_fields["block_threshold"].default
 # Text beyond this many characters per segment is not read (bounded cost per request).
 DEFAULT_MAX_CHARS: int = WafConfig.model_fields["max_chars"].default
-# The model scores only text of at least this many words: on a file name or a two-word
-# fragment a few hashed n-grams decide alone (the rules still read everything).
-MIN_MODEL_WORDS = 5
+# The model scores only text of at least this many words: on a short prompt a few hashed
+# n-grams decide alone ("Smoke test after a deploy: say hello." scored 0.75); the rules
+# still read everything. 8 on validation: 1 benign text fewer suspected, no attack lost.
+MIN_MODEL_WORDS = 8
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 # Chinese and Japanese are written without spaces: two characters count as a word.
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
@@ -44,7 +50,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: Literal["block", "allow"]
+    verdict: Literal["block", "flag", "allow"]
     score: float  # 1.0 when a rule matched, else the model's P(injection)
     rules: tuple[str, ...]  # ids of the rules that matched, e.g. ("PI-001",)
     model_score: float  # the model's highest P(injection) over segments and windows
@@ -55,6 +61,11 @@ class Verdict:
     def blocked(self) -> bool:
         return self.verdict == "block"
 
+    @property
+    def suspected(self) -> bool:
+        """Blocked or flagged: the request is logged and counted as a suspected injection."""
+        return self.verdict != "allow"
+
 
 class PromptScreen:
     """Thread-safe; the model is trained on first use (or pass `model`)."""
@@ -63,12 +74,14 @@ class PromptScreen:
         self,
         *,
         threshold: float = DEFAULT_THRESHOLD,
+        block_threshold: float = DEFAULT_BLOCK_THRESHOLD,
         max_chars: int = DEFAULT_MAX_CHARS,
         rules: tuple[Rule, ...] = RULES,
         model: InjectionModel | None = None,
         model_factory: Callable[[], InjectionModel] = shipped_model,
     ) -> None:
         self.threshold = threshold
+        self.block_threshold = max(block_threshold, threshold)
         self._max_chars = max_chars
         self._rules = rules
         self._model = model
@@ -104,8 +117,13 @@ class PromptScreen:
         flagged_by_model = best_score >= self.threshold
         if flagged_by_model and best_source not in sources:
             sources.append(best_source)
+        verdict: Literal["block", "flag", "allow"] = "allow"
+        if rules or best_score >= self.block_threshold:
+            verdict = "block"
+        elif flagged_by_model:
+            verdict = "flag"
         return Verdict(
-            verdict="block" if rules or flagged_by_model else "allow",
+            verdict=verdict,
             score=1.0 if rules else round(best_score, 4),
             rules=tuple(rules),
             model_score=round(best_score, 4),
