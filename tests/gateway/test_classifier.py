@@ -25,6 +25,7 @@ from demigod.routing.classifier import (
 
 HELDOUT = Path(__file__).resolve().parents[2] / "bench" / "heldout" / "route.jsonl"
 HELDOUT_V2 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v2" / "route.jsonl"
+HELDOUT_V3 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v3" / "route.jsonl"
 # Measured by bench/route_quality.py on the frozen set (docs/routing.md); the issue's
 # targets (0.95 overall, 0.90 per category and language) are not met: these bars hold
 # what was measured, so a regression fails.
@@ -40,20 +41,32 @@ MEASURED_V2_CORRECT_BY_GROUP = {
     "en": 112, "es": 34, "fr": 31, "hi": 24, "it": 29, "ja": 26, "ko": 22, "nl": 25,
     "pl": 26, "pt": 30, "ru": 26, "tr": 24, "zh": 27,
 }  # fmt: skip
+# v3 (blind-author-2, eighteen languages): round three's clean measure.
+MEASURED_V3_ACCURACY = 264 / 310
+MEASURED_V3_CORRECT_BY_GROUP = {
+    "chat": 80, "code": 57, "long_context": 64, "math": 63, "ar": 4, "de": 12, "en": 141,
+    "es": 13, "fr": 11, "hi": 5, "id": 7, "it": 8, "ja": 6, "ko": 4, "nl": 7, "pl": 6,
+    "pt": 7, "ru": 8, "sv": 4, "tr": 7, "vi": 7, "zh": 7,
+}  # fmt: skip
 
 CLASSIFIER = RequestClassifier()  # the shipped model, trained once per process
 
 
 def test_held_out_prompts_are_not_trained_on() -> None:
-    held_out = parse_prompts(HELDOUT.read_text()) + parse_prompts(HELDOUT_V2.read_text())
+    held_out = [
+        p for path in (HELDOUT, HELDOUT_V2, HELDOUT_V3) for p in parse_prompts(path.read_text())
+    ]
     shipped = load_split("train") + load_split("validation")
-    # v2 was written without seeing the training data; five everyday phrasings coincide.
+    # v2 and v3 were written without seeing the training data; five everyday phrasings
+    # of v2 and two general questions of v3 coincide.
     assert {r.prompt for r in held_out} & {r.prompt for r in shipped} == {
         "Tell me a fun fact about octopuses.",
         "Demuestra por inducción que 1 + 2 + ... + n = n(n+1)/2.",
         "Solve the differential equation dy/dx = 3y with y(0) = 2.",
         "안녕! 오늘 기분 어때?",
         "مرحبًا! كيف حالك اليوم؟",
+        "How do vaccines train the immune system?",
+        "What's the difference between weather and climate?",
     }
     assert not {r.family for r in held_out} & {r.family for r in shipped}
     assert {r.language for r in held_out} >= {"en", "es", "fr", "de", "it", "pt", "nl", "ru"}
@@ -64,8 +77,9 @@ def test_held_out_prompts_are_not_trained_on() -> None:
     [
         (HELDOUT, MEASURED_ACCURACY, MEASURED_CORRECT_BY_GROUP),
         (HELDOUT_V2, MEASURED_V2_ACCURACY, MEASURED_V2_CORRECT_BY_GROUP),
+        (HELDOUT_V3, MEASURED_V3_ACCURACY, MEASURED_V3_CORRECT_BY_GROUP),
     ],
-    ids=["v1", "v2"],
+    ids=["v1", "v2", "v3"],
 )
 def test_held_out_accuracy_per_category_and_language(
     path: Path, accuracy: float, by_group: dict[str, int]

