@@ -1,7 +1,8 @@
 """Everything the engine benchmark compares against, built offline from the pinned sdist.
 
-- llama-server, built with CMake from the llama.cpp vendored in the llama-cpp-python sdist
-  of the installed version (the engine's own llama.cpp, same compiler flags by default);
+- llama-server (and, for bench/energy.py, llama-bench), built with CMake from the llama.cpp
+  vendored in the llama-cpp-python sdist of the installed version (the engine's own
+  llama.cpp, same compiler flags by default);
 - `python -m llama_cpp.server`, in a separate virtual environment that sees this one's
   llama-cpp-python and adds its `[server]` extras;
 - the benchmark model: a random-init Mamba of mamba-130m's shape (hidden 768, 24 layers,
@@ -15,6 +16,7 @@ Each product is skipped when it already exists.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import sysconfig
@@ -52,9 +54,10 @@ def sdist_tarball(workdir: Path, given: Path | None) -> Path:
     return found[0] if found else download_sdist(llama_cpp.__version__, workdir)
 
 
-def build_llama_server(workdir: Path, tarball: Path) -> Path:
-    """llama-server from the sdist's vendored llama.cpp. Raises CalledProcessError."""
-    binary = workdir / "llama-build" / "bin" / "llama-server"
+def build_llama_tool(workdir: Path, tarball: Path, tool: str) -> Path:
+    """One of llama.cpp's programs (llama-server, llama-bench) from the sdist's vendored
+    llama.cpp, built once. Raises CalledProcessError."""
+    binary = workdir / "llama-build" / "bin" / tool
     if binary.is_file():
         return binary
     source = workdir / "sdist"
@@ -79,7 +82,7 @@ def build_llama_server(workdir: Path, tarball: Path) -> Path:
         check=True,
     )
     subprocess.run(
-        ["cmake", "--build", str(build), "--target", "llama-server", "llama-bench", "-j", "2"],
+        ["cmake", "--build", str(build), "--target", tool, "-j", str(os.cpu_count() or 2)],
         check=True,
     )
     return binary
@@ -126,7 +129,7 @@ def prepare(workdir: Path, sdist: Path | None = None) -> BenchKit:
     workdir.mkdir(parents=True, exist_ok=True)
     tarball = sdist_tarball(workdir, sdist)
     return BenchKit(
-        llama_server=build_llama_server(workdir, tarball),
+        llama_server=build_llama_tool(workdir, tarball, "llama-server"),
         python_server=python_server_env(workdir),
         model=build_model(workdir, tarball),
     )
