@@ -10,7 +10,7 @@ AUTH   ?= off
 # so test and lint) adds what the tests and linters use. Each is redone when the declared
 # dependencies change.
 RUN_EXTRAS   := build
-SETUP_EXTRAS := build,dev,s3,redis,postgres
+SETUP_EXTRAS := build,dev,s3,redis,postgres,report
 RUN_STAMP    := $(VENV)/.installed-run
 STAMP        := $(VENV)/.installed
 # llama-cpp-python also compiles llama.cpp's multimodal library (mtmd), which demigod never

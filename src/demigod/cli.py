@@ -74,7 +74,8 @@ COMMANDS: dict[str, Lazy] = {
         "when it is worse.",
     ),
     "report": Lazy(
-        "demigod.observability.cli:report_app", "Reports from a running mesh's metrics."
+        "demigod.reports.cli:report_app",
+        "Reports from a running mesh's metrics: energy per token, the one-pager.",
     ),
     "keys": Lazy(
         "demigod.security.cli:keys_app",

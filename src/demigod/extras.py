@@ -1,7 +1,8 @@
 """Optional dependencies (pip extras), imported when a feature needs them.
 
 A plain `pip install demigod` serves GGUF files; S3, Redis and PostgreSQL support are
-extras (`pip install 'demigod[s3]'`, `[redis]`, `[postgres]`) so that install stays lean.
+extras (`pip install 'demigod[s3]'`, `[redis]`, `[postgres]`) so that install stays lean;
+so are the one-pager's plot and PDF (`[report]`: matplotlib, reportlab).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ EXTRA_OF = {
     "botocore": "s3",
     "redis": "redis",
     "psycopg": "postgres",
+    "matplotlib": "report",
+    "reportlab": "report",
 }
 
 

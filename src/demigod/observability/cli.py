@@ -1,4 +1,5 @@
-"""`demigod top` and `demigod report energy`: a running mesh's metrics, read from a terminal."""
+"""`demigod top` and `demigod report energy` (in the `report` group of demigod.reports.cli):
+a running mesh's metrics, read from a terminal."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ from demigod.observability.scrape import (
     model_stats,
     scrape,
 )
-
-report_app = typer.Typer(help="Reports from a running mesh's metrics.", no_args_is_help=True)
 
 UrlOption = Annotated[str, typer.Option(help="the gateway's base URL")]
 
@@ -124,7 +123,6 @@ def _energy_table(rows: list[EnergyStats], url: str) -> Table:
     return table
 
 
-@report_app.command("energy")
 def report_energy(
     url: UrlOption = "http://127.0.0.1:8080",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
