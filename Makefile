@@ -18,6 +18,11 @@ STAMP        := $(VENV)/.installed
 # your own (e.g. -DGGML_CUDA=on, docs/troubleshooting.md) replaces this one.
 CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_ARGS
+# llama-cpp-python: `native` (the default) lets pip compile it for this CPU with CMAKE_ARGS;
+# `portable` installs the worker image's build (x86-64-v3, no -march=native, needs AVX2),
+# compiled once and shared with `make images` (containers/llama-wheel): CI uses it so a
+# fresh machine compiles llama.cpp once, not twice. docs/benchmarks.md, "CPU build".
+LLAMA_BUILD ?= native
 
 .PHONY: setup models run test lint format clean help images
 
@@ -28,6 +33,13 @@ define install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "Installing demigod[$(1)] (first time: builds llama.cpp from source, ~5 min)"
+	@# The portable build needs an x86-64 CPU with AVX2; elsewhere pip compiles for this CPU.
+	if [ "$(LLAMA_BUILD)" = portable ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null; then \
+	  flags="$$(containers/llama-wheel flags worker-cpu)" \
+	  && wheel="$$(LLAMA_CMAKE_ARGS="$$flags" containers/llama-wheel build $(BIN)/python \
+	    "$$(containers/llama-wheel folder worker-cpu)")" \
+	  && $(BIN)/python -m pip install --quiet "$$wheel"; \
+	fi
 	$(BIN)/python -m pip install --progress-bar on -e '.[$(1)]'
 endef
 

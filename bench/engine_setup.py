@@ -88,12 +88,10 @@ def build_llama_tool(workdir: Path, tarball: Path, tool: str) -> Path:
     return binary
 
 
-def python_server_env(workdir: Path) -> Path:
-    """A venv that imports this environment's packages (a .pth file) plus the server extras."""
-    venv = workdir / "pyserver-venv"
+def side_venv(venv: Path) -> Path:
+    """A new venv at `venv` that also imports this environment's packages (a .pth file,
+    searched after its own site-packages); its interpreter."""
     python = venv / "bin" / "python"
-    if python.is_file():
-        return python
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     ours = sysconfig.get_paths()["purelib"]
     theirs = subprocess.run(
@@ -103,6 +101,15 @@ def python_server_env(workdir: Path) -> Path:
         text=True,
     ).stdout.strip()
     Path(theirs, "demigod-parent.pth").write_text(ours + "\n")
+    return python
+
+
+def python_server_env(workdir: Path) -> Path:
+    """A venv that imports this environment's packages plus the server extras."""
+    python = workdir / "pyserver-venv" / "bin" / "python"
+    if python.is_file():
+        return python
+    side_venv(python.parents[1])
     subprocess.run([str(python), "-m", "pip", "install", "-q", *SERVER_EXTRAS], check=True)
     return python
 
