@@ -32,7 +32,7 @@ help:  ## list the targets
 define install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "Installing demigod[$(1)] (first time: builds llama.cpp from source, ~5 min)"
+	@echo "Installing demigod[$(1)] (first time: compiles llama.cpp from source; README.md gives the times)"
 	@# The portable build needs an x86-64 CPU with AVX2; elsewhere pip compiles for this CPU.
 	if [ "$(LLAMA_BUILD)" = portable ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null; then \
 	  flags="$$(containers/llama-wheel flags worker-cpu)" \
