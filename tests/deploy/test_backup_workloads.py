@@ -82,7 +82,10 @@ def test_cron_schedules_are_never_less_frequent_than_asked(hours: float, schedul
 def test_the_systemd_units_pass_systemd_analyze(tmp_path: Path) -> None:
     analyze = require_binary("systemd-analyze")
     podman = require_binary("podman")
-    tricky = SETTINGS.model_copy(update={"default_model": "odd%name$HOME"})
+    # A backup directory with a space: mounted as one word.
+    backup = SETTINGS.ops.backup.model_copy(update={"dir": Path("/srv/demigod backups")})
+    ops = SETTINGS.ops.model_copy(update={"backup": backup})
+    tricky = SETTINGS.model_copy(update={"default_model": "odd%name$HOME", "ops": ops})
     units = full_backup_units(tricky, image=IMAGE, data_volume="demigod-data", podman=podman)
     for name, text in units.items():
         (tmp_path / name).write_text(text)
@@ -97,3 +100,4 @@ def test_the_systemd_units_pass_systemd_analyze(tmp_path: Path) -> None:
     service = units["demigod-backup-full.service"]
     assert "--volume demigod-data:/var/lib/demigod" in service
     assert '"odd%%name$$HOME"' in service  # neither a specifier nor a variable to systemd
+    assert '--volume "/srv/demigod backups:/srv/demigod backups"' in service

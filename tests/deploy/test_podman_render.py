@@ -12,8 +12,9 @@ import pytest
 from demigod.config import ModelConfig, Settings
 from demigod.deploy.podman import (
     PodmanTarget,
-    container_unit,
+    container_units,
     kube_unit,
+    render_podman,
     render_pods,
 )
 from demigod.deploy.served import NotServableError, ServedModel, served_model
@@ -111,7 +112,8 @@ def unit_entries(text: str) -> dict[str, list[tuple[str, str]]]:
 
 def test_a_container_unit_runs_what_the_pod_runs(pods: list[dict]) -> None:
     for pod in pods:
-        entries = unit_entries(container_unit(pod))
+        [text] = container_units(pod).values()
+        entries = unit_entries(text)
         assert {key for key, _ in entries["Container"]} <= QUADLET_CONTAINER_KEYS
         container = dict(entries["Container"])
         [spec] = pod["spec"]["containers"]
@@ -149,7 +151,8 @@ def test_resource_limits_become_podman_run_flags(tmp_path: Path) -> None:
                       settings.placement)  # fmt: skip
     [worker, _] = render_pods(settings, [model], {"demigod-code": placement}, TARGET)
     limits = worker["spec"]["containers"][0]["resources"]["limits"]
-    flags = dict(unit_entries(container_unit(worker))["Container"])["PodmanArgs"].split()
+    [text] = container_units(worker).values()
+    flags = dict(unit_entries(text)["Container"])["PodmanArgs"].split()
     cpus = float(limits["cpu"].removesuffix("m")) / 1000
     assert flags == [f"--cpus={cpus:g}", f"--memory={limits['memory'].removesuffix('Mi')}m"]
 
@@ -178,3 +181,39 @@ def test_no_container_opens_the_registry_and_a_registry_canary_needs_a_server(
     shared = in_registry.model_copy(update={"database_url": "postgresql+psycopg://db/demigod"})
     gateway_env = env_of(render_pods(shared, models, {}, TARGET)[-1])
     assert gateway_env["DEMIGOD_DATABASE_URL"] == "postgresql+psycopg://db/demigod"
+
+
+def test_backups_join_the_gateway_pod_and_a_timer_takes_full_copies(tmp_path: Path) -> None:
+    """With a destination configured, the gateway's pod runs the backup agent on its data
+    volume (its own Quadlet unit too) and `systemd/` holds the full copy's timer; without
+    one, none of it is rendered."""
+    models = [served(tmp_path, "demigod-code", "code")]
+    plain = render_podman(Settings(), models, {}, TARGET, tmp_path / "plain")
+    assert not [p for p in plain if "backup" in p.name]
+    assert len(render_pods(Settings(), models, {}, TARGET)[-1]["spec"]["containers"]) == 1
+
+    settings = Settings(ops={"backup": {"dir": str(tmp_path / "backups")}})
+    written = render_podman(settings, models, {}, TARGET, tmp_path / "out")
+    gateway = render_pods(settings, models, {}, TARGET)[-1]
+    agent, sidecar = gateway["spec"]["containers"]
+    assert sidecar["image"] == agent["image"] == TARGET.gateway_image
+    assert sidecar["args"] == ["ops", "backup", "--continuous", "--json"]
+    assert env_of({"spec": {"containers": [sidecar]}})["DEMIGOD_DATA_DIR"] == "/var/lib/demigod"
+    data = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+    assert data["data"] == "/var/lib/demigod"
+    assert data["mesh-gateway-tmp"] == "/tmp"  # the pod's scratch, as Podman names it
+    # The destination directory is the host's, at the same path (the settings name it).
+    assert data["backups"] == str(tmp_path / "backups")
+    volumes = {v["name"]: v for v in gateway["spec"]["volumes"]}
+    assert volumes["backups"]["hostPath"]["path"] == str(tmp_path / "backups")
+    units = container_units(gateway)
+    assert list(units) == ["mesh-gateway.container", "mesh-gateway-backup.container"]
+    backup_unit = dict(unit_entries(units["mesh-gateway-backup.container"])["Container"])
+    assert shlex.split(backup_unit["Exec"]) == sidecar["args"]
+    names = {str(p.relative_to(tmp_path / "out")) for p in written}
+    assert {"systemd/demigod-backup-full.service", "systemd/demigod-backup-full.timer"} <= names
+    service = (tmp_path / "out" / "systemd" / "demigod-backup-full.service").read_text()
+    assert "--volume mesh-data:/var/lib/demigod" in service and "gw:1 ops backup" in service
+    assert f'--volume "{tmp_path}/backups:{tmp_path}/backups"' in service
+    notes = (tmp_path / "out" / "SYSTEMD.md").read_text()
+    assert "systemctl enable --now demigod-backup-full.timer" in notes

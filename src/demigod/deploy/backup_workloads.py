@@ -12,13 +12,19 @@
 - `full_backup_units`: the same one-shot copy on a Podman host, as a systemd service and
   timer (`podman run` on the gateway's data volume, so it works for SQLite too).
 
-S3 credentials come from a Secret (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) or an
+A directory destination (`ops.backup.dir`) is mounted at its own path (volume
+`BACKUPS_VOLUME`, backed by the renderer: a host directory on Podman). S3 credentials come
+from a Secret (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) or an
 environment file, never from the rendered objects.
+
+The renderers (`deploy render k8s|podman`) include these objects when `backup_configured`.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from demigod.config import Settings
 from demigod.deploy.workloads import (
@@ -34,12 +40,32 @@ from demigod.deploy.workloads import (
 
 JSONObject = dict[str, Any]
 SIDECAR_NAME = "backup"
+BACKUPS_VOLUME = "backups"
 CREDENTIALS_SECRET = "demigod-backup-credentials"
 CREDENTIALS_ENV_FILE = "/etc/demigod/backup.env"
 UNIT_PREFIX = "demigod-backup-full"
 
 
+def backup_configured(settings: Settings) -> bool:
+    """Whether backups have a destination (`ops.backup.dir`, else the snapshots bucket):
+    what `demigod ops backup` needs to run, so what makes the renderers include it."""
+    return settings.ops.backup.dir is not None or settings.snapshots.bucket is not None
+
+
+def registry_is_postgres(settings: Settings) -> bool:
+    """Whether the registry is a PostgreSQL server (base backups on a schedule) rather
+    than SQLite (replicated by the sidecar's Litestream)."""
+    url = settings.database_url
+    return url is not None and make_url(url).get_backend_name() == "postgresql"
+
+
 def _backup_container(settings: Settings, image: str, args: list[str], name: str) -> JSONObject:
+    mounts = [
+        {"name": DATA_VOLUME, "mountPath": str(DATA_DIR)},
+        {"name": TMP_VOLUME, "mountPath": str(TMP_DIR)},
+    ]
+    if settings.ops.backup.dir is not None:
+        mounts.append({"name": BACKUPS_VOLUME, "mountPath": str(settings.ops.backup.dir)})
     return {
         "name": name,
         "image": image,
@@ -48,10 +74,7 @@ def _backup_container(settings: Settings, image: str, args: list[str], name: str
         # The gateway's settings, so the agent finds the files where the gateway keeps them.
         "env": container_env(gateway_settings(settings, [])),
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
-        "volumeMounts": [
-            {"name": DATA_VOLUME, "mountPath": str(DATA_DIR)},
-            {"name": TMP_VOLUME, "mountPath": str(TMP_DIR)},
-        ],
+        "volumeMounts": mounts,
         "securityContext": container_security_context(),
         "resources": {
             "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -118,6 +141,9 @@ def full_backup_units(
         for item in container_env(gateway_settings(settings, []))
     )
     hours = settings.ops.backup.full_every_hours
+    volumes = f"--volume {data_volume}:{DATA_DIR}"
+    if (directory := settings.ops.backup.dir) is not None:
+        volumes += f" --volume {_systemd_quote(f'{directory}:{directory}')}"
     service = f"""[Unit]
 Description=DemiGod full backup (registry base copy, audit log, keys, model files)
 Wants=network-online.target
@@ -129,7 +155,7 @@ EnvironmentFile=-{CREDENTIALS_ENV_FILE}
 ExecStart={podman} run --rm --network host \\
     --env AWS_ACCESS_KEY_ID --env AWS_SECRET_ACCESS_KEY --env AWS_DEFAULT_REGION \\
     {env} \\
-    --volume {data_volume}:{DATA_DIR} --tmpfs {TMP_DIR} \\
+    {volumes} --tmpfs {TMP_DIR} \\
     {image} ops backup --json
 """
     timer = f"""[Unit]

@@ -283,7 +283,11 @@ def render_kubernetes_command(
     from demigod.deploy.kubernetes import render_kubernetes
 
     settings, placements = _placed(config)
-    written = render_kubernetes(settings, placements, out)
+    try:
+        written = render_kubernetes(settings, placements, out)
+    except ValueError as exc:
+        console.print(f"[red]cannot render:[/red] {exc}")
+        raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps([str(path) for path in written]))
         return

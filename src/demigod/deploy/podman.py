@@ -7,6 +7,9 @@ listen on loopback ports, the gateway on the configured address. Writable state 
 named volumes (Podman creates them owned by the containers' user, and `podman kube down`
 keeps them): the gateway's data (audit log, its signing key, API keys, canary state) and
 each worker's state cache. Each worker mounts its model file's folder read-only.
+
+With backups configured (demigod.deploy.backup_workloads), the gateway's pod also runs the
+backup agent on its data volume, and `systemd/` holds the timer taking a full copy.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from pathlib import Path
 import yaml
 
 from demigod.config import Settings
+from demigod.deploy.backup_workloads import (
+    BACKUPS_VOLUME,
+    backup_configured,
+    backup_sidecar,
+    full_backup_units,
+)
 from demigod.deploy.placement import Placement
 from demigod.deploy.served import ServedModel
 from demigod.deploy.workloads import (
@@ -36,6 +45,7 @@ from demigod.deploy.workloads import (
 
 POD_FILE = "demigod.yaml"
 SYSTEMD_NOTES = "SYSTEMD.md"
+BACKUP_UNITS_DIR = "systemd"
 LOOPBACK = "127.0.0.1"
 PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
@@ -151,8 +161,14 @@ def render_pods(
     )  # fmt: skip
     pod_name = f"{target.name}-gateway"
     volumes = {DATA_VOLUME: _claim(f"{target.name}-data"), f"{pod_name}-tmp": {"emptyDir": {}}}
-    adapted = podman_container(gateway, target.gateway_port, f"{pod_name}-tmp")
-    spec = pod_spec([adapted], volumes, host_network=True)
+    containers = [podman_container(gateway, target.gateway_port, f"{pod_name}-tmp")]
+    if backup_configured(settings):
+        sidecar = backup_sidecar(settings, image=target.gateway_image)
+        containers.append(podman_container(sidecar, target.gateway_port, f"{pod_name}-tmp"))
+        if (directory := settings.ops.backup.dir) is not None:
+            # The host's directory (another disk, an NFS mount), writable by RUN_AS_UID.
+            volumes[BACKUPS_VOLUME] = {"hostPath": {"path": str(directory), "type": "Directory"}}
+    spec = pod_spec(containers, volumes, host_network=True)
     pods.append(_pod(pod_name, {PART_OF: target.name, COMPONENT: "gateway"}, spec))
     return pods
 
@@ -210,13 +226,23 @@ def kube_unit(pod_file: str) -> str:
     return "\n".join(lines)
 
 
-def container_unit(pod: JSONObject) -> str:
-    """A Quadlet `.container` unit running the pod's one container the way `kube play`
+def container_units(pod: JSONObject) -> dict[str, str]:
+    """A Quadlet `.container` unit per container of the pod, by unit name: the pod's name
+    for its first container, `POD-CONTAINER` for a sidecar."""
+    pod_name = pod["metadata"]["name"]
+    first, *sidecars = pod["spec"]["containers"]
+    units = {f"{pod_name}.container": _container_unit(pod, first, pod_name)}
+    for sidecar in sidecars:
+        name = f"{pod_name}-{sidecar['name']}"
+        units[f"{name}.container"] = _container_unit(pod, sidecar, name)
+    return units
+
+
+def _container_unit(pod: JSONObject, container: JSONObject, name: str) -> str:
+    """A Quadlet `.container` unit running one of the pod's containers the way `kube play`
     does: same image, arguments, environment, volumes, user and restrictions."""
     spec = pod["spec"]
-    [container] = spec["containers"]
     sources = {volume["name"]: volume for volume in spec["volumes"]}
-    name = pod["metadata"]["name"]
     lines = _unit_header(f"Phoenix DemiGod: {name}")
     lines += [
         "[Container]",
@@ -262,9 +288,9 @@ def container_unit(pod: JSONObject) -> str:
     return "\n".join(lines)
 
 
-def systemd_notes(pod_file: Path) -> str:
+def systemd_notes(pod_file: Path, backup_units: Sequence[str]) -> str:
     """How to run the rendered files under systemd, with and without Quadlet."""
-    return f"""# Running this deployment under systemd
+    notes = f"""# Running this deployment under systemd
 
 Rendered by `demigod deploy render podman`. Start it once by hand:
 
@@ -287,6 +313,20 @@ Copy `quadlet/*.kube` and `{POD_FILE}` into `/etc/containers/systemd/` (or
 
 Or, one unit per container instead of the pods: copy `quadlet/*.container` there instead.
 """
+    if backup_units:
+        timer = next(unit for unit in backup_units if unit.endswith(".timer"))
+        notes += f"""
+## Backups
+
+The gateway's pod runs the backup agent beside the gateway. The full copy (a PostgreSQL
+base backup, a whole SQLite copy) runs on a timer: copy `{BACKUP_UNITS_DIR}/*` into
+`/etc/systemd/system/`, put the S3 credentials (`AWS_ACCESS_KEY_ID=...`) in
+`/etc/demigod/backup.env` if backups go to a bucket, then:
+
+    systemctl daemon-reload
+    systemctl enable --now {timer}
+"""
+    return notes
 
 
 def render_podman(
@@ -296,18 +336,29 @@ def render_podman(
     target: PodmanTarget,
     out_dir: Path,
 ) -> list[Path]:
-    """Write the Pod YAML, the Quadlet units and the systemd notes under `out_dir`; returns
+    """Write the Pod YAML, the Quadlet units, the systemd notes and, with backups
+    configured, the backup timer's units (`systemd/`) under `out_dir`; returns
     the written paths. Raises ValueError (see render_pods) and OSError."""
     pods = render_pods(settings, served, placements, target)
+    backup_units = (
+        full_backup_units(settings, image=target.gateway_image, data_volume=f"{target.name}-data")
+        if backup_configured(settings)
+        else {}
+    )
     quadlet = out_dir / "quadlet"
     quadlet.mkdir(parents=True, exist_ok=True)
     files = {
         out_dir / POD_FILE: pods_yaml(pods),
-        out_dir / SYSTEMD_NOTES: systemd_notes((out_dir / POD_FILE).resolve()),
+        out_dir / SYSTEMD_NOTES: systemd_notes((out_dir / POD_FILE).resolve(), list(backup_units)),
         quadlet / f"{target.name}.kube": kube_unit(POD_FILE),
     }
     for pod in pods:
-        files[quadlet / f"{pod['metadata']['name']}.container"] = container_unit(pod)
+        for unit, text in container_units(pod).items():
+            files[quadlet / unit] = text
+    if backup_units:
+        (out_dir / BACKUP_UNITS_DIR).mkdir(exist_ok=True)
+    for unit, text in backup_units.items():
+        files[out_dir / BACKUP_UNITS_DIR / unit] = text
     for path, text in files.items():
         path.write_text(text)
     return list(files)

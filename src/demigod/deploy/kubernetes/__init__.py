@@ -1,7 +1,8 @@
 """`demigod deploy render k8s`: a Kustomize tree for the mesh, rendered from Settings and
 the placement of each model (docs/kubernetes.md).
 
-    base/                      every namespace-independent object
+    base/                      every namespace-independent object (with backups configured:
+                               the gateway's backup sidecar, the PostgreSQL base-backup CronJob)
     overlays/{dev,stage,prod}/ namespace, replica bounds, KEDA ScaledObjects
     alternatives/hpa/ENV/      an overlay with plain HPAs (prometheus-adapter) instead of KEDA
     alternatives/inference-gateway/  InferencePools + endpoint-picker config + their routes
@@ -18,8 +19,11 @@ from pathlib import Path
 import yaml
 
 from demigod.config import Settings
+from demigod.deploy.backup_workloads import backup_configured, registry_is_postgres
 from demigod.deploy.files import write_tree
+from demigod.deploy.images import ImageSet
 from demigod.deploy.kubernetes.autoscaling import adapter_rules, external_hpa, scaled_object
+from demigod.deploy.kubernetes.backup import cluster_backup_cronjob
 from demigod.deploy.kubernetes.inference import (
     endpoint_picker_config,
     http_route,
@@ -29,7 +33,13 @@ from demigod.deploy.kubernetes.inference import (
 from demigod.deploy.kubernetes.monitoring import prometheus_rule, service_monitor
 from demigod.deploy.kubernetes.names import GATEWAY
 from demigod.deploy.kubernetes.network import network_policies
-from demigod.deploy.kubernetes.serving import gateway_objects, worker_names, worker_objects
+from demigod.deploy.kubernetes.serving import (
+    gateway_objects,
+    pod_settings,
+    secret_env,
+    worker_names,
+    worker_objects,
+)
 from demigod.deploy.kubernetes.terraform import terraform_variables
 from demigod.deploy.placement import Placement
 
@@ -50,8 +60,14 @@ def _kustomization(**fields: object) -> str:
 
 def render_files(settings: Settings, placements: list[Placement]) -> dict[str, str]:
     """Every file of the tree by relative path. `placements` are those of
-    `settings.models`, in order (demigod.deploy.footprint.place_models)."""
+    `settings.models`, in order (demigod.deploy.footprint.place_models). Raises
+    ValueError when backups go to `ops.backup.dir`, a host path no pod mounts."""
     k8s = settings.kubernetes
+    if settings.ops.backup.dir is not None:
+        raise ValueError(
+            "ops.backup.dir is a path on one host, which no pod mounts: in a cluster, back "
+            "up to the snapshots bucket (set snapshots.bucket, unset ops.backup.dir)"
+        )
     entries = worker_names(settings)
     base_env = next(iter(k8s.environments.values()))
     files: dict[str, str] = {}
@@ -67,6 +83,11 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
         )
     base["network-policies.yaml"] = network_policies(k8s)
     base["monitoring.yaml"] = [service_monitor(settings), prometheus_rule(settings)]
+    if backup_configured(settings) and registry_is_postgres(settings):
+        image = ImageSet.from_config(settings.images).gateway
+        base["backup.yaml"] = [
+            cluster_backup_cronjob(pod_settings(settings), image, secret_env(settings))
+        ]
     for name, objects in base.items():
         files[f"base/{name}"] = _documents(objects)
     files["base/kustomization.yaml"] = _kustomization(resources=list(base))
@@ -149,5 +170,6 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
 
 
 def render_kubernetes(settings: Settings, placements: list[Placement], out_dir: Path) -> list[Path]:
-    """Write the tree under `out_dir`; returns the written paths. Raises OSError."""
+    """Write the tree under `out_dir`; returns the written paths. Raises ValueError (see
+    render_files) and OSError."""
     return write_tree(render_files(settings, placements), out_dir)

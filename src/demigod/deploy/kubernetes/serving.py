@@ -19,8 +19,10 @@ import math
 from pathlib import Path
 
 from demigod.config import KubernetesConfig, ModelConfig, PlacementConfig, Settings
+from demigod.deploy.backup_workloads import backup_configured
 from demigod.deploy.disruption import DisruptionBudget
 from demigod.deploy.images import ImageSet
+from demigod.deploy.kubernetes.backup import cluster_backup_sidecar
 from demigod.deploy.kubernetes.monitoring import JOB_LABEL
 from demigod.deploy.kubernetes.names import GATEWAY, WorkerName, gateway_selector, metadata
 from demigod.deploy.observability.prometheus import GATEWAY_JOB, WORKER_JOB
@@ -77,7 +79,7 @@ def startup_seconds(weights_bytes: int, settings: Settings) -> int:
     return STARTUP_FLOOR_SECONDS + math.ceil(2 * weights_bytes / rate)
 
 
-def _pod_settings(settings: Settings) -> Settings:
+def pod_settings(settings: Settings) -> Settings:
     """What the pods are configured with: no credentials (they reach pods as DEMIGOD_*
     variables from the `env` Secret and as Secret files), and none of the render-time
     sections (placement, kubernetes)."""
@@ -149,7 +151,7 @@ def worker_objects(
 ) -> list[Object]:
     """Deployment, Service and PDB of one model's worker (stable or candidate)."""
     container = worker_container(
-        _pod_settings(settings),
+        pod_settings(settings),
         _worker_model(model),
         image=ImageSet.from_config(settings.images).worker(placed.on_gpu),
         resources=placed.resources,
@@ -218,8 +220,19 @@ def _stateful_set(replicas: int, pod: Object, settings: Settings) -> Object:
     }
 
 
+def secret_env(settings: Settings) -> list[Object]:
+    """The Secrets the gateway's variables come from (database and Redis URLs, S3
+    credentials), by reference; the backup agent reads the same."""
+    secrets = settings.kubernetes.secrets
+    return [
+        {"secretRef": {"name": secrets.env, "optional": True}},
+        {"secretRef": {"name": secrets.s3, "optional": True}},
+    ]
+
+
 def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> list[Object]:
-    """StatefulSet (a data volume per replica), Service, PDB and HPA (CPU and in-flight
+    """StatefulSet (a data volume per replica; the backup agent's sidecar when backups are
+    configured), Service, PDB and HPA (CPU and in-flight
     requests) of the gateway, whose upstreams are the workers' Services: a model's stable
     worker first, then its canary candidate's, which the gateway's version router splits
     sessions between by the canary weight (docs/routing.md), as it does for embedded
@@ -229,20 +242,23 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
         for model, worker in worker_names(settings)
     ]
     secrets = settings.kubernetes.secrets
-    container = gateway_container(
-        _pod_settings(settings), upstreams, image=ImageSet.from_config(settings.images).gateway
-    )
+    in_pod = pod_settings(settings)
+    image = ImageSet.from_config(settings.images).gateway
+    container = gateway_container(in_pod, upstreams, image=image)
     container["resources"] = GATEWAY_RESOURCES
-    container["envFrom"] = [
-        {"secretRef": {"name": secrets.env, "optional": True}},
-        {"secretRef": {"name": secrets.s3, "optional": True}},
-    ]
-    container["volumeMounts"] += [
+    container["envFrom"] = secret_env(settings)
+    secret_mounts: list[Object] = [
         {"name": "api-keys", "mountPath": f"{SECRETS_DIR}/api-keys", "readOnly": True},
         {"name": "audit-key", "mountPath": f"{SECRETS_DIR}/audit", "readOnly": True},
     ]
+    container["volumeMounts"] += secret_mounts
+    containers = [container]
+    if backup_configured(settings):
+        containers.append(
+            cluster_backup_sidecar(in_pod, image, container["envFrom"], secret_mounts)
+        )
     pod = pod_spec(
-        [container],
+        containers,
         {
             TMP_VOLUME: {"emptyDir": {}},
             "api-keys": {"secret": {"secretName": secrets.api_keys, "defaultMode": 0o440}},
