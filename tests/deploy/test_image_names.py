@@ -141,6 +141,7 @@ def test_the_renderers_pick_each_image_by_placement(tmp_path: Path) -> None:
 
     # Podman: the same models, their files here (any bytes: the footprints are declared).
     podman_config = {**config, "data_dir": str(tmp_path / "data")}
+    del podman_config["database_url"]  # render podman reads the registry: a local SQLite one
     podman_config["models"] = []
     for model in MESH["models"][::2]:  # one version each
         path = tmp_path / "models" / Path(model["path"]).name

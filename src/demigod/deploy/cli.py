@@ -150,8 +150,9 @@ def render_podman_command(
 ) -> None:
     """Pods for `podman kube play` on this host: the gateway and one worker container per
     served model (the configured GGUF files and each registered model's stable version),
-    sized by the placement rule; plus Quadlet units and systemd notes. Run it with
-    `podman kube play OUT/demigod.yaml`."""
+    sized by the placement rule; plus Quadlet units and systemd notes. With a backup
+    destination (ops.backup.dir or snapshots.bucket), the backup agent beside the gateway
+    and a systemd timer for full copies. Run it with `podman kube play OUT/demigod.yaml`."""
     from demigod.deploy.footprint import FootprintUnknownError, place_models
     from demigod.deploy.images import ImageSet
     from demigod.deploy.placement import PlacementError
@@ -279,7 +280,9 @@ def render_kubernetes_command(
 ) -> None:
     """A Kustomize tree for Kubernetes: base, overlays dev/stage/prod (KEDA autoscaling),
     the plain-HPA alternative, InferencePools and HTTPRoutes (docs/kubernetes.md). Each
-    worker is placed and sized as `demigod deploy placement` shows."""
+    worker is placed and sized as `demigod deploy placement` shows. With a backup bucket
+    (snapshots.bucket), the backup agent beside the gateway and, for a PostgreSQL
+    registry, a base-backup CronJob."""
     from demigod.deploy.kubernetes import render_kubernetes
 
     settings, placements = _placed(config)
