@@ -455,7 +455,11 @@ class KubernetesConfig(Section):
         default_factory=_default_environments, min_length=1, description="Kustomize overlays"
     )
     max_unavailable_percent: int = Field(
-        default=20, ge=0, le=100, description="of a model's replicas, in rollouts and drains"
+        default=20,
+        ge=0,
+        le=100,
+        description="of a model's replicas, in rollouts (drains: one pod at a time, which "
+        "keeps this floor from 100 / max_unavailable_percent replicas on)",
     )
     max_surge_percent: int = Field(
         default=25, ge=1, le=100, description="extra replicas a rolling update may start"

@@ -397,11 +397,16 @@ def test_workers_are_placed_sized_and_budgeted(builds: dict[str, list[dict[str, 
         >= startup_seconds(20_000_000_000, settings)
         > 400
     )
-    # Rollouts and drains keep >= 80 % serving (tests/deploy/test_disruption.py).
+    # Rollouts keep >= 80 % serving; drains take one pod at a time, never none
+    # (tests/deploy/test_disruption.py): the gateway's and every worker's PDB.
     assert chat["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": "20%", "maxSurge": "25%"}
-    pdb = _find(prod, "PodDisruptionBudget", "demigod-worker-chat")
-    assert pdb["spec"]["minAvailable"] == "80%"
-    assert pdb["spec"]["selector"]["matchLabels"] == chat["spec"]["selector"]["matchLabels"]
+    for objects in builds.values():
+        for workload in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
+            name = workload["metadata"]["name"]
+            pdb = _find(objects, "PodDisruptionBudget", name)["spec"]
+            assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb, name
+            assert pdb["selector"]["matchLabels"] == workload["spec"]["selector"]["matchLabels"]
+            assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     # The candidate serves its own file under the same name.
     candidate = _find(prod, "Deployment", "demigod-worker-chat-candidate")
     candidate_env = _environment(candidate["spec"]["template"]["spec"]["containers"][0])
@@ -414,6 +419,37 @@ def test_workers_are_placed_sized_and_budgeted(builds: dict[str, list[dict[str, 
         assert pod["automountServiceAccountToken"] is False
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_no_autoscaled_workload_carries_a_replica_count(
+    tree: Path, builds: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Every Deployment and StatefulSet of every build is the target of exactly one
+    autoscaler (the gateway's HPA; each worker's ScaledObject, or HPA in the alternative),
+    and none carries `spec.replicas`: `kubectl apply -k` (deploy.yml) and Terraform would
+    otherwise reset the count the autoscaler chose on every apply. No file of the tree
+    sets one either (the base is no tree of its own: every build autoscales it)."""
+    built_workloads = 0
+    for name, objects in builds.items():
+        targets = [
+            o["spec"]["scaleTargetRef"]
+            for o in objects
+            if o["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")
+        ]
+        for workload in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
+            ref = {
+                "apiVersion": "apps/v1",
+                "kind": workload["kind"],
+                "name": workload["metadata"]["name"],
+            }
+            assert targets.count(ref) == 1, f"{name}: {ref} has {targets.count(ref)} autoscalers"
+            assert "replicas" not in workload["spec"], f"{name}: {ref}"
+            built_workloads += 1
+    assert built_workloads == 6 * 4  # 3 overlays + 3 HPA alternatives, gateway + 3 workers
+    for path in sorted(tree.rglob("*.yaml")):
+        for obj in yaml.safe_load_all(path.read_text()):
+            if obj and obj.get("kind") in ("Deployment", "StatefulSet"):
+                assert "replicas" not in obj.get("spec", {}), path.relative_to(tree)
 
 
 def test_scaled_objects_scale_on_the_workers_own_series(
@@ -485,7 +521,8 @@ def test_each_gateway_replica_keeps_its_data_on_a_volume_of_its_own(
 ) -> None:
     """The audit log, canary state and API keys survive a restart: the gateway is a
     StatefulSet whose `data` volume is a PersistentVolumeClaim per replica (kept when it
-    shrinks or is deleted), not an emptyDir; its HPA and the overlays size that set."""
+    shrinks or is deleted), not an emptyDir; its HPA sizes that set, within the overlay's
+    bounds."""
     prod = builds["overlays/prod"]
     gateway = _find(prod, "StatefulSet", "demigod-gateway")
     spec = gateway["spec"]
@@ -506,9 +543,10 @@ def test_each_gateway_replica_keeps_its_data_on_a_volume_of_its_own(
     assert "data" not in {v["name"] for v in pod["volumes"]}, "the claim backs it, no pod volume"
     settings = {e["name"]: e["value"] for e in container["env"]}
     assert settings["DEMIGOD_DATA_DIR"] == "/var/lib/demigod"  # audit log and canary state under it
-    assert spec["replicas"] == 3 and pod["securityContext"]["fsGroup"] == 10001
+    assert pod["securityContext"]["fsGroup"] == 10001
     _find(prod, "Service", spec["serviceName"])
     hpa = _find(prod, "HorizontalPodAutoscaler", "demigod-gateway")["spec"]
+    assert "replicas" not in spec and (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 10)
     assert hpa["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",

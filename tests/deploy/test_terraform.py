@@ -1,6 +1,8 @@
 """deploy/terraform: the provider-free placement module runs under `terraform test` and
 agrees with demigod.deploy.placement on generated cases; the provider-bound modules parse
-(python-hcl2), have the seed's interface, pass checkov, and take the rendered variables."""
+(python-hcl2), have the seed's interface, pass checkov, take the rendered variables, and
+apply the rendered objects without a replica count of their own (their `locals`, run by
+Terraform offline on the rendered objects)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ import random
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import hcl2
+import pytest
+import yaml
 from typer.testing import CliRunner
 
 from demigod.cli import app
@@ -164,9 +169,7 @@ def test_the_modules_parse_and_have_the_seeds_interface(tmp_path: Path) -> None:
         assert (TERRAFORM / body["source"].strip('"')).is_dir()
 
 
-def test_the_rendered_variables_fit_the_root_module(tmp_path: Path) -> None:
-    import yaml
-
+def _render(tmp_path: Path) -> Path:
     (tmp_path / "mesh.yaml").write_text(yaml.safe_dump(MESH))
     result = CliRunner().invoke(
         app,
@@ -181,7 +184,11 @@ def test_the_rendered_variables_fit_the_root_module(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    tfvars = json.loads((tmp_path / "out" / "terraform" / "prod.tfvars.json").read_text())
+    return tmp_path / "out"
+
+
+def test_the_rendered_variables_fit_the_root_module(tmp_path: Path) -> None:
+    tfvars = json.loads((_render(tmp_path) / "terraform" / "prod.tfvars.json").read_text())
     declared = {
         name.strip('"'): body
         for p in (_parse(TERRAFORM / "variables.tf"),)
@@ -206,3 +213,155 @@ def test_checkov_passes_on_the_terraform() -> None:
     # manifests, which test_kubernetes.py runs checkov on. Here: it parses, nothing fails.
     summary = report.get("summary", report)
     assert summary["parsing_errors"] == 0 and summary["failed"] == 0, report
+
+
+def _locals_block(text: str) -> str:
+    """The module's `locals { ... }` block, verbatim (braces counted)."""
+    start = text.index("locals {")
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if text[end] == "}" and depth == 0:
+            return text[start : end + 1]
+    raise AssertionError("unbalanced locals block")
+
+
+def _module_locals(
+    module: str, variables: dict[str, object], name: str, tmp_path: Path
+) -> dict[str, Any]:
+    """`local.NAME` of deploy/terraform/modules/MODULE for `variables`: its variables and
+    locals without the provider-bound resources, applied by Terraform offline."""
+    terraform = require_binary("terraform")
+    scratch = tmp_path / module
+    scratch.mkdir()
+    source = TERRAFORM / "modules" / module
+    shutil.copy(source / "variables.tf", scratch / "variables.tf")
+    main = _locals_block((source / "main.tf").read_text())
+    (scratch / "main.tf").write_text(f'{main}\noutput "value" {{\n  value = local.{name}\n}}\n')
+    (scratch / "input.tfvars.json").write_text(json.dumps(variables))
+    env = _terraform_env(tmp_path)
+    for command in (
+        [terraform, "init", "-backend=false", "-input=false"],
+        [terraform, "apply", "-auto-approve", "-input=false", "-var-file=input.tfvars.json"],
+    ):
+        done = subprocess.run(
+            command, cwd=scratch, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    shown = subprocess.run(
+        [terraform, "output", "-json", "value"],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    value: dict[str, Any] = json.loads(shown.stdout)
+    return value
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _render(tmp_path_factory.mktemp("render"))
+
+
+@pytest.fixture(scope="module")
+def prod_objects(rendered: Path) -> list[dict[str, Any]]:
+    """The prod overlay as `kubectl kustomize` builds it (what main.tf decodes), with a
+    `spec.replicas` put back on every workload, as in a manifest rendered before the
+    autoscalers owned the count."""
+    kubectl = require_binary("kubectl")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(rendered / "overlays" / "prod")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    objects = [o for o in yaml.safe_load_all(built.stdout) if o]
+    for workload in objects:
+        if workload["kind"] in ("Deployment", "StatefulSet"):
+            assert "replicas" not in workload["spec"]  # tests/deploy/test_kubernetes.py
+            workload["spec"]["replicas"] = 7
+    return objects
+
+
+def _label(obj: dict[str, Any], name: str) -> str:
+    return str(obj["metadata"].get("labels", {}).get(name, ""))
+
+
+def _without_replicas(obj: dict[str, Any]) -> dict[str, Any]:
+    return {**obj, "spec": {k: v for k, v in obj["spec"].items() if k != "replicas"}}
+
+
+def test_the_router_applies_no_replica_count_and_floors_the_hpa(
+    prod_objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The StatefulSet goes out without `spec.replicas` (the HPA's), the HPA with
+    `replicas` as its minimum; the other objects as rendered."""
+    gateway = [o for o in prod_objects if _label(o, "app.kubernetes.io/component") == "gateway"]
+    assert {o["kind"] for o in gateway} == {
+        "StatefulSet",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    }
+    sized = _module_locals("router", {"replicas": 4, "objects": gateway}, "sized", tmp_path)
+    assert set(sized) == {f"{o['kind']}/{o['metadata']['name']}" for o in gateway}
+    for obj in gateway:
+        applied = sized[f"{obj['kind']}/{obj['metadata']['name']}"]
+        assert "replicas" not in applied["spec"]
+        if obj["kind"] == "HorizontalPodAutoscaler":
+            assert (applied["spec"]["minReplicas"], applied["spec"]["maxReplicas"]) == (4, 10)
+            assert applied["spec"]["metrics"] == obj["spec"]["metrics"]
+        else:
+            assert applied == _without_replicas(obj)
+
+
+def test_the_model_module_applies_no_replica_count(
+    rendered: Path, prod_objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A model's Deployments go out without `spec.replicas` (the ScaledObject's); its
+    objects otherwise as rendered, each annotated with the quantization."""
+    chat = [o for o in prod_objects if _label(o, "demigod.io/model") == "chat"]
+    assert {o["kind"] for o in chat} == {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "ScaledObject",
+    }
+    tfvars = json.loads((rendered / "terraform" / "prod.tfvars.json").read_text())
+    variables = {
+        "model_name": "chat",
+        "quantization": "Q4_0",
+        "gpu": False,
+        "footprint": tfvars["models"]["chat"]["footprint"],
+        "sizing": tfvars["sizing"],
+        "objects": chat,
+    }
+    manifests = _module_locals("model", variables, "manifests", tmp_path)
+    assert len(manifests) == len(chat) == 8  # stable and candidate: 4 objects each
+    for obj in chat:
+        applied = manifests[f"{obj['kind']}/{obj['metadata']['name']}"]
+        assert "replicas" not in applied["spec"]
+        assert applied["metadata"]["annotations"] == {"demigod.io/quantization": "Q4_0"}
+        assert applied["spec"] == _without_replicas(obj)["spec"]
+
+
+def test_no_manifest_resource_fights_the_autoscalers() -> None:
+    """`spec.replicas` is a computed field of every kubernetes_manifest that applies a
+    workload: the value the autoscaler sets is accepted, never planned back (setting
+    computed_fields replaces the provider's default of labels and annotations, so those
+    stay in the list)."""
+    for module in ("router", "model"):
+        parsed = _parse(TERRAFORM / "modules" / module / "main.tf")
+        [resource] = [
+            body
+            for block in parsed["resource"]
+            for kind, named in block.items()
+            if kind.strip('"') == "kubernetes_manifest"
+            for body in named.values()
+        ]
+        fields = {str(f).strip('"') for f in resource["computed_fields"]}
+        assert fields == {"metadata.annotations", "metadata.labels", "spec.replicas"}, module

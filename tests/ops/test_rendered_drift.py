@@ -78,7 +78,7 @@ def test_a_hand_edit_and_files_added_or_lost_are_drift(
 ) -> None:
     settings = load_settings(declared / "mesh.yaml")
     gateway = declared / "k8s" / "base" / "gateway.yaml"
-    edited = gateway.read_text().replace("replicas: 1\n", "replicas: 4\n", 1)
+    edited = gateway.read_text().replace("minReplicas: 1\n", "minReplicas: 4\n", 1)
     assert edited != gateway.read_text()
     gateway.write_text(edited)
     (declared / "k8s" / "base" / "extra.yaml").write_text("kind: ConfigMap\n")
@@ -86,7 +86,11 @@ def test_a_hand_edit_and_files_added_or_lost_are_drift(
     monkeypatch.chdir(declared)
     report = check_drift(settings, checks=["manifest"])
     found = {(d.subject, d.declared, d.running) for d in report.drifts}
-    edit = ("base/gateway.yaml StatefulSet/demigod-gateway", "spec.replicas=1", "spec.replicas=4")
+    edit = (
+        "base/gateway.yaml HorizontalPodAutoscaler/demigod-gateway",
+        "spec.minReplicas=1",
+        "spec.minReplicas=4",
+    )
     assert edit in found
     assert ("base/extra.yaml", "(absent)", "committed") in found
     assert ("prometheus-adapter-rules.yaml", "rendered", "(absent)") in found

@@ -1,5 +1,7 @@
 # One served model: its worker Deployment, Service, PodDisruptionBudget and ScaledObject
 # (or HPA), as `demigod deploy render k8s` rendered them, applied with kubernetes_manifest.
+# The ScaledObject (or HPA) owns the Deployment's replica count: a `spec.replicas` in the
+# objects is dropped and the field is computed, so no apply resets the autoscaler's choice.
 # The placement module recomputes where the model belongs; preconditions refuse to apply
 # manifests that disagree with it (rendered from a different mesh.yaml, or edited by hand).
 
@@ -33,17 +35,24 @@ locals {
     for d in local.deployments : lookup(d.spec.template.spec.containers[0].resources.limits, "nvidia.com/gpu", "0")
   ]
   memory_requests = [for d in local.deployments : d.spec.template.spec.containers[0].resources.requests.memory]
+  # The objects as applied: without `spec.replicas` (the autoscaler's), quantization annotated.
+  manifests = {
+    for o in var.objects : "${o.kind}/${o.metadata.name}" => merge(o, {
+      spec = { for k, v in o.spec : k => v if k != "replicas" }
+      metadata = merge(o.metadata, {
+        annotations = merge(lookup(o.metadata, "annotations", {}), {
+          "demigod.io/quantization" = var.quantization
+        })
+      })
+    })
+  }
 }
 
 resource "kubernetes_manifest" "object" {
-  for_each = { for o in var.objects : "${o.kind}/${o.metadata.name}" => o }
-  manifest = merge(each.value, {
-    metadata = merge(each.value.metadata, {
-      annotations = merge(lookup(each.value.metadata, "annotations", {}), {
-        "demigod.io/quantization" = var.quantization
-      })
-    })
-  })
+  for_each = local.manifests
+  manifest = each.value
+  # The provider's defaults (labels, annotations) and the autoscaler's replica count.
+  computed_fields = ["metadata.annotations", "metadata.labels", "spec.replicas"]
 
   lifecycle {
     precondition {

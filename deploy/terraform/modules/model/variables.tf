@@ -15,7 +15,9 @@ variable "gpu" {
 
 variable "objects" {
   description = "The model's rendered objects (labelled demigod.io/model=NAME)."
-  type        = list(any)
+  # `any`, not list(any): the objects differ in type (a StatefulSet is no Service), and a
+  # list needs one element type, so list(any) refuses them.
+  type = any
 }
 
 variable "footprint" {

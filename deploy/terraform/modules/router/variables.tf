@@ -1,5 +1,5 @@
 variable "replicas" {
-  description = "Gateway replicas (and the HPA's minimum)."
+  description = "The gateway HPA's minimum replicas (the StatefulSet has no count of its own)."
   type        = number
   validation {
     condition     = var.replicas >= 1
@@ -9,5 +9,7 @@ variable "replicas" {
 
 variable "objects" {
   description = "The gateway's rendered objects (labelled app.kubernetes.io/component=gateway)."
-  type        = list(any)
+  # `any`, not list(any): the objects differ in type (a StatefulSet is no Service), and a
+  # list needs one element type, so list(any) refuses them.
+  type = any
 }

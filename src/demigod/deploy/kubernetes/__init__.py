@@ -3,7 +3,7 @@ the placement of each model (docs/kubernetes.md).
 
     base/                      every namespace-independent object (with backups configured:
                                the gateway's backup sidecar, the PostgreSQL base-backup CronJob)
-    overlays/{dev,stage,prod}/ namespace, replica bounds, KEDA ScaledObjects
+    overlays/{dev,stage,prod}/ namespace, the gateway HPA's bounds, KEDA ScaledObjects
     alternatives/hpa/ENV/      an overlay with plain HPAs (prometheus-adapter) instead of KEDA
     alternatives/inference-gateway/  InferencePools + endpoint-picker config + their routes
     alternatives/gateway-api/  HTTPRoutes to the workers, canary split by backend weights
@@ -78,9 +78,7 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
         )
     }
     for (model, worker), placed in zip(entries, placements, strict=True):
-        base[f"{worker.name}.yaml"] = worker_objects(
-            model, worker, placed, settings, base_env.worker_min_replicas
-        )
+        base[f"{worker.name}.yaml"] = worker_objects(model, worker, placed, settings)
     base["network-policies.yaml"] = network_policies(k8s)
     base["monitoring.yaml"] = [service_monitor(settings), prometheus_rule(settings)]
     if backup_configured(settings) and registry_is_postgres(settings):
@@ -97,13 +95,9 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
             scaled_object(worker, env, k8s, placed.on_gpu)
             for (_, worker), placed in zip(entries, placements, strict=True)
         ]
+        # The environment's bounds of the gateway's HPA. No workload's `replicas`: the
+        # autoscalers own them (demigod.deploy.kubernetes.serving).
         replicas: list[dict[str, object]] = [
-            {
-                "apiVersion": "apps/v1",
-                "kind": "StatefulSet",
-                "metadata": {"name": GATEWAY},
-                "spec": {"replicas": env.gateway_replicas},
-            },
             {
                 "apiVersion": "autoscaling/v2",
                 "kind": "HorizontalPodAutoscaler",
@@ -114,15 +108,6 @@ def render_files(settings: Settings, placements: list[Placement]) -> dict[str, s
                 },
             },
         ]
-        replicas += (
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": worker.name},
-                "spec": {"replicas": env.worker_min_replicas},
-            }
-            for _, worker in entries
-        )
         overlay = f"overlays/{env_name}"
         files[f"terraform/{env_name}.tfvars.json"] = (
             json.dumps(terraform_variables(settings, placements, env), indent=2) + "\n"

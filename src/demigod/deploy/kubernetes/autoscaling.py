@@ -77,7 +77,7 @@ def triggers(
 def _behavior(config: KubernetesConfig) -> Object:
     """Explicit stabilisation: add replicas after `scale_up_window_seconds` of demand (at
     most doubling a minute), remove them after `scale_down_window_seconds` of quiet, one
-    fifth a minute (the same floor the disruption budget keeps)."""
+    fifth a minute (max_unavailable_percent, the floor rolling updates keep)."""
     return {
         "scaleUp": {
             "stabilizationWindowSeconds": config.scale_up_window_seconds,

@@ -11,6 +11,12 @@ that must outlive the pod: each replica appends to its own hash-chained audit lo
 chain's node is the pod's stable name, demigod-gateway-N) and keeps its canary state
 there. A volumeClaimTemplate gives every replica its own PersistentVolumeClaim, re-attached
 after a restart or a reschedule, and kept when the StatefulSet shrinks or is deleted.
+
+No workload carries `spec.replicas`: an autoscaler owns every count (the gateway's HPA
+here, each worker's ScaledObject or HPA in the overlays), and a replica count in the
+applied manifest would reset the autoscaler's choice on every `kubectl apply` or
+Terraform apply. The autoscaler's minimum is the floor; a workload created without one
+starts at Kubernetes' default of 1 and is raised to it at the autoscaler's next sync.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 
 from demigod.config import KubernetesConfig, ModelConfig, PlacementConfig, Settings
 from demigod.deploy.backup_workloads import backup_configured
-from demigod.deploy.disruption import DisruptionBudget
+from demigod.deploy.disruption import DisruptionBudget, pdb_spec
 from demigod.deploy.images import ImageSet
 from demigod.deploy.kubernetes.backup import cluster_backup_sidecar
 from demigod.deploy.kubernetes.monitoring import JOB_LABEL
@@ -101,7 +107,6 @@ def _deployment(
     name: str,
     labels: dict[str, str],
     selector: dict[str, str],
-    replicas: int,
     pod: Object,
     settings: Settings,
 ) -> Object:
@@ -110,7 +115,6 @@ def _deployment(
         "kind": "Deployment",
         "metadata": metadata(name, labels),
         "spec": {
-            "replicas": replicas,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector},
             "strategy": budget(settings).rolling_update(),
@@ -133,12 +137,13 @@ def _service(
     }
 
 
-def _pdb(name: str, labels: dict[str, str], selector: dict[str, str], settings: Settings) -> Object:
+def _pdb(name: str, labels: dict[str, str], selector: dict[str, str]) -> Object:
+    """Drains take one pod at a time, never none (demigod.deploy.disruption)."""
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": metadata(name, labels),
-        "spec": budget(settings).pdb_spec(selector),
+        "spec": pdb_spec(selector),
     }
 
 
@@ -147,9 +152,10 @@ def _worker_model(model: ModelConfig) -> WorkerModel:
 
 
 def worker_objects(
-    model: ModelConfig, worker: WorkerName, placed: Placement, settings: Settings, replicas: int
+    model: ModelConfig, worker: WorkerName, placed: Placement, settings: Settings
 ) -> list[Object]:
-    """Deployment, Service and PDB of one model's worker (stable or candidate)."""
+    """Deployment (its replica count left to the overlay's autoscaler), Service and PDB of
+    one model's worker (stable or candidate)."""
     container = worker_container(
         pod_settings(settings),
         _worker_model(model),
@@ -177,9 +183,9 @@ def worker_objects(
         pod["tolerations"] = tolerations
     labels, match = worker.labels(), worker.selector()
     return [
-        _deployment(worker.name, labels, match, replicas, pod, settings),
+        _deployment(worker.name, labels, match, pod, settings),
         _service(worker.name, labels, match, WORKER_PORT, WORKER_JOB),
-        _pdb(worker.name, labels, match, settings),
+        _pdb(worker.name, labels, match),
     ]
 
 
@@ -194,14 +200,13 @@ def _data_claim_template(settings: Settings, labels: dict[str, str]) -> Object:
     return {"metadata": {"name": DATA_VOLUME, "labels": labels}, "spec": spec}
 
 
-def _stateful_set(replicas: int, pod: Object, settings: Settings) -> Object:
+def _stateful_set(pod: Object, settings: Settings) -> Object:
     selector = gateway_selector()
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": metadata(GATEWAY, selector),
         "spec": {
-            "replicas": replicas,
             # The pods need no DNS names of their own: the client-facing Service governs.
             "serviceName": GATEWAY,
             # Replicas are independent: the HPA may add or remove several at once.
@@ -230,13 +235,13 @@ def secret_env(settings: Settings) -> list[Object]:
     ]
 
 
-def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> list[Object]:
+def gateway_objects(settings: Settings, min_replicas: int, max_replicas: int) -> list[Object]:
     """StatefulSet (a data volume per replica; the backup agent's sidecar when backups are
-    configured), Service, PDB and HPA (CPU and in-flight
-    requests) of the gateway, whose upstreams are the workers' Services: a model's stable
-    worker first, then its canary candidate's, which the gateway's version router splits
-    sessions between by the canary weight (docs/routing.md), as it does for embedded
-    versions."""
+    configured; sized by the HPA alone), Service, PDB and HPA (CPU and in-flight requests,
+    between `min_replicas` and `max_replicas`) of the gateway, whose upstreams are the
+    workers' Services: a model's stable worker first, then its canary candidate's, which
+    the gateway's version router splits sessions between by the canary weight
+    (docs/routing.md), as it does for embedded versions."""
     upstreams = [
         worker_upstream(_worker_model(model), [f"http://{worker.name}:{WORKER_PORT}"])
         for model, worker in worker_names(settings)
@@ -275,7 +280,7 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
         "metadata": metadata(GATEWAY, selector),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": GATEWAY},
-            "minReplicas": replicas,
+            "minReplicas": min_replicas,
             "maxReplicas": max_replicas,
             "metrics": [
                 {
@@ -302,8 +307,8 @@ def gateway_objects(settings: Settings, replicas: int, max_replicas: int) -> lis
         },
     }
     return [
-        _stateful_set(replicas, pod, settings),
+        _stateful_set(pod, settings),
         _service(GATEWAY, selector, selector, GATEWAY_PORT, GATEWAY_JOB),
-        _pdb(GATEWAY, selector, selector, settings),
+        _pdb(GATEWAY, selector, selector),
         hpa,
     ]
