@@ -18,6 +18,7 @@ from demigod.cli_support import ConfigOption, JsonOption, console, settings_or_e
 if TYPE_CHECKING:
     from demigod.config import Settings
     from demigod.ops.drift_check import DriftReport
+    from demigod.ops.model_files import ModelFilesReport
 
 ops_app = typer.Typer(
     help="Operate a deployed mesh: smoke tests, drift between git and what runs, backups and "
@@ -250,8 +251,9 @@ def restore_command(
     """Restore from the backup into the location the config describes (a fresh data_dir;
     nothing there is overwritten): keys and state, the registry, the audit log (each chain
     continued by an `audit.restore` record naming the gap), then every model file checked
-    against the registry's sha256 and refetched when missing
-    (docs/operations.md#disaster-recovery-runbook).
+    against the registry's sha256 and refetched when missing or corrupt, from the backup
+    else the snapshot store (docs/operations.md#disaster-recovery-runbook). Exit 1 when a
+    model file could not be brought back; stderr says why, per source.
     """
     import subprocess
 
@@ -270,6 +272,7 @@ def restore_command(
         if models_only:
             models = restore_models_only(settings, target)
             _print_json_or(as_json, models.to_json(), f"model files: {models.to_json()}")
+            _print_model_problems(models)
             raise typer.Exit(1 if models.missing else 0)
         report = restore(
             settings,
@@ -286,9 +289,18 @@ def restore_command(
     _print_json_or(as_json, report.to_json(), f"restored from {report.source}")
     for pending in report.pending:
         console.print(f"[yellow]still to do:[/yellow] {pending}")
-    if report.models is not None and report.models.missing:
-        console.print(f"[red]model files missing:[/red] {', '.join(report.models.missing)}")
-        raise typer.Exit(1)
+    if report.models is not None:
+        _print_model_problems(report.models)
+        if report.models.missing:
+            raise typer.Exit(1)
+
+
+def _print_model_problems(models: ModelFilesReport) -> None:
+    """What an operator must act on after the model step, on stderr beside the JSON."""
+    for bad in models.bad_copies:
+        console.print(f"[yellow]bad copy:[/yellow] {bad}")
+    for missing in models.missing:
+        console.print(f"[red]model file missing:[/red] {missing}")
 
 
 @ops_app.command("drill")

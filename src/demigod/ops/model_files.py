@@ -37,7 +37,8 @@ class ModelFilesReport:
     verified: list[str] = field(default_factory=list)
     fetched: list[str] = field(default_factory=list)  # restore: refetched, "ref <- source"
     skipped: list[str] = field(default_factory=list)  # "ref: why"
-    missing: list[str] = field(default_factory=list)  # restore: nowhere to fetch from
+    missing: list[str] = field(default_factory=list)  # restore: "ref: why each source failed"
+    bad_copies: list[str] = field(default_factory=list)  # restore: a corrupt or unreadable copy
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,7 +88,8 @@ def restore_model_files(
     """Check every ready version's file against its sha256 where the registry says it is,
     else in this data dir's store; fetch what is missing or corrupt from the backup, then
     the snapshot store. A file now in another place is recorded in the registry
-    (`version.relocated`). Raises BackupError only when the target cannot be listed."""
+    (`version.relocated`); a copy that fails its sha256 or cannot be read is named in
+    `bad_copies`. Raises BackupError only when the target cannot be listed."""
     report = ModelFilesReport()
     stored = set(target.keys(MODELS_PREFIX))
     for version in _servable(registry):
@@ -101,9 +103,10 @@ def restore_model_files(
         destination = store_path(
             settings.data_dir, version.model, version.sha256, f".{version.quantization}.gguf"
         )
-        source = _fetch(version, destination, target, stored, settings)
+        source, attempts = _fetch(version, destination, target, stored, settings)
+        report.bad_copies += [f"{version.ref}: {bad}" for bad in attempts.bad]
         if source is None:
-            report.missing.append(f"{version.ref}: in neither the backup nor a snapshot")
+            report.missing.append(f"{version.ref}: {'; '.join(attempts.bad + attempts.absent)}")
             continue
         report.fetched.append(f"{version.ref} <- {source}")
         if destination.resolve() != recorded.resolve():
@@ -118,35 +121,55 @@ def restore_model_files(
     return report
 
 
+@dataclass
+class _Attempts:
+    """Why each source did not give the file: it lacks one, or its copy failed."""
+
+    absent: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+
+
 def _fetch(
     version: VersionInfo,
     destination: Path,
     target: BackupTarget,
     stored: set[str],
     settings: Settings,
-) -> str | None:
-    """Put the version's file at `destination`, verified; returns where it came from."""
+) -> tuple[str | None, _Attempts]:
+    """Put the version's file at `destination`, verified; returns where it came from
+    (None: from nowhere) and what each source that did not give it said."""
+    attempts = _Attempts()
     if destination.is_file() and sha256_file(destination) == version.sha256:
-        return str(destination)
+        return str(destination), attempts
     key = MODELS_PREFIX + version.sha256
-    if key in stored:
+    copy = f"{target.description}/{key}"
+    if key not in stored:
+        attempts.absent.append(f"not in the backup ({copy})")
+    else:
         with tempfile.TemporaryDirectory(dir=_existing_parent(destination)) as folder:
             download = Path(folder) / "model.gguf"
             try:
                 target.get_file(key, download)
                 import_artefact(download, destination, version.sha256)
-                return f"{target.description}/{key}"
-            except (BackupError, ArtefactError):
-                pass  # a bad copy: the snapshot store may still have a good one
-    if version.snapshot_uri:
-        try:
-            SnapshotStore(settings.snapshots).download(
-                version.snapshot_uri, destination, version.sha256
-            )
-            return version.snapshot_uri
-        except SnapshotError:
-            return None
-    return None
+                return copy, attempts
+            # A bad copy: the snapshot store may still have a good one.
+            except BackupError as exc:
+                attempts.bad.append(f"the backup's copy could not be read: {exc}")
+            except ArtefactError:
+                attempts.bad.append(
+                    f"the backup's copy {copy} does not match the registry's sha256"
+                )
+    if not version.snapshot_uri:
+        attempts.absent.append("no snapshot (it was never retired)")
+        return None, attempts
+    try:
+        SnapshotStore(settings.snapshots).download(
+            version.snapshot_uri, destination, version.sha256
+        )
+    except SnapshotError as exc:
+        attempts.bad.append(f"snapshot: {exc}")
+        return None, attempts
+    return version.snapshot_uri, attempts
 
 
 def _existing_parent(path: Path) -> Path:

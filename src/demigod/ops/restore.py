@@ -4,8 +4,11 @@
 2. the registry (Litestream for SQLite; for PostgreSQL a data directory that recovers
    when started, by the caller's `start_postgres`),
 3. the audit log, each chain then continued by an `audit.restore` record naming the gap,
-4. model files, verified against the registry's sha256 and fetched when missing,
+4. model files, verified against the registry's sha256 and fetched when missing or corrupt,
 5. one `ops.restore` admin audit record with this report.
+
+A canary that was running when the backup was taken comes back at its weight with no
+controller steering it; the report's `pending` says so.
 
 `settings` describe the new location (data_dir, audit.dir, database_url); nothing that
 exists there is overwritten.
@@ -20,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from demigod.canary.store import FileCanaryStore, RegistryCanaryStore
 from demigod.config import Settings
 from demigod.ops.audit_backup import RestoredChain, record_gap, restore_chains
 from demigod.ops.backup_target import BackupError, BackupTarget
@@ -116,6 +120,7 @@ def restore(
                 report.models = restore_model_files(registry, settings, target)
 
         step("model files", models)
+    report.pending += _unsteered_canaries(settings, registry_ready)
     try:
         record_admin_event(settings, RESTORE_EVENT, report.to_json())
     except AuditLogUnavailableError as exc:
@@ -167,6 +172,26 @@ def _restore_registry(
         return False
     step("registry recovery", lambda: _wait_for_registry(settings, start_postgres, prepared[0]))
     return True
+
+
+def _unsteered_canaries(settings: Settings, registry_ready: bool) -> list[str]:
+    """A pending line per rollout restored as `running`: its controller (`demigod canary
+    start`) died with the host, so the weight stays where it was until someone acts."""
+    if settings.canary.store == "registry":
+        if not registry_ready:
+            return []
+        with Registry.open(settings.database_url, settings.data_dir) as registry:
+            states = RegistryCanaryStore(registry).states()
+    else:
+        states = FileCanaryStore(settings.canary.state_file).states()
+    return [
+        f"the canary of {state.model} was running ({state.candidate} at {state.weight:g}%) "
+        f"and nothing steers it now: `demigod canary abort {state.model}` then "
+        f"`demigod canary start {state.model}` to follow it again, or "
+        f"`demigod canary promote {state.model}`"
+        for state in states.values()
+        if state.status == "running"
+    ]
 
 
 def _wait_for_registry(
