@@ -26,6 +26,7 @@ from tests.steady_load import SteadyLoad
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 COMPILERS = ("cc", "gcc", "g++", "c++", "clang", "cmake", "make", "ld", "as")
+IMAGE_BUDGETS = {"gateway": 550_000_000, "worker-cpu": 600_000_000}  # bytes, as podman counts
 
 
 def client(deployment: Deployment) -> OpenAI:
@@ -91,6 +92,15 @@ def test_the_images_hold_no_compiler_and_the_gateway_no_llama_cpp(images: Images
     labels = json.loads(podman("image", "inspect", "--format", "{{json .Labels}}", images.worker))
     for key in ("source", "revision", "version", "licenses"):
         assert labels[f"org.opencontainers.image.{key}"], key
+
+
+def test_the_images_fit_their_size_budgets(images: Images) -> None:
+    """docs/containers.md's budgets ("Sizes and build times"): raising one is a decision
+    written there with the measured reason, not something a build does quietly."""
+    for image, budget in ((images.gateway, IMAGE_BUDGETS["gateway"]),
+                          (images.worker, IMAGE_BUDGETS["worker-cpu"])):  # fmt: skip
+        size = int(podman("image", "inspect", "--format", "{{.Size}}", image).strip())
+        assert size <= budget, f"{image} is {size / 1e6:.1f} MB, over its {budget / 1e6:g} MB"
 
 
 def test_each_image_has_an_sbom_of_its_python_environment(images: Images) -> None:

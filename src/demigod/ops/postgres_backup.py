@@ -35,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 
 from demigod.config import Settings
 from demigod.ops.backup_target import BackupError, BackupTarget
-from demigod.ops.postgres_cluster import postgres_bin_dir
+from demigod.ops.postgres_cluster import PostgresUnavailableError, postgres_client_tool
 
 PG_PREFIX = "registry/postgres/"
 BASE_PREFIX = PG_PREFIX + "base/"
@@ -117,13 +117,17 @@ class BaseBackup:
 def base_backup(settings: Settings, target: BackupTarget, now: datetime) -> BaseBackup:
     """Take a base backup of the registry's cluster and store it; then delete base
     backups older than the retention (the newest always stays) and the WAL only they
-    needed. Raises BackupError when pg_basebackup or the target fails."""
+    needed. Raises BackupError when pg_basebackup is missing or fails, or the target fails."""
     assert settings.database_url is not None
+    try:
+        pg_basebackup = postgres_client_tool("pg_basebackup")
+    except PostgresUnavailableError as exc:
+        raise BackupError(str(exc)) from exc
     stamp = now.astimezone(UTC).strftime(STAMP_FORMAT)
     with tempfile.TemporaryDirectory(prefix="demigod-basebackup-") as folder:
         out = Path(folder) / "backup"
         command = [
-            str(postgres_bin_dir() / "pg_basebackup"),
+            str(pg_basebackup),
             "-d",
             conninfo(settings.database_url),
             "-D",

@@ -27,21 +27,43 @@ _databases = itertools.count()
 
 
 class PostgresUnavailableError(RuntimeError):
-    """The PostgreSQL server binaries are not installed."""
+    """The PostgreSQL server, or the client program asked for, is not installed."""
+
+
+def _newest_major(tool: str) -> Path | None:
+    """`tool` in the newest major's /usr/lib/postgresql/<major>/bin (numerically: 17 is
+    newer than 9.6), or None."""
+
+    def major(path: str) -> tuple[int, ...]:
+        version = Path(path).parts[-3]
+        return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"), key=major)
+    return Path(found[-1]) if found else None
 
 
 def postgres_bin_dir() -> Path:
-    """Where initdb, postgres, pg_ctl and pg_basebackup live (the newest installed major).
+    """Where initdb, postgres and pg_ctl live (the newest installed server major).
     Raises PostgresUnavailableError when there is none."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
+    initdb = _newest_major("initdb") or shutil.which("initdb")
     if initdb is None:
         raise PostgresUnavailableError(
             "PostgreSQL server is not installed (Debian package postgresql)"
         )
     return Path(initdb).parent
+
+
+def postgres_client_tool(tool: str) -> Path:
+    """A client program (pg_basebackup, psql) of the newest installed major: Debian's
+    client package (postgresql-client-<major>, what the gateway image carries) puts it in
+    /usr/lib/postgresql/<major>/bin too, without the server. Raises
+    PostgresUnavailableError when it is not installed."""
+    path = _newest_major(tool) or shutil.which(tool)
+    if path is None:
+        raise PostgresUnavailableError(
+            f"{tool} is not installed (Debian package postgresql-client)"
+        )
+    return Path(path)
 
 
 class PostgresCluster:
