@@ -94,6 +94,12 @@ class EngineConfig(Section):
         description="layers of each model offloaded to a GPU: -1 all, 0 none; needs a GPU "
         "build of llama-cpp-python (docs/troubleshooting.md), else ignored",
     )
+    cpu_weight_repacking: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="llama.cpp's repacked CPU weight layouts (its extra buffer types: "
+        "AVX2/AVX-512 repacking, Intel AMX). auto: on, except where llama.cpp was built with "
+        "AMX, whose matmul crashes on some CPUs (docs/troubleshooting.md)",
+    )
     queue_size: int = Field(
         default=32, ge=1, description="requests waiting per model before 503 + Retry-After"
     )

@@ -64,6 +64,26 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def weight_repacking(setting: str, system_info: str) -> bool:
+    """Whether llama.cpp may place weights in its extra CPU buffer types (repacked layouts).
+
+    `auto` leaves them on except in a build with Intel AMX (`AMX_INT8 = 1`, what a native
+    build on Sapphire Rapids and later gets): its matmul segfaults on some of those CPUs
+    (ggml-org/llama.cpp#20824, an invalid tile config; fix proposed in #26954), and AMX is
+    only reached through those buffers. Measured on this project's CI machine: the first
+    prompt of any Q4_0 model crashed the process. Off costs the repacked matmul's speed.
+    """
+    if setting != "auto":
+        return setting == "on"
+    if "AMX_INT8 = 1" in system_info:
+        log.warning(
+            "llama.cpp was built with Intel AMX, whose matmul crashes on some CPUs: weight "
+            "repacking is off (engine.cpu_weight_repacking=on forces it; docs/troubleshooting.md)"
+        )
+        return False
+    return True
+
+
 class LlamaCppEngine(ScheduledEngine):
     """A GGUF model served by llama.cpp. See `demigod.engines.base.Engine`."""
 
@@ -78,6 +98,9 @@ class LlamaCppEngine(ScheduledEngine):
 
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = config.n_gpu_layers
+        model_params.use_extra_bufts = weight_repacking(
+            config.cpu_weight_repacking, llama_cpp.llama_print_system_info().decode()
+        )
         if config.n_gpu_layers > 0 and not llama_cpp.llama_supports_gpu_offload():
             log.warning(
                 "engine.n_gpu_layers=%d but this llama-cpp-python has no GPU support: "
