@@ -130,8 +130,9 @@ def metric(gateway: str, name: str, replica: str) -> float:
     return total
 
 
-def stream_events(gateway: str, results: list[tuple[str, list[str]]]) -> None:
-    """One long stream; appends (replica, data lines) when it ends."""
+def stream_events(gateway: str, results: list[tuple[str, list[str]]], started: list[str]) -> None:
+    """One long stream; appends its replica to `started` once the answer's headers are in,
+    and (replica, data lines) to `results` when it ends."""
     with (
         httpx.Client(timeout=30) as client,
         client.stream(
@@ -141,6 +142,7 @@ def stream_events(gateway: str, results: list[tuple[str, list[str]]]) -> None:
         ) as response,
     ):
         replica = response.headers["x-demigod-replica"]
+        started.append(replica)
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     results.append((replica, lines))
 
@@ -148,17 +150,20 @@ def stream_events(gateway: str, results: list[tuple[str, list[str]]]) -> None:
 def test_kill_one_worker_under_load_then_restart(cluster: Cluster, tiny_model: Path) -> None:
     gateway = cluster.gateway
     streams: list[tuple[str, list[str]]] = []
+    started: list[str] = []
     with (
         SteadyLoad(f"{gateway}/v1/chat/completions", chat(4)) as load,
         ThreadPoolExecutor(max_workers=4) as pool,
     ):
-        streamers = [pool.submit(stream_events, gateway, streams) for _ in range(4)]
+        streamers = [pool.submit(stream_events, gateway, streams, started) for _ in range(4)]
         wait_for(  # load flowing to both replicas (the streams are under way meanwhile)
             lambda: load.replicas_since(0) == set(cluster.workers),
             "steady load did not reach both replicas",
         )
+        wait_for(lambda: len(started) == len(streamers), "the streams did not start")
 
-        victim = next(iter(cluster.workers))
+        # The victim holds a stream (the balancer may have put all four on one replica).
+        victim = started[0]
         survivor = next(url for url in cluster.workers if url != victim)
         cluster.workers[victim].send_signal(signal.SIGKILL)
         # Marked down by a refused connect or a failed health check, whichever comes first.
