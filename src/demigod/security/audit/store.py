@@ -538,10 +538,33 @@ def _complete_lines(path: Path, *, repair: bool) -> list[bytes]:
 
 
 def _last_record_time(path: Path) -> datetime | None:
-    lines = _complete_lines(path, repair=False)
-    if not lines:
+    line = _last_complete_line(path)
+    if line is None:
         return None
     try:
-        return parse_time(AuditRecord.from_line(lines[-1]).time)
+        return parse_time(AuditRecord.from_line(line).time)
     except (RecordFormatError, ValueError):
         return None
+
+
+def _last_complete_line(path: Path, block: int = 64 * 1024) -> bytes | None:
+    """The last newline-terminated line of `path` (without its newline), read from the
+    file's end. Pruning asks this of old segments at each rotation: reading a whole 64 MiB
+    segment for it grew the gateway's memory by the segment's size (docs/benchmarks.md,
+    the 30-minute soak)."""
+    try:
+        with open(path, "rb") as handle:
+            end = position = handle.seek(0, os.SEEK_END)
+            while position > 0:
+                position = max(0, position - block)
+                handle.seek(position)
+                tail = handle.read(end - position)
+                last_newline = tail.rfind(b"\n")
+                if last_newline < 0:
+                    continue  # only a torn tail so far: read further back
+                start = tail.rfind(b"\n", 0, last_newline) + 1
+                if start > 0 or position == 0:
+                    return tail[start:last_newline]
+    except FileNotFoundError:
+        pass
+    return None
