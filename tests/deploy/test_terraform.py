@@ -39,6 +39,17 @@ def _terraform_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _terraform_ok(
+    command: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a terraform command offline; it must succeed (its output names why not)."""
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def _cases() -> list[tuple[ModelFootprint, EngineConfig, PlacementConfig]]:
     """Footprints across the three bands, on the default classes and on a mixed set."""
     rng = random.Random(13)
@@ -118,24 +129,8 @@ def test_the_placement_module_agrees_with_the_python_rule(tmp_path: Path) -> Non
     assert sum("expect_failures" in b for b in blocks) in range(1, len(blocks) - 8)
     (module / "tests" / "generated.tftest.hcl").write_text("\n".join(blocks))
     env = _terraform_env(tmp_path)
-    init = subprocess.run(
-        [terraform, "init", "-backend=false", "-input=false"],
-        cwd=module,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert init.returncode == 0, init.stdout + init.stderr
-    tested = subprocess.run(
-        [terraform, "test", "-no-color"],
-        cwd=module,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    _terraform_ok([terraform, "init", "-backend=false", "-input=false"], module, env)
+    tested = _terraform_ok([terraform, "test", "-no-color"], module, env, timeout=300)
     assert f"{len(blocks) + 3} passed, 0 failed" in tested.stdout  # + the 3 seed examples
 
 
@@ -240,23 +235,10 @@ def _module_locals(
     (scratch / "main.tf").write_text(f'{main}\noutput "value" {{\n  value = local.{name}\n}}\n')
     (scratch / "input.tfvars.json").write_text(json.dumps(variables))
     env = _terraform_env(tmp_path)
-    for command in (
-        [terraform, "init", "-backend=false", "-input=false"],
-        [terraform, "apply", "-auto-approve", "-input=false", "-var-file=input.tfvars.json"],
-    ):
-        done = subprocess.run(
-            command, cwd=scratch, env=env, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    shown = subprocess.run(
-        [terraform, "output", "-json", "value"],
-        cwd=scratch,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert shown.returncode == 0, shown.stderr
+    _terraform_ok([terraform, "init", "-backend=false", "-input=false"], scratch, env)
+    apply = [terraform, "apply", "-auto-approve", "-input=false", "-var-file=input.tfvars.json"]
+    _terraform_ok(apply, scratch, env)
+    shown = _terraform_ok([terraform, "output", "-json", "value"], scratch, env, timeout=60)
     value: dict[str, Any] = json.loads(shown.stdout)
     return value
 
