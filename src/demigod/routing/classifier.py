@@ -3,13 +3,16 @@
 Layered, cheapest first:
 1. rules — very long input is `long_context`; a code fence, a stack trace or a line that
    starts like a code statement (`def f(x):`, `#include <x>`, `SELECT a FROM`) is `code`;
-2. a linear model (softmax regression over hashed word and character n-grams), trained
+2. two linear models, their probabilities averaged: softmax regression over hashed word
+   and character n-grams, and softmax regression over the multilingual sentence
+   encoder's embedding of the prompt's first 100 words (demigod.text_encoder), trained
    from `routing/data/train.jsonl` (fifteen languages; bench/screening_data/build.py
-   writes it, split by family; the frozen test sets never ship). Its weights ship as
+   writes it, split by family; the frozen test sets never ship). Their weights ship as
    `routing/data/model.npz`, stamped with the training file's sha256 (`python -m
    demigod.routing.train` rewrites them), so a process loads them instead of training.
    Below `min_confidence` the prompt falls back to `fallback` (chat).
-Everything runs on the CPU in well under a millisecond per prompt.
+Everything runs on the CPU: the rules and the n-grams in under a millisecond, the
+encoder in 2-6 ms per prompt (docs/routing.md).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 from demigod import shipped_weights
 from demigod.config import RoutingConfig
 from demigod.jsonl import json_lines
+from demigod.text_encoder import EmbeddingHead, shared_encoder, softmax, word_windows
 
 log = logging.getLogger(__name__)
 
@@ -130,19 +134,45 @@ def features(text: str) -> np.ndarray:
     return vector
 
 
-class LinearModel:
-    """Softmax regression trained by full-batch gradient descent (deterministic)."""
+def first_window(text: str) -> str:
+    """What the encoder reads of a prompt: its first 100 words."""
+    return next(iter(word_windows(text)), "")
 
-    def __init__(self, labels: list[str], weights: np.ndarray, bias: np.ndarray) -> None:
+
+class LinearModel:
+    """Softmax regression on hashed n-grams, averaged with softmax regression on the
+    sentence encoder's embedding when it has `head` (both trained by full-batch gradient
+    descent: deterministic)."""
+
+    def __init__(
+        self,
+        labels: list[str],
+        weights: np.ndarray,
+        bias: np.ndarray,
+        head: EmbeddingHead | None = None,
+    ) -> None:
         self.labels = labels
         self._weights = weights
         self._bias = bias
+        self._head = head
 
     @classmethod
-    def train(cls, rows: Iterable[LabelledPrompt]) -> LinearModel:
+    def train(cls, rows: Iterable[LabelledPrompt], *, encoder: bool = True) -> LinearModel:
+        """The n-gram model, then (with `encoder`) the head on the prompts' embeddings
+        (about a minute for the shipped training split: the encoder reads every prompt)."""
+        rows = list(rows)
+        model = cls._train_ngrams(rows)
+        if not encoder:
+            return model
+        embeddings = shared_encoder().encode([first_window(row.prompt) for row in rows])
+        classes = np.asarray([model.labels.index(row.category) for row in rows])
+        head = EmbeddingHead.fit(embeddings, classes, np.ones(len(rows)), len(model.labels))
+        return cls(model.labels, model._weights, model._bias, head)
+
+    @classmethod
+    def _train_ngrams(cls, rows: list[LabelledPrompt]) -> LinearModel:
         """On the sparse features (a prompt has a few hundred non-zero entries of 16 384):
         the same steps as dense matrices, without a prompts x 16 384 matrix."""
-        rows = list(rows)
         labels = sorted({row.category for row in rows})
         parts = [sparse_features(row.prompt) for row in rows]
         ids = np.concatenate([p[0] for p in parts])
@@ -155,7 +185,7 @@ class LinearModel:
         bias = np.zeros(len(labels), dtype=np.float32)
         for _ in range(TRAIN_STEPS):
             logits = np.add.reduceat(values[:, None] * weights[ids], starts, axis=0) + bias
-            error = (_softmax(logits) - y) / len(rows)
+            error = (softmax(logits) - y) / len(rows)
             spread = values[:, None] * error[row_of]
             gradient = np.stack(
                 [
@@ -169,15 +199,29 @@ class LinearModel:
         return cls(labels, weights, bias)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"weights": self._weights, "bias": self._bias, "labels": np.asarray(self.labels)}
+        arrays = {"weights": self._weights, "bias": self._bias, "labels": np.asarray(self.labels)}
+        if self._head is not None:
+            arrays |= {"head_weights": self._head.weights, "head_bias": self._head.bias}
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LinearModel:
         labels = [str(label) for label in arrays["labels"]]
-        return cls(labels, arrays["weights"], arrays["bias"])
+        head = None
+        if "head_weights" in arrays:
+            head = EmbeddingHead(arrays["head_weights"], arrays["head_bias"])
+        return cls(labels, arrays["weights"], arrays["bias"], head)
+
+    def probabilities(self, text: str) -> np.ndarray:
+        """P(category) for each of `labels`."""
+        ngrams = softmax(features(text) @ self._weights + self._bias)
+        if self._head is None:
+            return ngrams
+        embedding = shared_encoder().encode([first_window(text) or text])
+        return np.asarray((ngrams + self._head.probabilities(embedding)[0]) / 2)
 
     def predict(self, text: str) -> tuple[str, float]:
-        probabilities = _softmax(features(text) @ self._weights + self._bias)
+        probabilities = self.probabilities(text)
         best = int(np.argmax(probabilities))
         return self.labels[best], float(probabilities[best])
 
@@ -199,11 +243,6 @@ def _shipped_model() -> LinearModel:
         return LinearModel.from_arrays(arrays)
     log.warning("model.npz does not match train.jsonl: training the request classifier")
     return LinearModel.train(load_split("train"))
-
-
-def _softmax(logits: np.ndarray) -> Any:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class RequestClassifier:

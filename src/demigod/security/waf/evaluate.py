@@ -67,7 +67,7 @@ def choose_threshold(
 ) -> float:
     """The lowest model threshold at which the screen (rules or model) suspects at most
     `max_false_positive_rate` of the benign validation texts (waf.threshold)."""
-    screen = PromptScreen(threshold=1.0, model=model)
+    screen = PromptScreen(threshold=0.0, model=model)  # every score in full: no cascade
     benign = [
         v
         for v, r in zip(verdicts(screen, validation), validation, strict=True)
@@ -85,7 +85,7 @@ def choose_threshold(
 def choose_block_threshold(model: InjectionModel, validation: Sequence[LabelledText]) -> float:
     """The lowest model threshold above every benign validation text's model score
     (waf.block_threshold: the model alone blocks no benign validation text)."""
-    screen = PromptScreen(threshold=1.0, model=model)
+    screen = PromptScreen(threshold=0.0, model=model)  # every score in full: no cascade
     benign = [r for r in validation if not r.is_injection]
     return min(1.0, max(v.model_score for v in verdicts(screen, benign)) + 1e-4)
 

