@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from demigod.security.waf.model import InjectionModel, LabelledText, load_split, shipped_model
-from demigod.security.waf.normalize import clean, fold
+from demigod.security.waf.normalize import clean
 from demigod.security.waf.screen import PromptScreen
 
 CACHE = Path.home() / ".cache" / "demigod" / "encoder-trial"
@@ -41,9 +41,7 @@ def excerpt(model: InjectionModel, text: str) -> str:
     if len(words) <= EXCERPT_WORDS:
         return " ".join(words)[:EXCERPT_CHARS]
     starts = range(0, len(words) - EXCERPT_WORDS // 2, EXCERPT_WORDS // 2)
-    best = max(
-        starts, key=lambda s: model.score_folded(fold(" ".join(words[s : s + EXCERPT_WORDS])))
-    )
+    best = max(starts, key=lambda s: model.score(" ".join(words[s : s + EXCERPT_WORDS])))
     return " ".join(words[best : best + EXCERPT_WORDS])[:EXCERPT_CHARS]
 
 

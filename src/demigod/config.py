@@ -731,7 +731,7 @@ class WafConfig(Section):
         default_factory=dict, description="per-tenant action, overriding default_action"
     )
     threshold: float = Field(
-        default=0.76,
+        default=0.69,
         ge=0,
         le=1,
         description="model score at which the model alone flags a request (x-demigod-waf; "
@@ -739,7 +739,7 @@ class WafConfig(Section):
         "bench/waf_quality.py)",
     )
     block_threshold: float = Field(
-        default=0.95,
+        default=0.78,
         ge=0,
         le=1,
         description="model score at which the model alone blocks (rules always block); "

@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from itertools import pairwise
-from typing import Any
 
 import numpy as np
 
@@ -166,7 +165,7 @@ class LinearModel:
             return model
         embeddings = shared_encoder().encode([first_window(row.prompt) for row in rows])
         classes = np.asarray([model.labels.index(row.category) for row in rows])
-        head = EmbeddingHead.fit(embeddings, classes, np.ones(len(rows)), len(model.labels))
+        head = EmbeddingHead.fit(embeddings, classes, len(model.labels))
         return cls(model.labels, model._weights, model._bias, head)
 
     @classmethod
@@ -201,15 +200,15 @@ class LinearModel:
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"weights": self._weights, "bias": self._bias, "labels": np.asarray(self.labels)}
         if self._head is not None:
-            arrays |= {"head_weights": self._head.weights, "head_bias": self._head.bias}
+            arrays |= {f"head_{key}": value for key, value in self._head.arrays.items()}
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LinearModel:
         labels = [str(label) for label in arrays["labels"]]
         head = None
-        if "head_weights" in arrays:
-            head = EmbeddingHead(arrays["head_weights"], arrays["head_bias"])
+        if "head_w1" in arrays:
+            head = EmbeddingHead({k[5:]: v for k, v in arrays.items() if k.startswith("head_")})
         return cls(labels, arrays["weights"], arrays["bias"], head)
 
     def probabilities(self, text: str) -> np.ndarray:

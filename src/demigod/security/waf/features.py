@@ -2,11 +2,13 @@
 
 The same features as the request classifier's (demigod.routing.classifier.features:
 log-scaled, L2-normalised counts of word 1-2-grams and character 3-grams, hashed into
-HASH_DIMENSIONS), but built for long text read in overlapping windows: each word's ids
-are hashed once (and cached across requests) and a window's vector is one `unique`
-over its ids, so a 512-token prompt costs about a millisecond, not one numpy call per
-n-gram per window. Vectors stay sparse (ids and weights): training works on a few
-thousand windows without a dense windows x 16 384 matrix.
+HASH_DIMENSIONS), but built for long text read in overlapping windows (the sentence
+encoder's 100-word windows, demigod.text_encoder.word_windows, so the n-gram model picks
+the window the encoder reads): each word's ids are hashed once (and cached across
+requests) and a window's vector is one `unique` over its ids, so a 512-token prompt costs
+about a millisecond, not one numpy call per n-gram per window. Vectors stay sparse (ids
+and weights): training works on a few thousand windows without a dense windows x 16 384
+matrix.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ from demigod.routing.classifier import HASH_DIMENSIONS
 # overlapping character pairs (script-aware tokens), not as one sentence-long "word".
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"([{_CJK}]+)|[^\W{_CJK}]+|[^\w\s]", re.UNICODE)
-# Long text is read in overlapping windows of words (the highest score counts), so one
-# injected sentence in a long pasted document is not diluted by the rest.
-WINDOW_WORDS, WINDOW_STRIDE = 160, 120
 WORD_CACHE_SIZE = 65536
 
 
@@ -62,14 +61,6 @@ def words(folded: str) -> list[str]:
     return tokens
 
 
-def window_ranges(count: int) -> list[range]:
-    """Overlapping ranges of at most WINDOW_WORDS covering `count` words."""
-    if count <= WINDOW_WORDS:
-        return [range(count)]
-    last = count - WINDOW_WORDS
-    return [range(s, s + WINDOW_WORDS) for s in [*range(0, last, WINDOW_STRIDE), last]]
-
-
 class Windows:
     """The feature vectors of a text's windows, sparse: window i holds the hashed ids
     `ids[starts[i]:starts[i+1]]` with weights `values[...]` (log-scaled counts, L2 = 1)."""
@@ -97,13 +88,11 @@ def _window(tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return unique, values / norm if norm else values
 
 
-def windows(folded: str) -> Windows:
-    """The sparse feature vectors of the windows of already folded text."""
-    tokens = words(folded)
-    parts = [_window(tokens[r.start : r.stop]) for r in window_ranges(len(tokens))]
-    parts = [(ids, values) for ids, values in parts if len(ids)] or [
-        (np.zeros(1, dtype=np.intp), np.zeros(1, dtype=np.float32))
-    ]
+def windows(folded_parts: Sequence[str]) -> Windows:
+    """The sparse feature vectors of already folded windows (one per part)."""
+    empty = (np.zeros(1, dtype=np.intp), np.zeros(1, dtype=np.float32))
+    parts = [_window(words(part)) for part in folded_parts] or [empty]
+    parts = [(ids, values) if len(ids) else empty for ids, values in parts]
     starts = np.cumsum([0] + [len(ids) for ids, _ in parts])
     return Windows(
         np.concatenate([ids for ids, _ in parts]),

@@ -113,9 +113,7 @@ class PromptScreen:
                     continue  # a fragment: too few n-grams for the model to be trusted
                 # Below both the threshold and the best so far, the score changes nothing:
                 # the model may skip its encoder (the cascade).
-                score = model.score_reading(
-                    cleaned, folded, at_least=max(self.threshold, best_score)
-                )
+                score = model.score_cleaned(cleaned, at_least=max(self.threshold, best_score))
                 if score > best_score:
                     best_score, best_source = score, source
         flagged_by_model = best_score >= self.threshold
