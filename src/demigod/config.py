@@ -739,12 +739,14 @@ class WafConfig(Section):
         "bench/waf_quality.py)",
     )
     block_threshold: float = Field(
-        default=0.78,
+        default=1.0,
         ge=0,
         le=1,
         description="model score at which the model alone blocks (rules always block); "
-        "between threshold and this, a tenant whose action is block gets flag instead "
-        "(chosen on the validation split: above every benign text's score)",
+        "between threshold and this, a tenant whose action is block gets flag instead. "
+        "1.0: the model never blocks alone — at the score above every validation benign "
+        "text (0.78) it blocked 7.1 % of an independent set's benign texts "
+        "(docs/security-waf.md, round four)",
     )
     roles: list[ScreenedRole] = Field(
         default_factory=lambda: list[ScreenedRole](["user", "tool"]),

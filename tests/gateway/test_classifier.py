@@ -26,27 +26,36 @@ from demigod.routing.classifier import (
 HELDOUT = Path(__file__).resolve().parents[2] / "bench" / "heldout" / "route.jsonl"
 HELDOUT_V2 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v2" / "route.jsonl"
 HELDOUT_V3 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v3" / "route.jsonl"
-# Measured by bench/route_quality.py on the frozen set (docs/routing.md); the issue's
-# targets (0.95 overall, 0.90 per category and language) are not met: these bars hold
-# what was measured, so a regression fails.
-MEASURED_ACCURACY = 106 / 123  # round three (frozen in "screening-3: frozen")
+HELDOUT_V4 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v4" / "route.jsonl"
+# Measured by bench/route_quality.py on the frozen sets (docs/routing.md), round four
+# (frozen in "screening-4: frozen"); the targets (0.95 overall, 0.90 per category
+# and language) are not all met: these bars hold what was measured, so a regression fails.
+MEASURED_ACCURACY = 123 / 123
 MEASURED_CORRECT_BY_GROUP = {
-    "chat": 36, "code": 38, "math": 32, "de": 10, "en": 15, "es": 11, "fr": 11, "it": 9,
-    "ja": 8, "nl": 9, "pt": 12, "ru": 10, "zh": 11,
+    "chat": 40, "code": 43, "math": 40, "de": 12, "en": 15, "es": 12, "fr": 12, "it": 12,
+    "ja": 12, "nl": 12, "pt": 12, "ru": 12, "zh": 12,
 }  # fmt: skip
 # The same on v2 (written independently of the data and models, fifteen languages).
-MEASURED_V2_ACCURACY = 494 / 550
+MEASURED_V2_ACCURACY = 542 / 550
 MEASURED_V2_CORRECT_BY_GROUP = {
-    "chat": 138, "code": 122, "long_context": 118, "math": 116, "ar": 26, "de": 32,
-    "en": 112, "es": 34, "fr": 31, "hi": 24, "it": 29, "ja": 26, "ko": 22, "nl": 25,
-    "pl": 26, "pt": 30, "ru": 26, "tr": 24, "zh": 27,
+    "chat": 141, "code": 146, "long_context": 118, "math": 137, "ar": 27, "de": 34,
+    "en": 119, "es": 34, "fr": 33, "hi": 26, "it": 31, "ja": 33, "ko": 28, "nl": 26,
+    "pl": 28, "pt": 32, "ru": 32, "tr": 28, "zh": 31,
 }  # fmt: skip
-# v3 (blind-author-2, eighteen languages): round three's clean measure.
-MEASURED_V3_ACCURACY = 264 / 310
+# v3 (blind-author-2, eighteen languages): round three's clean measure (0.852).
+MEASURED_V3_ACCURACY = 306 / 310
 MEASURED_V3_CORRECT_BY_GROUP = {
-    "chat": 80, "code": 57, "long_context": 64, "math": 63, "ar": 4, "de": 12, "en": 141,
-    "es": 13, "fr": 11, "hi": 5, "id": 7, "it": 8, "ja": 6, "ko": 4, "nl": 7, "pl": 6,
-    "pt": 7, "ru": 8, "sv": 4, "tr": 7, "vi": 7, "zh": 7,
+    "chat": 82, "code": 79, "long_context": 64, "math": 81, "ar": 6, "de": 13, "en": 164,
+    "es": 14, "fr": 13, "hi": 6, "id": 7, "it": 8, "ja": 8, "ko": 7, "nl": 7, "pl": 7,
+    "pt": 8, "ru": 10, "sv": 5, "tr": 8, "vi": 7, "zh": 8,
+}  # fmt: skip
+# v4 (blind-author-3b, twenty-two languages): round four's clean measure, scored once.
+MEASURED_V4_ACCURACY = 346 / 357
+MEASURED_V4_CORRECT_BY_GROUP = {
+    "chat": 96, "code": 100, "long_context": 53, "math": 97, "ar": 7, "cs": 5, "de": 11,
+    "en": 183, "es": 9, "fa": 6, "fr": 9, "hi": 7, "id": 7, "it": 8, "ja": 8, "ko": 8,
+    "nl": 8, "pl": 8, "pt": 8, "ru": 9, "sv": 6, "th": 7, "tr": 8, "uk": 7, "vi": 8,
+    "zh": 9,
 }  # fmt: skip
 
 CLASSIFIER = RequestClassifier()  # the shipped model, trained once per process
@@ -54,11 +63,13 @@ CLASSIFIER = RequestClassifier()  # the shipped model, trained once per process
 
 def test_held_out_prompts_are_not_trained_on() -> None:
     held_out = [
-        p for path in (HELDOUT, HELDOUT_V2, HELDOUT_V3) for p in parse_prompts(path.read_text())
+        p
+        for path in (HELDOUT, HELDOUT_V2, HELDOUT_V3, HELDOUT_V4)
+        for p in parse_prompts(path.read_text())
     ]
     shipped = load_split("train") + load_split("validation")
-    # v2 and v3 were written without seeing the training data; five everyday phrasings
-    # of v2 and two general questions of v3 coincide.
+    # v2, v3 and v4 were written without seeing the training data; five everyday
+    # phrasings of v2, two general questions of v3 and one maths question of v4 coincide.
     assert {r.prompt for r in held_out} & {r.prompt for r in shipped} == {
         "Tell me a fun fact about octopuses.",
         "Demuestra por inducción que 1 + 2 + ... + n = n(n+1)/2.",
@@ -67,6 +78,7 @@ def test_held_out_prompts_are_not_trained_on() -> None:
         "مرحبًا! كيف حالك اليوم؟",
         "How do vaccines train the immune system?",
         "What's the difference between weather and climate?",
+        "Find the eigenvalues of the matrix [[2, 1], [1, 2]].",
     }
     assert not {r.family for r in held_out} & {r.family for r in shipped}
     assert {r.language for r in held_out} >= {"en", "es", "fr", "de", "it", "pt", "nl", "ru"}
@@ -78,8 +90,9 @@ def test_held_out_prompts_are_not_trained_on() -> None:
         (HELDOUT, MEASURED_ACCURACY, MEASURED_CORRECT_BY_GROUP),
         (HELDOUT_V2, MEASURED_V2_ACCURACY, MEASURED_V2_CORRECT_BY_GROUP),
         (HELDOUT_V3, MEASURED_V3_ACCURACY, MEASURED_V3_CORRECT_BY_GROUP),
+        (HELDOUT_V4, MEASURED_V4_ACCURACY, MEASURED_V4_CORRECT_BY_GROUP),
     ],
-    ids=["v1", "v2", "v3"],
+    ids=["v1", "v2", "v3", "v4"],
 )
 def test_held_out_accuracy_per_category_and_language(
     path: Path, accuracy: float, by_group: dict[str, int]

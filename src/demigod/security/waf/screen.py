@@ -2,10 +2,12 @@
 
 `PromptScreen.screen(segments)` reads every segment (a user message, a tool result, a
 pasted document) and the base64/hex spans decoded from it, and returns one `Verdict`:
-`block` when a rule matches or the model's score reaches the block threshold, `flag` when
-the model's score reaches the (lower) threshold, else `allow`. The model alone blocks only
-when it is very sure: at round two's single threshold it blocked 12.9 % of an independent
-set's benign texts (45.8 % of long documents) while validation showed 1 %.
+`block` when a rule matches or the model's score reaches the block threshold (1.0, the
+default: never), `flag` when the model's score reaches the (lower) threshold, else
+`allow`. By default the model alone does not block: twice a threshold chosen on the
+validation split blocked many independently written benign texts (round two: 12.9 %,
+45.8 % of long documents; round four: 7.1 %, 16.4 % of long documents) while validation
+showed 1 % and 0 % (docs/security-waf.md).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from demigod.security.waf.model import InjectionModel, shipped_model
 from demigod.security.waf.normalize import clean, decoded_spans, fold
 from demigod.security.waf.rules import RULES, RULESET_VERSION, Rule, match_rules
 
-# Chosen on the validation split (bench/waf_quality.py): the model flags at <= 1 % of
-# benign texts, and blocks alone only above every benign validation text's score.
+# The flag threshold is chosen on the validation split (bench/waf_quality.py: <= 1 % of
+# benign texts suspected); the block threshold is 1.0 (see above).
 DEFAULT_THRESHOLD: float = WafConfig.model_fields["threshold"].default
 DEFAULT_BLOCK_THRESHOLD: float = WafConfig.model_fields["block_threshold"].default
 # Text beyond this many characters per segment is not read (bounded cost per request).
@@ -120,7 +122,8 @@ class PromptScreen:
         if flagged_by_model and best_source not in sources:
             sources.append(best_source)
         verdict: Literal["block", "flag", "allow"] = "allow"
-        if rules or best_score >= self.block_threshold:
+        blocked_by_model = self.block_threshold < 1.0 and best_score >= self.block_threshold
+        if rules or blocked_by_model:
             verdict = "block"
         elif flagged_by_model:
             verdict = "flag"
