@@ -6,6 +6,9 @@ harmless imperatives ("ignore the previous email", "the system will reset your p
 "rewrite our bot's system prompt") were scored as attacks, and attacks in Swedish,
 Indonesian, Czech, Thai, Persian, Ukrainian, Vietnamese and Hindi were missed. Training
 and validation only: the family's sha256 picks validation (a quarter) or train, never test.
+A text and its translations into other languages carry one family (e.g. "meeting-email",
+"attack-direct"), so they fall in the same split; a text written for one language only has
+the family "LANG/name".
 """
 
 from __future__ import annotations
