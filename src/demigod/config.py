@@ -731,7 +731,7 @@ class WafConfig(Section):
         default_factory=dict, description="per-tenant action, overriding default_action"
     )
     threshold: float = Field(
-        default=0.69,
+        default=0.74,
         ge=0,
         le=1,
         description="model score at which the model alone flags a request (x-demigod-waf; "
