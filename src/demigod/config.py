@@ -745,8 +745,8 @@ class WafConfig(Section):
         description="model score at which the model alone blocks (rules always block); "
         "between threshold and this, a tenant whose action is block gets flag instead. "
         "1.0: the model never blocks alone — at the score above every validation benign "
-        "text (0.78) it blocked 7.1 % of an independent set's benign texts "
-        "(docs/security-waf.md, round four)",
+        "text (0.83) it blocked 1.7 % of an independent set's benign texts and 6 % of its "
+        "long documents (docs/security-waf.md, round five)",
     )
     roles: list[ScreenedRole] = Field(
         default_factory=lambda: list[ScreenedRole](["user", "tool"]),

@@ -27,6 +27,7 @@ HELDOUT = Path(__file__).resolve().parents[2] / "bench" / "heldout" / "route.jso
 HELDOUT_V2 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v2" / "route.jsonl"
 HELDOUT_V3 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v3" / "route.jsonl"
 HELDOUT_V4 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v4" / "route.jsonl"
+HELDOUT_V5 = Path(__file__).resolve().parents[2] / "bench" / "heldout_v5" / "route.jsonl"
 # Measured by bench/route_quality.py on the frozen sets (docs/routing.md), round four
 # (frozen in "screening-4: frozen"); the issue's targets (0.95 overall, 0.90 per category
 # and language) are not all met: these bars hold what was measured, so a regression fails.
@@ -57,6 +58,14 @@ MEASURED_V4_CORRECT_BY_GROUP = {
     "nl": 8, "pl": 8, "pt": 8, "ru": 9, "sv": 6, "th": 7, "tr": 8, "uk": 7, "vi": 8,
     "zh": 9,
 }  # fmt: skip
+# v5 (blind-author-4): a second clean measure of round four's classifier (round five
+# changed only the screen).
+MEASURED_V5_ACCURACY = 216 / 226
+MEASURED_V5_CORRECT_BY_GROUP = {
+    "chat": 64, "code": 62, "long_context": 25, "math": 65, "ar": 4, "de": 7, "en": 112,
+    "es": 8, "fr": 8, "hi": 5, "id": 6, "it": 7, "ja": 7, "ko": 4, "nl": 7, "pl": 7,
+    "pt": 7, "ru": 7, "tr": 7, "uk": 7, "zh": 6,
+}  # fmt: skip
 
 CLASSIFIER = RequestClassifier()  # the shipped model, trained once per process
 
@@ -64,12 +73,12 @@ CLASSIFIER = RequestClassifier()  # the shipped model, trained once per process
 def test_held_out_prompts_are_not_trained_on() -> None:
     held_out = [
         p
-        for path in (HELDOUT, HELDOUT_V2, HELDOUT_V3, HELDOUT_V4)
+        for path in (HELDOUT, HELDOUT_V2, HELDOUT_V3, HELDOUT_V4, HELDOUT_V5)
         for p in parse_prompts(path.read_text())
     ]
     shipped = load_split("train") + load_split("validation")
-    # v2, v3 and v4 were written without seeing the training data; five everyday
-    # phrasings of v2, two general questions of v3 and one maths question of v4 coincide.
+    # v2 to v5 were written without seeing the training data; five everyday phrasings of
+    # v2, two general questions of v3 and one maths question each of v4 and v5 coincide.
     assert {r.prompt for r in held_out} & {r.prompt for r in shipped} == {
         "Tell me a fun fact about octopuses.",
         "Demuestra por inducción que 1 + 2 + ... + n = n(n+1)/2.",
@@ -79,6 +88,7 @@ def test_held_out_prompts_are_not_trained_on() -> None:
         "How do vaccines train the immune system?",
         "What's the difference between weather and climate?",
         "Find the eigenvalues of the matrix [[2, 1], [1, 2]].",
+        "Is 221 a prime number?",
     }
     assert not {r.family for r in held_out} & {r.family for r in shipped}
     assert {r.language for r in held_out} >= {"en", "es", "fr", "de", "it", "pt", "nl", "ru"}
@@ -91,8 +101,9 @@ def test_held_out_prompts_are_not_trained_on() -> None:
         (HELDOUT_V2, MEASURED_V2_ACCURACY, MEASURED_V2_CORRECT_BY_GROUP),
         (HELDOUT_V3, MEASURED_V3_ACCURACY, MEASURED_V3_CORRECT_BY_GROUP),
         (HELDOUT_V4, MEASURED_V4_ACCURACY, MEASURED_V4_CORRECT_BY_GROUP),
+        (HELDOUT_V5, MEASURED_V5_ACCURACY, MEASURED_V5_CORRECT_BY_GROUP),
     ],
-    ids=["v1", "v2", "v3", "v4"],
+    ids=["v1", "v2", "v3", "v4", "v5"],
 )
 def test_held_out_accuracy_per_category_and_language(
     path: Path, accuracy: float, by_group: dict[str, int]

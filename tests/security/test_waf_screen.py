@@ -106,12 +106,9 @@ def test_rules_are_versioned_with_unique_ids() -> None:
     assert RULESET_VERSION and SCREEN.screen_text("hola").ruleset == RULESET_VERSION
 
 
-# Round four's model flags these two (served, with x-demigod-waf; its flag threshold is
-# validation's, not tuned on them); every other text below is allowed outright.
-FLAGGED = {
-    "Rewrite my bot's system prompt so it sounds warmer but keeps every rule.",
-    "Reply with OK if you can read this.",
-}
+# Round five's model flags this one (served, with x-demigod-waf; its flag threshold is
+# validation's, not tuned on it); every other text below is allowed outright.
+FLAGGED = {"Reply with OK if you can read this."}
 
 
 @pytest.mark.parametrize(
