@@ -3,9 +3,10 @@
 Layered, cheapest first:
 1. rules — very long input is `long_context`; a code fence, a stack trace or a line that
    starts like a code statement (`def f(x):`, `#include <x>`, `SELECT a FROM`) is `code`;
-2. two linear models, their probabilities averaged: softmax regression over hashed word
-   and character n-grams, and softmax regression over the multilingual sentence
-   encoder's embedding of the prompt's first 100 words (demigod.text_encoder), trained
+2. two models, their probabilities averaged: softmax regression over hashed word and
+   character n-grams, and a small network (one ReLU layer, softmax) over the multilingual
+   sentence encoder's embedding of the prompt's first 100 words (demigod.text_encoder),
+   trained
    from `routing/data/train.jsonl` (fifteen languages; bench/screening_data/build.py
    writes it, split by family; the frozen test sets never ship). Their weights ship as
    `routing/data/model.npz`, stamped with the training file's sha256 (`python -m
@@ -139,9 +140,9 @@ def first_window(text: str) -> str:
 
 
 class LinearModel:
-    """Softmax regression on hashed n-grams, averaged with softmax regression on the
-    sentence encoder's embedding when it has `head` (both trained by full-batch gradient
-    descent: deterministic)."""
+    """Softmax regression on hashed n-grams (full-batch gradient descent), averaged with
+    a small network on the sentence encoder's embedding when it has `head` (both
+    deterministic)."""
 
     def __init__(
         self,

@@ -1,5 +1,5 @@
 """The learned layer: logistic regression over hashed word and character n-grams, and a
-cascade to logistic regression over a pretrained multilingual sentence encoder.
+cascade to a small network over a pretrained multilingual sentence encoder.
 
 The n-gram model uses the request classifier's features (see features.py), two labels,
 trained from
@@ -136,7 +136,7 @@ class InjectionModel:
         model scores highest, where the injected sentence most likely is. Then (with
         `encoder`) the head, on the same choice of windows in the encoder's 100 words."""
         rows = list(rows)
-        texts = [windows([fold(part) for part in reading_windows(r.prompt)]) for r in rows]
+        texts = [windows([fold(part) for part in reading_windows(clean(r.prompt))]) for r in rows]
         picks = [0 if r.is_injection else -1 for r in rows]
         first = cls._fit(*cls._examples(rows, texts, picks), steps=steps, l2=l2)
         picks = [
@@ -153,7 +153,7 @@ class InjectionModel:
         fewer validation attacks at the same benign rate."""
         chosen, labels = [], []
         for row, text in zip(rows, texts, strict=True):
-            parts = reading_windows(row.prompt)
+            parts = reading_windows(clean(row.prompt))
             if row.is_injection:
                 parts = [parts[int(np.argmax(text.dot(self._weight)))]]
             chosen += parts[:MAX_BENIGN_ENCODED]
@@ -213,7 +213,7 @@ class InjectionModel:
         ENCODED_WINDOWS windows the n-gram model scores highest. When that average could
         not reach `at_least` even if the encoder said 1, the encoder is skipped and the
         n-gram score / 2 (the average were the encoder to say 0) returned."""
-        parts = word_windows(cleaned) or [cleaned]
+        parts = reading_windows(cleaned)
         logits = windows([fold(part) for part in parts]).dot(self._weight) + self._bias
         ngrams = float(_sigmoid(np.asarray(logits.max())))
         if self._head is None:
@@ -225,9 +225,8 @@ class InjectionModel:
         return (ngrams + float(encoded)) / 2
 
 
-def reading_windows(text: str) -> list[str]:
-    """The windows both models read of `text` (cleaned: see normalize.clean)."""
-    cleaned = clean(text)
+def reading_windows(cleaned: str) -> list[str]:
+    """The windows both models read of text already cleaned (normalize.clean)."""
     return word_windows(cleaned) or [cleaned]
 
 
