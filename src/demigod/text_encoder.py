@@ -97,8 +97,24 @@ class EmbeddingHead:
 
     HIDDEN, EPOCHS, BATCH, LEARNING_RATE, L2, SEED = 512, 30, 200, 1e-3, 4.0, 16
 
+    PREFIX = "head_"  # its arrays' names inside a model's model.npz
+
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Its arrays, named to sit beside a model's own in one model.npz."""
+        return {f"{self.PREFIX}{key}": value for key, value in self.arrays.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> EmbeddingHead | None:
+        """The head stored in a model's arrays (None without one). Loads the shared
+        encoder too: with the weights, at startup, not on the first request."""
+        if f"{cls.PREFIX}w1" not in arrays:
+            return None
+        shared_encoder()
+        prefix = len(cls.PREFIX)
+        return cls({k[prefix:]: v for k, v in arrays.items() if k.startswith(cls.PREFIX)})
 
     @classmethod
     def fit(cls, embeddings: np.ndarray, labels: np.ndarray, classes: int) -> EmbeddingHead:

@@ -201,16 +201,13 @@ class LinearModel:
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"weights": self._weights, "bias": self._bias, "labels": np.asarray(self.labels)}
         if self._head is not None:
-            arrays |= {f"head_{key}": value for key, value in self._head.arrays.items()}
+            arrays |= self._head.to_arrays()
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LinearModel:
         labels = [str(label) for label in arrays["labels"]]
-        head = None
-        if "head_w1" in arrays:
-            head = EmbeddingHead({k[5:]: v for k, v in arrays.items() if k.startswith("head_")})
-            shared_encoder()  # loaded with the weights (startup), not on the first request
+        head = EmbeddingHead.from_arrays(arrays)
         return cls(labels, arrays["weights"], arrays["bias"], head)
 
     def probabilities(self, text: str) -> np.ndarray:

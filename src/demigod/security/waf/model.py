@@ -111,15 +111,12 @@ class InjectionModel:
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"weight": self._weight, "bias": np.asarray(self._bias, dtype=np.float64)}
         if self._head is not None:
-            arrays |= {f"head_{key}": value for key, value in self._head.arrays.items()}
+            arrays |= self._head.to_arrays()
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> InjectionModel:
-        head = None
-        if "head_w1" in arrays:
-            head = EmbeddingHead({k[5:]: v for k, v in arrays.items() if k.startswith("head_")})
-            shared_encoder()  # loaded with the weights (startup), not on the first request
+        head = EmbeddingHead.from_arrays(arrays)
         return cls(arrays["weight"].astype(np.float32), float(arrays["bias"]), head)
 
     @classmethod
